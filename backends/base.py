@@ -1,0 +1,182 @@
+"""The interfaces every backend implements, local or Azure.
+
+They speak in URIs and strings, never in local paths or cloud SDK types, so that an
+Azure implementation fits without changing callers:
+
+- ``DataLake``: blob containers (landing, curated, quarantine).
+- ``Compute``: submit a training job, poll it, fetch its outputs by job id.
+- ``ModelRegistry``: model versions (strings) with tags and stage aliases.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+
+class BackendError(RuntimeError):
+    """A backend failed in a way the caller should report as is."""
+
+
+class NotFoundError(BackendError):
+    """The blob, job, model version or alias does not exist."""
+
+
+class ConflictError(BackendError):
+    """A conditional write lost a race (the object changed since it was read)."""
+
+
+class IntegrityError(BackendError):
+    """Stored bytes do not match their recorded sha256."""
+
+
+# --------------------------------------------------------------------------- data lake
+@dataclass(frozen=True)
+class BlobRef:
+    """One blob: where it is and the version of it that was seen."""
+
+    container: str
+    name: str
+    uri: str
+    etag: str = ""
+    size: int = 0
+    last_modified: datetime | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class DataLake(Protocol):
+    """Blob storage with containers. Names are blob names; ``uri`` is the blob URL."""
+
+    def ensure_containers(self, *names: str) -> None: ...
+
+    def put(
+        self,
+        container: str,
+        name: str,
+        data: bytes,
+        *,
+        metadata: dict[str, str] | None = None,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> BlobRef:
+        """Write a blob. ``if_match`` (an etag) or ``if_none_match`` make the write
+        conditional; a lost race raises ``ConflictError``."""
+        ...
+
+    def get(self, container: str, name: str) -> tuple[bytes, BlobRef]: ...
+
+    def list(self, container: str, prefix: str = "") -> list[BlobRef]: ...
+
+    def copy(self, src: BlobRef, container: str, name: str, metadata: dict[str, str] | None = None) -> BlobRef: ...
+
+    def delete(self, container: str, name: str, *, if_match: str | None = None) -> None: ...
+
+    def exists(self, container: str, name: str) -> bool: ...
+
+    def ref(self, uri: str) -> BlobRef:
+        """Parse a blob URL (or ``container/name``) back into a reference (no I/O)."""
+        ...
+
+    def uri(self, container: str, name: str) -> str: ...
+
+
+# --------------------------------------------------------------------------- compute
+class JobState(str, enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELED)
+
+
+@dataclass(frozen=True)
+class TrainingJobSpec:
+    """What a training job needs: the data (a blob URI) and the parameters (JSON-able)."""
+
+    data_uri: str
+    params: dict[str, object]
+    experiment: str
+    display_name: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    job_id: str
+    state: JobState
+    message: str = ""
+    url: str = ""  # where a person can watch the job (AML studio; a log file locally)
+
+
+@runtime_checkable
+class Compute(Protocol):
+    """Runs ``python -m training.train`` somewhere and hands back its output folder."""
+
+    def submit(self, spec: TrainingJobSpec) -> str:
+        """Start the job; returns its id at once."""
+        ...
+
+    def status(self, job_id: str) -> JobStatus: ...
+
+    def wait(self, job_id: str, timeout: float) -> JobStatus:
+        """Poll until the job finishes or ``timeout`` seconds pass (then cancel, FAILED)."""
+        ...
+
+    def download_outputs(self, job_id: str, dest: Path) -> Path:
+        """Copy the job's output folder under ``dest``; returns the folder holding model files."""
+        ...
+
+    def logs(self, job_id: str) -> str: ...
+
+
+# --------------------------------------------------------------------------- registry
+@dataclass(frozen=True)
+class ModelVersion:
+    name: str
+    version: str
+    uri: str  # where the registry keeps the artifact folder
+    sha256: str  # of the model file
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+    created_at: datetime | None = None
+
+
+STAGES = ("candidate", "qa", "production")
+
+
+@runtime_checkable
+class ModelRegistry(Protocol):
+    """Versioned models with tags and stage aliases (``candidate``, ``qa``, ``production``)."""
+
+    def register(self, name: str, artifact_dir: Path, model_file: str, tags: dict[str, str]) -> ModelVersion:
+        """Store a copy of ``artifact_dir`` as the next version; records sha256 of ``model_file``."""
+        ...
+
+    def get(self, name: str, version: str) -> ModelVersion: ...
+
+    def list_versions(self, name: str) -> list[ModelVersion]: ...
+
+    def find(self, name: str, tags: dict[str, str]) -> list[ModelVersion]:
+        """Versions whose tags include every given key/value."""
+        ...
+
+    def get_alias(self, name: str, alias: str) -> ModelVersion | None: ...
+
+    def set_alias(self, name: str, alias: str, version: str) -> None: ...
+
+    def delete_alias(self, name: str, alias: str) -> None: ...
+
+    def set_tags(self, name: str, version: str, tags: dict[str, str]) -> None: ...
+
+    def download(self, name: str, version: str, dest: Path) -> Path:
+        """Copy the version's artifact folder under ``dest`` and verify the model's sha256
+        (``IntegrityError`` on mismatch); returns the folder."""
+        ...

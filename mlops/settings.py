@@ -1,0 +1,142 @@
+"""The one settings object: the profile switch, names, paths and endpoints.
+
+No other module reads environment variables. Every field can be set as
+``MLOPS_<FIELD>`` (nested: ``MLOPS_AZURE__SUBSCRIPTION_ID``) or in a ``.env`` file.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Azurite's documented development account: public, identical on every machine.
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+class AzureSettings(BaseModel):
+    """Where the Azure profile points. Only read when ``profile == "azure"``."""
+
+    subscription_id: str = ""
+    resource_group: str = ""
+    workspace: str = ""
+    compute_name: str = "cpu-cluster"
+    environment: str = "azureml:diabetes-train-env@latest"
+    storage_account_url: str = ""  # https://<account>.blob.core.windows.net
+    job_poll_seconds: float = 15.0
+
+
+class Settings(BaseSettings):
+    """Typed configuration for every part of the system."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MLOPS_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    profile: Literal["local", "azure"] = "local"
+    model_name: str = Field(default="diabetes-ridge", pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
+    state_dir: Path = Path(".mlops")
+
+    # Data lake (Azure Blob Storage; Azurite locally)
+    azurite_host: str = "127.0.0.1"
+    azurite_port: int = Field(default=10000, ge=1, le=65535)
+    blob_connection_string: SecretStr | None = None
+    landing_container: str = "landing"
+    curated_container: str = "curated"
+    quarantine_container: str = "quarantine"
+
+    # Prefect
+    prefect_host: str = "127.0.0.1"
+    prefect_port: int = Field(default=4200, ge=1, le=65535)
+
+    # Compute
+    compute_timeout_seconds: float = Field(default=900.0, gt=0)
+
+    # Data validation
+    min_rows: int = Field(default=50, ge=1)
+
+    azure: AzureSettings = AzureSettings()
+
+    @model_validator(mode="after")
+    def _azure_needs_workspace(self) -> Settings:
+        if self.profile == "azure":
+            missing = [
+                f"MLOPS_AZURE__{name.upper()}"
+                for name in ("subscription_id", "resource_group", "workspace")
+                if not getattr(self.azure, name)
+            ]
+            if not self.blob_connection_string and not self.azure.storage_account_url:
+                missing.append("MLOPS_AZURE__STORAGE_ACCOUNT_URL (or MLOPS_BLOB_CONNECTION_STRING)")
+            if missing:
+                raise ValueError("profile 'azure' needs: " + ", ".join(missing))
+        return self
+
+    # Derived locations -------------------------------------------------------------
+    @property
+    def state_path(self) -> Path:
+        return self.state_dir.resolve()
+
+    @property
+    def blob_connection(self) -> str:
+        """Connection string for the data lake (Azurite's well-known account by default)."""
+        if self.blob_connection_string is not None:
+            return self.blob_connection_string.get_secret_value()
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+            f"AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint=http://{self.azurite_host}:{self.azurite_port}/{AZURITE_ACCOUNT};"
+        )
+
+    @property
+    def prefect_api_url(self) -> str:
+        return f"http://{self.prefect_host}:{self.prefect_port}/api"
+
+    @property
+    def prefect_ui_url(self) -> str:
+        return f"http://{self.prefect_host}:{self.prefect_port}"
+
+    @property
+    def registry_path(self) -> Path:
+        return self.state_path / "registry"
+
+    @property
+    def jobs_path(self) -> Path:
+        return self.state_path / "jobs"
+
+    @property
+    def data_docs_path(self) -> Path:
+        return self.state_path / "data_docs"
+
+    @property
+    def run_path(self) -> Path:
+        """PID files and service logs."""
+        return self.state_path / "run"
+
+
+class SettingsError(RuntimeError):
+    """Invalid configuration, with a message that names the offending setting."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, turning validation errors into one clear message."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = "__".join(str(p) for p in err["loc"]).upper()
+            name = f"MLOPS_{loc}" if loc else "settings"
+            lines.append(f"{name}: {err['msg']}")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings for this process, read once (tests call ``get_settings.cache_clear()``)."""
+    return load_settings()

@@ -1,0 +1,1 @@
+"""Pure machine-learning core: no Prefect, no Azure, no Docker."""
