@@ -180,3 +180,64 @@ class ModelRegistry(Protocol):
         """Copy the version's artifact folder under ``dest`` and verify the model's sha256
         (``IntegrityError`` on mismatch); returns the folder."""
         ...
+
+
+# --------------------------------------------------------------------------- release
+@dataclass(frozen=True)
+class ReleaseSpec:
+    """What to run: a scoring image (or, for the process target, the model folder) for one
+    registered model version."""
+
+    model_name: str
+    model_version: str
+    model_sha256: str
+    image: str = ""  # docker image tag; empty for the process target
+    model_uri: str = ""  # registry artifact folder URI (file:// locally)
+    replicas: int = 1
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A running scoring service as a client sees it."""
+
+    environment: str  # "qa" or "production"
+    url: str  # base URL; the scoring route is url + "/score"
+    key: str = field(repr=False)  # never printed in reprs or logs
+    model_name: str = ""
+    model_version: str = ""
+    image: str = ""
+
+
+@runtime_checkable
+class ImageBuilder(Protocol):
+    """Turns a registered model's artifact folder into a scoring image (docker locally, ACR in Azure)."""
+
+    def build(self, model_name: str, model_version: str, artifact_dir: Path, code_version: str) -> str:
+        """Build (or reuse) the image; returns its tag. Fails if the scoring environment's
+        library versions differ from the ones recorded at training time."""
+        ...
+
+
+@runtime_checkable
+class DeploymentTarget(Protocol):
+    """A place that runs scoring services: ACI (QA) and AKS (production) in Azure; a local
+    Docker engine or plain processes here."""
+
+    def deploy(self, environment: str, release: ReleaseSpec) -> Endpoint:
+        """Run ``release`` in ``environment``, replacing what runs there without downtime; the
+        replaced release is remembered for ``rollback``."""
+        ...
+
+    def current(self, environment: str) -> Endpoint | None: ...
+
+    def current_release(self, environment: str) -> ReleaseSpec | None: ...
+
+    def previous(self, environment: str) -> ReleaseSpec | None: ...
+
+    def health(self, environment: str) -> bool: ...
+
+    def rollback(self, environment: str) -> Endpoint:
+        """Put the previous release back (zero downtime) and return its endpoint."""
+        ...
+
+    def teardown(self, environment: str) -> None: ...
