@@ -1,0 +1,202 @@
+"""Command line training run: ``python -m training.train --data FILE --output DIR``.
+
+Reads a CSV or Parquet file, splits it by row hash, fits Ridge, scores it on the holdout
+and writes ``model.joblib``, ``metrics.json``, ``run.json`` and ``golden.json`` to DIR.
+Exit code 0 on success, 2 on bad input (missing file, unreadable data, bad parameters).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import sys
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sklearn.linear_model import Ridge
+
+from training import model as model_io
+from training.data import DataFormatError, fingerprint, load_dataset, split, to_training_frame
+from training.evaluate import Metrics, score
+from training.params import TrainingParams
+from training.schema import FEATURES, TARGET
+
+logger = logging.getLogger(__name__)
+
+METRICS_FILENAME = "metrics.json"
+RUN_FILENAME = "run.json"
+GOLDEN_FILENAME = "golden.json"
+GOLDEN_ROWS = 20
+# The scoring image is pinned to these and refuses a model trained with other versions,
+# because joblib pickles are only guaranteed to load under the versions that wrote them.
+PINNED_PACKAGES = ("scikit-learn", "numpy", "pandas", "joblib", "scipy")
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """Everything a training run produces, before it is written to disk."""
+
+    model: Ridge
+    metrics: Metrics
+    n_train: int
+    n_holdout: int
+    run: dict[str, Any]
+    golden: dict[str, list[Any]]
+
+
+def parse_params(value: str | None) -> TrainingParams:
+    """Build training parameters from a JSON string or the path of a JSON file.
+
+    Args:
+        value: ``None`` for the defaults, inline JSON (text starting with ``{`` or ``[``),
+            or a path to a file holding a JSON object.
+
+    Returns:
+        The validated parameters.
+
+    Raises:
+        OSError: The file cannot be read.
+        ValueError: The text is not a JSON object, or a value is invalid or unknown
+            (``json.JSONDecodeError`` and ``pydantic.ValidationError`` are ValueErrors).
+    """
+    if value is None:
+        return TrainingParams()
+    # JSON text starts with a bracket; anything else is taken for a file name.
+    inline = value.lstrip().startswith(("{", "["))
+    text = value if inline else Path(value).read_text(encoding="utf-8")
+    raw = json.loads(text)
+    if not isinstance(raw, dict):
+        raise ValueError(f"params must be a JSON object, got {type(raw).__name__}")
+    return TrainingParams.model_validate(raw)
+
+
+def library_versions() -> dict[str, str]:
+    """Return the installed versions of the packages the model file depends on."""
+    return {name: version(name) for name in PINNED_PACKAGES}
+
+
+def train(frame: pd.DataFrame, params: TrainingParams) -> TrainingResult:
+    """Split, fit and score: the whole run in memory.
+
+    Args:
+        frame: A training frame (see ``training.data.to_training_frame``).
+        params: The training parameters.
+
+    Returns:
+        The model, its holdout metrics and the contents of ``run.json``/``golden.json``.
+
+    Raises:
+        DataFormatError: Too few rows to train and score (the holdout needs 2 rows).
+    """
+    train_rows, holdout = split(frame, params.holdout_fraction, params.seed)
+    if len(holdout) < 2:
+        raise DataFormatError(
+            "data",
+            f"{len(frame)} rows give a holdout of {len(holdout)} row(s); scoring needs at "
+            "least 2: supply more rows or raise holdout_fraction",
+        )
+    model = model_io.fit(train_rows, params)
+    metrics = score(model, holdout)
+    logger.info(
+        "holdout rmse=%.4f mae=%.4f r2=%.4f (train %d, holdout %d rows)",
+        metrics.rmse, metrics.mae, metrics.r2, len(train_rows), len(holdout),
+    )  # fmt: skip
+    sample = holdout.head(GOLDEN_ROWS)
+    golden = {
+        "data": sample[list(FEATURES)].to_numpy(dtype=float).tolist(),
+        "predictions": model_io.predict(model, sample).tolist(),
+    }
+    run = {
+        "params": params.model_dump(mode="json"),
+        "params_digest": params.digest(),
+        "data_fingerprint": fingerprint(frame),
+        "n_rows": len(frame),
+        "features": list(FEATURES),
+        "target": TARGET,
+        "python_version": platform.python_version(),
+        "versions": library_versions(),
+    }
+    return TrainingResult(model, metrics, len(train_rows), len(holdout), run, golden)
+
+
+def _write_json(path: Path, content: dict[str, Any]) -> None:
+    path.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def write_artifacts(result: TrainingResult, output_dir: Path) -> dict[str, Path]:
+    """Write the model and its JSON companions into a directory.
+
+    Args:
+        result: What ``train`` returned.
+        output_dir: The directory; created if missing, existing files are replaced.
+
+    Returns:
+        The written paths by file name.
+    """
+    output_dir.mkdir(parents=True, exist_ok=True)
+    paths = {model_io.MODEL_FILENAME: model_io.save(result.model, output_dir)}
+    metrics = {
+        **result.metrics.model_dump(mode="json"),
+        "n_train": result.n_train,
+        "n_holdout": result.n_holdout,
+    }
+    for name, content in (
+        (METRICS_FILENAME, metrics),
+        (RUN_FILENAME, result.run),
+        (GOLDEN_FILENAME, result.golden),
+    ):
+        paths[name] = output_dir / name
+        _write_json(paths[name], content)
+    return paths
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.train", description="Train the diabetes Ridge model."
+    )
+    parser.add_argument("--data", type=Path, required=True, help="CSV or Parquet file")
+    parser.add_argument("--output", type=Path, required=True, help="directory for artifacts")
+    parser.add_argument("--params", help="training parameters: a JSON object or a JSON file")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line interface.
+
+    Args:
+        argv: Arguments without the program name; ``None`` reads ``sys.argv``.
+
+    Returns:
+        0 on success, 2 on bad input or bad usage.
+    """
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
+    )
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # argparse exits on usage errors and --help
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        params = parse_params(args.params)
+        frame = to_training_frame(load_dataset(args.data, args.data.name))
+        result = train(frame, params)
+    except OSError as exc:
+        sys.stderr.write(f"training: error: cannot read {exc.filename}: {exc.strerror}\n")
+        return 2
+    except ValueError as exc:
+        # Bad data or parameters (DataFormatError, JSON and pydantic errors are ValueErrors):
+        # a clear message beats a traceback.
+        sys.stderr.write(f"training: error: {exc}\n")
+        return 2
+    paths = write_artifacts(result, args.output)
+    logger.info("wrote %s", ", ".join(str(path) for path in paths.values()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
