@@ -71,7 +71,9 @@ class DataLake(Protocol):
 
     def list(self, container: str, prefix: str = "") -> list[BlobRef]: ...
 
-    def copy(self, src: BlobRef, container: str, name: str, metadata: dict[str, str] | None = None) -> BlobRef: ...
+    def copy(
+        self, src: BlobRef, container: str, name: str, metadata: dict[str, str] | None = None
+    ) -> BlobRef: ...
 
     def delete(self, container: str, name: str, *, if_match: str | None = None) -> None: ...
 
@@ -85,7 +87,7 @@ class DataLake(Protocol):
 
 
 # --------------------------------------------------------------------------- compute
-class JobState(str, enum.Enum):
+class JobState(enum.StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     COMPLETED = "completed"
@@ -156,8 +158,10 @@ STAGES = ("candidate", "qa", "production")
 class ModelRegistry(Protocol):
     """Versioned models with tags and stage aliases (``candidate``, ``qa``, ``production``)."""
 
-    def register(self, name: str, artifact_dir: Path, model_file: str, tags: dict[str, str]) -> ModelVersion:
-        """Store a copy of ``artifact_dir`` as the next version; records sha256 of ``model_file``."""
+    def register(
+        self, name: str, artifact_dir: Path, model_file: str, tags: dict[str, str]
+    ) -> ModelVersion:
+        """Store ``artifact_dir`` as the next version, with the sha256 of ``model_file``."""
         ...
 
     def get(self, name: str, version: str) -> ModelVersion: ...
@@ -210,9 +214,11 @@ class Endpoint:
 
 @runtime_checkable
 class ImageBuilder(Protocol):
-    """Turns a registered model's artifact folder into a scoring image (docker locally, ACR in Azure)."""
+    """Turns a model artifact folder into a scoring image (docker locally, ACR in Azure)."""
 
-    def build(self, model_name: str, model_version: str, artifact_dir: Path, code_version: str) -> str:
+    def build(
+        self, model_name: str, model_version: str, artifact_dir: Path, code_version: str
+    ) -> str:
         """Build (or reuse) the image; returns its tag. Fails if the scoring environment's
         library versions differ from the ones recorded at training time."""
         ...

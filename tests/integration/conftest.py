@@ -1,0 +1,128 @@
+"""Fixtures for integration tests: real local services, started once per session.
+
+- ``azurite`` (session): a real Azurite blob service on a free loopback port, in memory,
+  started the first time a test asks for it and stopped when the session ends. Yields an
+  ``AzuriteInstance`` (``host``, ``port``, ``connection_string``, ``endpoint``,
+  ``service``). Skipped, with the reason, only when node or ``azurite-blob`` is not
+  installed (``make setup`` installs it).
+- ``azurite_port`` (session): ``azurite.port`` (an int), for code that sets
+  ``MLOPS_AZURITE_PORT``.
+- ``lake_containers`` (function): fresh, uniquely named landing/curated/quarantine
+  containers in that Azurite, created before the test and deleted after it. Yields a
+  ``LakeContainers`` (``landing``, ``curated``, ``quarantine``, ``all``).
+- ``datalake`` (function): a ``BlobDataLake`` connected to ``azurite``; use it with the
+  names in ``lake_containers``.
+- ``lake_settings`` (function): ``Settings`` pointing at ``azurite``, at the fresh
+  containers and at a per-test state folder (``tmp_path / "state"``): hand it to code that
+  calls ``get_backends(settings)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from backends.blob_datalake import BlobDataLake
+from backends.local.azurite import AzuriteService, find_azurite_binary
+from mlops.settings import Settings, load_settings
+
+
+@dataclass(frozen=True)
+class AzuriteInstance:
+    """A running Azurite blob service."""
+
+    host: str
+    port: int
+    connection_string: str
+    service: AzuriteService
+
+    @property
+    def endpoint(self) -> str:
+        return self.service.endpoint
+
+
+@dataclass(frozen=True)
+class LakeContainers:
+    """Container names made for one test."""
+
+    landing: str
+    curated: str
+    quarantine: str
+
+    @property
+    def all(self) -> tuple[str, str, str]:
+        return (self.landing, self.curated, self.quarantine)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteInstance]:
+    """Azurite (in memory) on a free port for the whole session."""
+    if find_azurite_binary() is None:
+        pytest.skip("node or azurite-blob is not installed: run `make setup`")
+    host, port = "127.0.0.1", free_port()
+    log_file = tmp_path_factory.mktemp("azurite") / "azurite.log"
+    service = AzuriteService(port, None, log_file, host=host)
+    service.start(timeout=60)
+    try:
+        settings = Settings(azurite_host=host, azurite_port=port, blob_connection_string=None)
+        yield AzuriteInstance(host, port, settings.blob_connection, service)
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite_port(azurite: AzuriteInstance) -> int:
+    """The session Azurite's blob port."""
+    return azurite.port
+
+
+@pytest.fixture
+def lake_containers(azurite: AzuriteInstance) -> Iterator[LakeContainers]:
+    """Fresh landing/curated/quarantine containers, deleted after the test."""
+    suffix = secrets.token_hex(4)
+    names = LakeContainers(f"landing-{suffix}", f"curated-{suffix}", f"quarantine-{suffix}")
+    lake = BlobDataLake(azurite.connection_string)
+    lake.ensure_containers(*names.all)
+    yield names
+    from azure.core.exceptions import ResourceNotFoundError
+    from azure.storage.blob import BlobServiceClient
+
+    # Keeps the in-memory emulator small over a long session.
+    client = BlobServiceClient.from_connection_string(azurite.connection_string)
+    for name in names.all:
+        with contextlib.suppress(ResourceNotFoundError):
+            client.delete_container(name)
+
+
+@pytest.fixture
+def datalake(azurite: AzuriteInstance, lake_containers: LakeContainers) -> BlobDataLake:
+    """A BlobDataLake on the session's Azurite (the test's containers already exist)."""
+    return BlobDataLake(azurite.connection_string)
+
+
+@pytest.fixture
+def lake_settings(
+    azurite: AzuriteInstance, lake_containers: LakeContainers, tmp_path: Path
+) -> Settings:
+    """Settings for this test: the session's Azurite, fresh containers, a fresh state dir."""
+    return load_settings(
+        azurite_host=azurite.host,
+        azurite_port=azurite.port,
+        landing_container=lake_containers.landing,
+        curated_container=lake_containers.curated,
+        quarantine_container=lake_containers.quarantine,
+        state_dir=tmp_path / "state",
+    )

@@ -1,0 +1,55 @@
+"""get_backends: the one switch between the local and the Azure profile."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from backends import Backends, get_backends
+from backends.base import Compute, DataLake, ModelRegistry
+from backends.blob_datalake import BlobDataLake
+from backends.local.compute import REPO_ROOT, SubprocessCompute
+from backends.local.registry import LocalModelRegistry
+from mlops.settings import AzureSettings, Settings
+
+
+def test_local_profile(tmp_path: Path) -> None:
+    settings = Settings(state_dir=tmp_path / "state", azurite_port=12345)
+
+    backends = get_backends(settings)
+
+    assert isinstance(backends, Backends)
+    assert isinstance(backends.datalake, BlobDataLake) and isinstance(backends.datalake, DataLake)
+    assert backends.datalake.endpoint == "http://127.0.0.1:12345/devstoreaccount1"
+    assert isinstance(backends.compute, SubprocessCompute) and isinstance(backends.compute, Compute)
+    assert backends.compute.jobs_dir == settings.jobs_path
+    assert isinstance(backends.registry, LocalModelRegistry)
+    assert isinstance(backends.registry, ModelRegistry)
+    assert backends.registry.root == settings.registry_path
+    # Building them touches nothing: no folders, no connections.
+    assert not (tmp_path / "state").exists()
+
+
+def test_azure_profile_is_not_wired_yet() -> None:
+    azure = AzureSettings(
+        subscription_id="sub",
+        resource_group="rg",
+        workspace="ws",
+        storage_account_url="https://acct.blob.core.windows.net",
+    )
+    with pytest.raises(NotImplementedError, match="backends.azure"):
+        get_backends(Settings(profile="azure", azure=azure))
+
+
+def test_importing_backends_loads_no_sdk() -> None:
+    code = (
+        "import sys, backends, backends.base; "
+        "print(sorted(m for m in sys.modules if m.startswith(('azure', 'prefect'))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
