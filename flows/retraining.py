@@ -1,0 +1,168 @@
+"""Retraining: new data -> validate -> curate -> train -> champion vs challenger -> register.
+
+Only composition lives here; every step is a task in ``tasks/``.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+from prefect.states import Completed, Failed, State
+
+from backends import get_backends
+from backends.base import TrainingJobSpec
+from mlops.lake import Lake
+from mlops.settings import get_settings
+from mlops.version import code_version
+from tasks.data import (
+    current_curated_set,
+    find_new_data,
+    load_curated_set,
+    merge_into_curated,
+    quarantine_file,
+    read_blob,
+)
+from tasks.registry import announce_model, fetch_champion, find_trained_version, register_model
+from tasks.reporting import publish_retraining_report
+from tasks.training import evaluate_challenger, holdout_split, train_on_compute
+from tasks.validation import validate_data
+from training.params import GateConfig, TrainingParams
+
+
+@flow(name="retraining", log_prints=False)
+def retraining(
+    data_uri: str | None = None,
+    params: TrainingParams | None = None,
+    gate: GateConfig | None = None,
+    model_name: str | None = None,
+) -> State[dict[str, Any]]:
+    """Retrain the model on new data and register it if it beats the production model.
+
+    Args:
+        data_uri: One landing blob (URL or ``landing/<name>``); default: everything in landing.
+        params: Training hyperparameters (defaults from ``TrainingParams``).
+        gate: Champion/challenger promotion rules (defaults from ``GateConfig``).
+        model_name: Registered model name; default from settings.
+    """
+    logger = get_run_logger()
+    settings = get_settings()
+    backends = get_backends(settings)
+    params = params or TrainingParams()
+    gate = gate or GateConfig()
+    name = model_name or settings.model_name
+    lake = Lake(
+        backends.datalake,
+        settings.landing_container,
+        settings.curated_container,
+        settings.quarantine_container,
+    )
+    summary: dict[str, Any] = {"model": name, "files": []}
+    rejected: list[str] = []
+
+    for ref in find_new_data(lake, data_uri):
+        blob, ref = read_blob(lake, ref)
+        report, frame = validate_data(blob, ref.name, settings.data_docs_path)
+        entry = {"file": ref.name, "data_docs": report.data_docs}
+        if report.success and frame is not None:
+            merged = merge_into_curated(lake, ref, blob, frame)
+            entry |= {
+                "result": "merged" if merged.merged else "replay (already merged)",
+                "details": f"{len(frame)} rows",
+            }
+        else:
+            where = quarantine_file(
+                lake, ref, {"reason": report.summary(), "report": report.to_dict()}
+            )
+            entry |= {"result": "quarantined", "details": report.summary(), "quarantined_as": where}
+            rejected.append(report.summary())
+        summary["files"].append(entry)
+
+    curated = current_curated_set(lake)
+    decision = None
+    accepted = any(f["result"] != "quarantined" for f in summary["files"])
+    if rejected and not accepted:
+        summary |= {
+            "outcome": "data rejected",
+            "message": "Nothing trained: no file passed validation.",
+        }
+    elif curated is None:
+        summary |= {
+            "outcome": "no data",
+            "message": "No curated training data yet: nothing trained.",
+        }
+    else:
+        summary |= {
+            "data_fingerprint": curated.fingerprint,
+            "curated_rows": curated.rows,
+            "data_uri": curated.data_uri,
+        }
+        existing = find_trained_version(
+            registry=backends.registry,
+            name=name,
+            fingerprint=curated.fingerprint,
+            params_digest=params.digest(),
+        )
+        if existing is not None:
+            summary |= {
+                "outcome": "up to date",
+                "version": existing.version,
+                "message": f"{name} v{existing.version} was already trained on this exact "
+                "data with these parameters: nothing to do.",
+            }
+        else:
+            workdir = Path(tempfile.mkdtemp(prefix="retrain-", dir=_ensure(settings.jobs_path)))
+            spec = TrainingJobSpec(
+                data_uri=curated.data_uri,
+                params=params.model_dump(mode="json"),
+                experiment=name,
+                display_name=f"{name} on {curated.fingerprint[:12]}",
+            )
+            job_id, challenger_dir = train_on_compute(
+                backends.compute, spec, settings.compute_timeout_seconds, workdir / "challenger"
+            )
+            champion, champion_dir = fetch_champion(backends.registry, name, workdir / "champion")
+            holdout = holdout_split(load_curated_set(lake, curated), params)
+            decision = evaluate_challenger(
+                challenger_dir, champion_dir, champion.version if champion else None, holdout, gate
+            )
+            summary["job_id"] = job_id
+            if decision.verdict == "register":
+                tags = {
+                    "data_fingerprint": curated.fingerprint,
+                    "data_uri": curated.data_uri,
+                    "params": json.dumps(params.model_dump(mode="json"), sort_keys=True),
+                    "params_digest": params.digest(),
+                    "code_version": code_version(),
+                    "flow_run_id": str(flow_run.id),
+                    "training_job": job_id,
+                    "metrics": decision.challenger.model_dump_json(),
+                    "decision": decision.model_dump_json(),
+                }
+                version = register_model(backends.registry, name, challenger_dir, tags)
+                announce_model(version, str(flow_run.id))
+                summary |= {
+                    "outcome": "registered",
+                    "version": version.version,
+                    "message": f"Registered {name} v{version.version} (alias candidate). "
+                    + decision.reason,
+                }
+            else:
+                summary |= {"outcome": "challenger rejected", "message": decision.reason}
+
+    publish_retraining_report(summary, decision)
+    if rejected:
+        message = f"{len(rejected)} file(s) quarantined: " + "; ".join(rejected)
+        logger.error(message)
+        return Failed(message=message, data=summary)
+    logger.info(summary["message"])
+    return Completed(message=summary["message"], data=summary)
+
+
+def _ensure(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,166 @@
+"""The ``mlops`` command: a thin layer over the local stack, the flows and the backends."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from mlops.settings import Settings, SettingsError, get_settings
+
+if TYPE_CHECKING:
+    from mlops.lake import Lake
+
+app = typer.Typer(help="Run the model's life cycle with Prefect.", no_args_is_help=True)
+logger = logging.getLogger("mlops")
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except SettingsError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from None
+
+
+def _use_local_prefect(settings: Settings) -> None:
+    """Point this process's Prefect client at the project's server (before Prefect is imported)."""
+    from mlops.stack import prefect_env
+
+    for key, value in prefect_env(settings).items():
+        os.environ.setdefault(key, value)
+
+
+def _lake(settings: Settings) -> Lake:
+    from backends import get_backends
+    from mlops.lake import Lake
+
+    return Lake(
+        get_backends(settings).datalake,
+        settings.landing_container,
+        settings.curated_container,
+        settings.quarantine_container,
+    )
+
+
+@app.command()
+def up() -> None:
+    """Start the local stack (Azurite, Prefect server) and seed the data lake on first start."""
+    from mlops.services import ServiceError
+    from mlops.stack import services
+
+    settings = _settings()
+    try:
+        for service in services(settings):
+            pid = service.start(timeout=120)
+            typer.echo(f"{service.name:15} running (pid {pid}, log {service.log_file})")
+    except ServiceError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from None
+    lake = _lake(settings)
+    lake.ensure()
+    if lake.curated_set() is None and not lake.landed():
+        from training.data import reference_dataset
+
+        buf = io.StringIO()
+        reference_dataset().to_csv(buf, index=False)
+        ref = lake.datalake.put(
+            settings.landing_container, "diabetes-seed.csv", buf.getvalue().encode()
+        )
+        typer.echo(f"seeded the landing container with the diabetes data: {ref.uri}")
+    typer.echo(f"Prefect UI: {settings.prefect_ui_url}")
+
+
+@app.command()
+def down() -> None:
+    """Stop the local stack by PID."""
+    from mlops.stack import services
+
+    for service in reversed(services(_settings())):
+        stopped = service.stop()
+        typer.echo(f"{service.name:15} {'stopped' if stopped else 'was not running'}")
+
+
+@app.command()
+def retrain(
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="A landing blob (URL or landing/<name>) or a local file to upload first. "
+            "Default: everything waiting in landing."
+        ),
+    ] = None,
+    alpha: Annotated[float | None, typer.Option(help="Ridge regularisation strength.")] = None,
+) -> None:
+    """Run the retraining flow once and report its outcome."""
+    settings = _settings()
+    _use_local_prefect(settings)
+    from mlops.services import http_ok
+
+    if not http_ok(f"{settings.prefect_api_url}/health"):
+        typer.secho("The Prefect server is not running: run `mlops up` first.", fg="red", err=True)
+        raise typer.Exit(1)
+    if data is not None and Path(data).is_file():
+        ref = _lake(settings).datalake.put(
+            settings.landing_container, Path(data).name, Path(data).read_bytes()
+        )
+        typer.echo(f"uploaded {data} -> {ref.uri}")
+        data = f"{ref.container}/{ref.name}"
+
+    from flows.retraining import retraining
+    from training.params import TrainingParams
+
+    params = TrainingParams(alpha=alpha) if alpha is not None else None
+    state = retraining(data_uri=data, params=params, return_state=True)
+    result = state.result(raise_on_failure=False)
+    summary: dict[str, Any] = result if isinstance(result, dict) else {}
+    color = "green" if state.is_completed() else "red"
+    typer.secho(f"retraining {state.name}: {state.message}", fg=color)
+    for f in summary.get("files", []):
+        typer.echo(f"  {f['file']}: {f['result']} ({f['details']})")
+        if f.get("data_docs"):
+            typer.echo(f"    Data Docs: {f['data_docs']}")
+    typer.echo(f"Prefect UI: {settings.prefect_ui_url}/runs")
+    if not state.is_completed():
+        raise typer.Exit(1)
+
+
+@app.command()
+def status() -> None:
+    """What runs, the curated data, and the registered versions with their stages."""
+    from backends import get_backends
+    from mlops.stack import services
+
+    settings = _settings()
+    typer.echo(f"profile: {settings.profile}")
+    for service in services(settings):
+        pid = service.pid()
+        typer.echo(f"{service.name:15} {'running (pid ' + str(pid) + ')' if pid else 'stopped'}")
+    backends = get_backends(settings)
+    versions = backends.registry.list_versions(settings.model_name)
+    typer.echo(f"model {settings.model_name}: {len(versions)} version(s)")
+    for v in versions:
+        aliases = ", ".join(v.aliases) or "-"
+        typer.echo(
+            f"  v{v.version:4} {aliases:25} sha256 {v.sha256[:12]}  "
+            f"data {v.tags.get('data_fingerprint', '')[:12]}"
+        )
+    try:
+        curated = _lake(settings).curated_set()
+    except Exception as exc:  # the lake may simply not be running
+        typer.echo(f"curated data: unavailable ({type(exc).__name__})")
+        return
+    if curated:
+        typer.echo(
+            f"curated data: {curated.rows} rows from {len(curated.sources)} file(s), "
+            f"fingerprint {curated.fingerprint[:12]}"
+        )
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    app()

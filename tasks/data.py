@@ -1,0 +1,45 @@
+"""Tasks over the data lake: find new files, read them, quarantine or merge them.
+
+They retry: blob storage is a network service. Their inputs are clients: no caching.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NONE
+
+from backends.base import BlobRef
+from mlops.lake import CuratedSet, Lake, MergeResult
+
+
+@task(name="find-new-data", retries=3, retry_delay_seconds=2, cache_policy=NONE)
+def find_new_data(lake: Lake, data_uri: str | None) -> list[BlobRef]:
+    """The one blob asked for, or everything waiting in landing."""
+    lake.ensure()
+    return [lake.resolve(data_uri)] if data_uri else lake.landed()
+
+
+@task(name="read-blob", retries=3, retry_delay_seconds=2, cache_policy=NONE)
+def read_blob(lake: Lake, ref: BlobRef) -> tuple[bytes, BlobRef]:
+    return lake.read(ref)
+
+
+@task(name="quarantine-file", retries=3, retry_delay_seconds=2, cache_policy=NONE)
+def quarantine_file(lake: Lake, ref: BlobRef, reason: dict[str, object]) -> str:
+    return lake.quarantine(ref, reason).uri
+
+
+@task(name="merge-into-curated", retries=3, retry_delay_seconds=2, cache_policy=NONE)
+def merge_into_curated(lake: Lake, ref: BlobRef, blob: bytes, frame: pd.DataFrame) -> MergeResult:
+    return lake.merge(ref, blob, frame)
+
+
+@task(name="current-curated-set", retries=3, retry_delay_seconds=2, cache_policy=NONE)
+def current_curated_set(lake: Lake) -> CuratedSet | None:
+    return lake.curated_set()
+
+
+@task(name="load-curated-set", retries=3, retry_delay_seconds=2, cache_policy=NONE)
+def load_curated_set(lake: Lake, curated: CuratedSet) -> pd.DataFrame:
+    return lake.load_curated(curated)

@@ -1,0 +1,65 @@
+"""Tasks over the model registry: look up, fetch the champion, register, announce."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NONE
+from prefect.events import emit_event
+
+from backends.base import ModelRegistry, ModelVersion
+from training import model
+
+REGISTERED_EVENT = "mlops.model.registered"
+
+
+@task(name="find-trained-version", retries=2, retry_delay_seconds=1, cache_policy=NONE)
+def find_trained_version(
+    registry: ModelRegistry, name: str, fingerprint: str, params_digest: str
+) -> ModelVersion | None:
+    """A version already trained on exactly this data with these parameters (replay guard)."""
+    found = registry.find(name, {"data_fingerprint": fingerprint, "params_digest": params_digest})
+    return found[-1] if found else None
+
+
+@task(name="fetch-champion", retries=2, retry_delay_seconds=1, cache_policy=NONE)
+def fetch_champion(
+    registry: ModelRegistry, name: str, dest: Path
+) -> tuple[ModelVersion | None, Path | None]:
+    """The production model, downloaded and sha-checked; (None, None) before any release."""
+    champion = registry.get_alias(name, "production")
+    if champion is None:
+        return None, None
+    return champion, registry.download(name, champion.version, dest)
+
+
+@task(name="register-model", retries=2, retry_delay_seconds=1, cache_policy=NONE)
+def register_model(
+    registry: ModelRegistry, name: str, artifact_dir: Path, tags: dict[str, str]
+) -> ModelVersion:
+    """Register the challenger and point the ``candidate`` alias at it."""
+    version = registry.register(name, artifact_dir, model.MODEL_FILENAME, tags)
+    registry.set_alias(name, "candidate", version.version)
+    return registry.get(name, version.version)
+
+
+@task(name="announce-model", cache_policy=NONE)
+def announce_model(version: ModelVersion, flow_run_id: str) -> None:
+    """Emit ``mlops.model.registered``: the release deployment's trigger listens for it."""
+    emit_event(
+        event=REGISTERED_EVENT,
+        resource={
+            "prefect.resource.id": f"mlops.model.{version.name}.{version.version}",
+            "prefect.resource.name": f"{version.name} v{version.version}",
+            "mlops.model.name": version.name,
+            "mlops.model.version": version.version,
+        },
+        related=[
+            {
+                "prefect.resource.id": f"prefect.flow-run.{flow_run_id}",
+                "prefect.resource.role": "flow-run",
+            }
+        ],
+        payload={"name": version.name, "version": version.version, "sha256": version.sha256},
+    )

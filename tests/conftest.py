@@ -1,0 +1,44 @@
+"""Session-wide test set-up.
+
+- Every test session gets its own PREFECT_HOME (the result cache there would otherwise leak
+  between runs) and its own project state dir.
+- ``prefect_server`` starts ONE real Prefect server for the whole session, the first time a
+  test asks for it (it takes ~15-20 s), and points the Prefect client at it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_SESSION_ROOT = Path(tempfile.mkdtemp(prefix="mlops-tests-"))
+# Must be set before anything imports prefect (its settings are read at import).
+os.environ["PREFECT_HOME"] = str(_SESSION_ROOT / "prefect")
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["DO_NOT_TRACK"] = "1"
+os.environ["PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW"] = "ignore"
+os.environ.pop("PREFECT_API_URL", None)
+os.environ.pop("PREFECT_API_KEY", None)
+for _key in [k for k in os.environ if k.startswith("MLOPS_")]:
+    del os.environ[_key]  # a developer's .env-style exports must not steer the tests
+os.environ["MLOPS_STATE_DIR"] = str(_SESSION_ROOT / "state")
+
+
+@pytest.fixture(scope="session")
+def session_root() -> Path:
+    return _SESSION_ROOT
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[str]:
+    """A real Prefect server (SQLite) for the session; yields its API URL."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        from prefect.settings import PREFECT_API_URL
+
+        yield str(PREFECT_API_URL.value())
