@@ -1,0 +1,245 @@
+"""The ASGI application: routes, key auth, the request log and the model's lifespan.
+
+``create_app(settings)`` returns a plain ASGI callable. The model is loaded once, in the
+lifespan startup, by an injectable loader; handlers receive it as an argument, and the only
+place it lives is the app instance. A model that fails verification stops the startup, so
+the process exits non-zero instead of serving a wrong model.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import numpy as np
+import orjson
+
+from scoring.asgi import (
+    ClientDisconnected,
+    Receive,
+    Request,
+    Response,
+    Scope,
+    Send,
+    read_body,
+    send_response,
+)
+from scoring.deps import LoadedModel, ModelLoadError, load_model
+from scoring.logs import log_request
+from scoring.openapi import DOCS_HTML, build_openapi
+from scoring.schemas import ApiError, parse_rows
+from scoring.settings import ScoringSettings
+
+Loader = Callable[[ScoringSettings], LoadedModel]
+Handler = Callable[[Request, LoadedModel | None], Awaitable[Response]]
+
+logger = logging.getLogger("scoring")
+
+_TEXT = b"text/plain; charset=utf-8"
+_JSON_TYPES = ("application/json",)
+
+
+@dataclass(frozen=True)
+class Route:
+    """A handler and whether it needs the API key."""
+
+    handler: Handler
+    auth: bool = False
+
+
+class ScoringApp:
+    """The scoring service as an ASGI application. Build it with ``create_app``."""
+
+    def __init__(self, settings: ScoringSettings, loader: Loader = load_model) -> None:
+        self._settings = settings
+        self._loader = loader
+        self._keys = settings.api_keys()
+        self._model: LoadedModel | None = None
+        self._model_ref = {"name": settings.model_name, "version": settings.model_version}
+        spec = build_openapi(
+            settings.model_name, settings.model_version, settings.max_rows, settings.max_body_bytes
+        )
+        self._swagger = orjson.dumps(spec)
+        self._routes: dict[str, dict[str, Route]] = {
+            "/score": {"POST": Route(self._score, auth=True)},
+            "/model": {"GET": Route(self._model_info, auth=True)},
+            "/": {"GET": Route(self._ready)},
+            "/healthz": {"GET": Route(self._live)},
+            "/swagger.json": {"GET": Route(self._openapi)},
+            "/docs": {"GET": Route(self._docs)},
+        }
+
+    @property
+    def model(self) -> LoadedModel | None:
+        """The loaded model, or None before startup."""
+        return self._model
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection (HTTP request or lifespan)."""
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "websocket":  # refuse: a 403 at the handshake
+            await send({"type": "websocket.close", "code": 1008})
+
+    # ------------------------------------------------------------------ lifespan
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    self._startup()
+                except Exception as exc:
+                    reason = str(exc) if isinstance(exc, ModelLoadError) else repr(exc)
+                    logger.error(
+                        "refusing to start: %s",
+                        reason,
+                        exc_info=not isinstance(exc, ModelLoadError),
+                    )
+                    await send({"type": "lifespan.startup.failed", "message": reason})
+                    raise  # servers (uvicorn, the test client) then stop
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def _startup(self) -> None:
+        if self._model is not None:  # loaded once per app, even if the lifespan reruns
+            return
+        started = time.perf_counter()
+        model = self._loader(self._settings)
+        self._model = model
+        logger.info(
+            "model loaded",
+            extra={
+                "model_name": model.name,
+                "model_version": model.version,
+                "sha256": model.sha256,
+                "estimator": model.estimator,
+                "fast_path": model.fast_path,
+                "load_ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
+
+    # ------------------------------------------------------------------ HTTP
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        request = Request.from_scope(scope, receive)
+        try:
+            response = await self._dispatch(request)
+        except ClientDisconnected:
+            log_request(request, 499, started, self._settings.model_version)
+            return
+        await send_response(send, response, request.request_id)
+        log_request(request, response.status, started, self._settings.model_version)
+
+    async def _dispatch(self, request: Request) -> Response:
+        try:
+            routes = self._routes.get(request.path)
+            if routes is None:
+                raise ApiError(404, "not_found", f"no route {request.path[:100]}; see /docs")
+            route = routes.get(request.method)
+            if route is None:
+                allowed = ", ".join(routes)
+                raise ApiError(
+                    405,
+                    "method_not_allowed",
+                    f"{request.method[:20]} is not allowed on {request.path}; use {allowed}",
+                    {"allow": allowed},
+                )
+            if route.auth:
+                self._authorize(request)
+            return await route.handler(request, self._model)
+        except ApiError as err:
+            request.error = err.code
+            extra = tuple((k.encode(), v.encode()) for k, v in err.headers.items())
+            return Response(err.status, err.body(), headers=extra)
+        except ClientDisconnected:
+            raise
+        except Exception:
+            logger.exception("unhandled error", extra={"request_id": request.request_id})
+            request.error = "internal_error"
+            failure = ApiError(500, "internal_error", f"internal error ({request.request_id})")
+            return Response(500, failure.body())
+
+    def _authorize(self, request: Request) -> None:
+        scheme, _, token = request.headers.get(b"authorization", "").partition(" ")
+        challenge = {"www-authenticate": "Bearer"}
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(
+                401, "missing_key", "send the API key as 'Authorization: Bearer <key>'", challenge
+            )
+        given = token.strip().encode("latin-1")
+        # Compare with every key (no early exit), each in constant time.
+        if not sum(hmac.compare_digest(given, key) for key in self._keys):
+            raise ApiError(401, "invalid_key", "the API key is not valid", challenge)
+
+    # ------------------------------------------------------------------ handlers
+    async def _score(self, request: Request, model: LoadedModel | None) -> Response:
+        model = _require(model)
+        content_type = request.headers.get(b"content-type", "")
+        if content_type.partition(";")[0].strip().lower() not in _JSON_TYPES:
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                f"Content-Type must be application/json, got {content_type[:50] or 'none'}",
+            )
+        body = await read_body(request, self._settings.max_body_bytes)
+        rows = parse_rows(body, self._settings.max_rows)
+        request.rows = len(rows)
+        with np.errstate(all="ignore"):
+            predictions = model.predict(rows)
+        if not np.isfinite(predictions).all():
+            first = int(np.argmin(np.isfinite(predictions)))
+            raise ApiError(
+                422,
+                "non_finite_prediction",
+                f"the prediction for row {first} overflows: its values are too large",
+            )
+        values = predictions.tolist()
+        if self._settings.log_payloads:
+            request.payload = {"data": rows.tolist(), "predictions": values}
+        return Response(
+            200, orjson.dumps({"predictions": values, "result": values, "model": self._model_ref})
+        )
+
+    async def _model_info(self, request: Request, model: LoadedModel | None) -> Response:
+        return Response(200, orjson.dumps(_require(model).info()))
+
+    async def _ready(self, request: Request, model: LoadedModel | None) -> Response:
+        if model is None:
+            return Response(503, b"Unhealthy: model not loaded", _TEXT)
+        return Response(200, b"Healthy", _TEXT)
+
+    async def _live(self, request: Request, model: LoadedModel | None) -> Response:
+        return Response(200, b'{"status":"alive"}')
+
+    async def _openapi(self, request: Request, model: LoadedModel | None) -> Response:
+        return Response(200, self._swagger)
+
+    async def _docs(self, request: Request, model: LoadedModel | None) -> Response:
+        return Response(200, DOCS_HTML, b"text/html; charset=utf-8")
+
+
+def _require(model: LoadedModel | None) -> LoadedModel:
+    if model is None:
+        raise ApiError(503, "model_not_loaded", "the model is not loaded yet; retry shortly")
+    return model
+
+
+def create_app(settings: ScoringSettings, loader: Loader = load_model) -> ScoringApp:
+    """Build the scoring service.
+
+    Args:
+        settings: The service settings.
+        loader: Loads and verifies the model at startup (tests inject their own).
+
+    Returns:
+        An ASGI application; the model loads when its lifespan starts.
+    """
+    return ScoringApp(settings, loader)

@@ -1,0 +1,154 @@
+"""The OpenAPI 3 description served at ``/swagger.json`` (as Azure ML does) and a docs page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from training.schema import FEATURES, N_FEATURES
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    text = {
+        400: "Malformed JSON or Content-Length",
+        401: "Missing or wrong API key",
+        413: "Too many rows or body too large",
+        415: "Content-Type is not application/json",
+        422: "Valid JSON that is not a valid request (message names row, column, feature)",
+        503: "Model not loaded yet",
+    }
+    return {str(status): _json(_ERROR, text[status]) for status in statuses}
+
+
+def build_openapi(
+    model_name: str, model_version: str, max_rows: int, max_body_bytes: int
+) -> dict[str, Any]:
+    """Return the OpenAPI 3.0 document of the service.
+
+    Args:
+        model_name: Registered model name (in the title).
+        model_version: Registered model version (the API version).
+        max_rows: Most rows per request.
+        max_body_bytes: Largest body accepted.
+
+    Returns:
+        The document as a JSON-ready dict.
+    """
+    row = {
+        "type": "array",
+        "items": {"type": "number"},
+        "minItems": N_FEATURES,
+        "maxItems": N_FEATURES,
+        "description": "One row, in this order: " + ", ".join(FEATURES),
+    }
+    request = {
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "data": {"type": "array", "items": row, "minItems": 1, "maxItems": max_rows}
+        },
+        "example": {
+            "data": [[0.038, 0.051, 0.062, 0.022, -0.044, -0.035, -0.043, -0.003, 0.020, -0.018]]
+        },
+    }
+    predictions = {"type": "array", "items": {"type": "number"}}
+    response = {
+        "type": "object",
+        "required": ["predictions", "result", "model"],
+        "properties": {
+            "predictions": predictions,
+            "result": {**predictions, "description": "Same as predictions (Azure ML clients)"},
+            "model": {
+                "type": "object",
+                "properties": {"name": {"type": "string"}, "version": {"type": "string"}},
+            },
+        },
+    }
+    error = {
+        "type": "object",
+        "properties": {
+            "error": {
+                "type": "object",
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+            }
+        },
+    }
+    secured: list[dict[str, list[str]]] = [{"bearer": []}]
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": f"{model_name} scoring service",
+            "version": model_version,
+            "description": f"Ridge regression on the diabetes features. Bodies up to "
+            f"{max_body_bytes} bytes, 1 to {max_rows} rows.",
+        },
+        "paths": {
+            "/score": {
+                "post": {
+                    "summary": "Predict one value per row",
+                    "security": secured,
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": request}},
+                    },
+                    "responses": {
+                        "200": _json(response, "Predictions"),
+                        **_errors(400, 401, 413, 415, 422, 503),
+                    },
+                }
+            },
+            "/model": {
+                "get": {
+                    "summary": "The served model: version, sha256, features, library versions",
+                    "security": secured,
+                    "responses": {
+                        "200": _json({"type": "object"}, "Model description"),
+                        **_errors(401, 503),
+                    },
+                }
+            },
+            "/": {
+                "get": {
+                    "summary": "Readiness: 'Healthy' once the model is loaded",
+                    "responses": {
+                        "200": {"description": "Ready", "content": {"text/plain": {}}},
+                        "503": {"description": "Model not loaded", "content": {"text/plain": {}}},
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {"summary": "Liveness", "responses": {"200": {"description": "Alive"}}}
+            },
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Error": error},
+        },
+    }
+
+
+DOCS_HTML = b"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Scoring service</title>
+<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}pre{background:#f4f4f4;
+padding:1em;overflow:auto}code{background:#f4f4f4}</style></head><body>
+<h1>Scoring service</h1>
+<ul>
+<li><code>POST /score</code> with <code>Authorization: Bearer &lt;key&gt;</code> and
+<code>{"data": [[10 numbers], ...]}</code> returns <code>{"predictions": [...]}</code></li>
+<li><code>GET /model</code> (key required): version, sha256, features, library versions</li>
+<li><code>GET /</code> readiness, <code>GET /healthz</code> liveness</li>
+<li><a href="swagger.json">swagger.json</a>: the OpenAPI 3 document, shown below</li>
+</ul>
+<pre id="spec">Loading swagger.json...</pre>
+<script>
+fetch("swagger.json").then(r => r.json()).then(s => {
+  document.getElementById("spec").textContent = JSON.stringify(s, null, 2);
+}).catch(e => { document.getElementById("spec").textContent = String(e); });
+</script>
+</body></html>
+"""

@@ -1,0 +1,122 @@
+"""The scoring service's own settings: the only place the service reads environment variables.
+
+The service runs alone in a container, so it does not share ``mlops.settings``: every field
+is read from ``SCORING_<FIELD>`` (``SCORING_MODEL_DIR``, ``SCORING_API_KEY``, ...).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Values people paste from examples. A key found here (or too short to be a real key) is
+# refused unless ``allow_insecure_dev_key`` says this is a throwaway development server.
+PLACEHOLDER_KEYS = frozenset(
+    {
+        "changeme",
+        "change-me",
+        "change_me",
+        "secret",
+        "password",
+        "apikey",
+        "api-key",
+        "api_key",
+        "key",
+        "test",
+        "dev",
+        "default",
+        "example",
+        "xxx",
+        "none",
+        "null",
+        "your-key",
+        "your_key",
+        "yourkey",
+        "your-api-key",
+        "replaceme",
+        "replace-me",
+        "todo",
+    }
+)
+MIN_KEY_LENGTH = 16
+
+
+class ScoringSettings(BaseSettings):
+    """Typed configuration of one scoring process.
+
+    Attributes:
+        model_dir: Folder holding ``model.joblib``, ``run.json`` and friends.
+        model_name: Registered model name, echoed in responses.
+        model_version: Registered model version, echoed in responses.
+        model_sha256: The registry's sha256 of ``model.joblib``; any other file is refused.
+        api_key: The key clients send as ``Authorization: Bearer <key>``.
+        secondary_api_key: Optional second valid key, for rotation (Azure ML endpoints
+            also have a primary and a secondary key).
+        allow_insecure_dev_key: Accept placeholder or short keys (development only).
+        max_rows: Most rows accepted in one ``/score`` request.
+        max_body_bytes: Largest request body accepted, in bytes.
+        host: Interface to bind (``0.0.0.0`` inside a container).
+        port: TCP port to bind (5001, like Azure ML's inference server).
+        log_payloads: Also log request rows and predictions (never the key).
+        log_level: Level of the service's logs.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="SCORING_", extra="ignore", protected_namespaces=(), frozen=True
+    )
+
+    model_dir: Path
+    model_name: str = Field(min_length=1)
+    model_version: str = Field(min_length=1)
+    model_sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+    api_key: SecretStr
+    secondary_api_key: SecretStr | None = None
+    allow_insecure_dev_key: bool = False
+    max_rows: int = Field(default=1000, ge=1)
+    max_body_bytes: int = Field(default=1_000_000, ge=64)
+    host: str = "127.0.0.1"
+    port: int = Field(default=5001, ge=0, le=65535)
+    log_payloads: bool = False
+    log_level: str = Field(default="INFO", pattern=r"^(?i:debug|info|warning|error|critical)$")
+
+    @field_validator("model_sha256")
+    @classmethod
+    def _lower_sha(cls, value: str) -> str:
+        return value.lower()
+
+    @field_validator("secondary_api_key", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if value == "" else value  # SCORING_SECONDARY_API_KEY= means "none"
+
+    @model_validator(mode="after")
+    def _refuse_weak_keys(self) -> ScoringSettings:
+        _check_key("SCORING_API_KEY", self.api_key, self.allow_insecure_dev_key)
+        if self.secondary_api_key is not None:
+            _check_key(
+                "SCORING_SECONDARY_API_KEY", self.secondary_api_key, self.allow_insecure_dev_key
+            )
+        return self
+
+    def api_keys(self) -> tuple[bytes, ...]:
+        """Return every accepted key, UTF-8 encoded."""
+        keys = (self.api_key, self.secondary_api_key)
+        return tuple(key.get_secret_value().encode("utf-8") for key in keys if key is not None)
+
+
+def _check_key(name: str, secret: SecretStr, allow_insecure: bool) -> None:
+    # The messages never quote the key itself.
+    key = secret.get_secret_value()
+    if not key.strip():
+        raise ValueError(f"{name} is empty: set a random key of {MIN_KEY_LENGTH}+ characters")
+    if allow_insecure:
+        return
+    hint = "(or SCORING_ALLOW_INSECURE_DEV_KEY=true for local development)"
+    if key.strip().strip("<>{}[]").lower() in PLACEHOLDER_KEYS:
+        raise ValueError(f"{name} is a placeholder value: set a random key {hint}")
+    if len(key) < MIN_KEY_LENGTH:
+        raise ValueError(
+            f"{name} is shorter than {MIN_KEY_LENGTH} characters: set a random key {hint}"
+        )
