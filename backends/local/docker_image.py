@@ -1,0 +1,231 @@
+"""``ImageBuilder`` on a local Docker engine: one scoring image per registered model version.
+
+The build context is assembled in a temporary folder from exactly what the image needs
+(``scoring/Dockerfile``, a wheelhouse pinned to the model's ``run.json``, the ``scoring``
+package, ``training/schema.py`` and the model folder) and built with the network off.
+An image whose labels show the same model sha256 and the same build inputs is reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from importlib.util import find_spec
+from pathlib import Path
+
+import docker
+from docker.errors import BuildError, DockerException, ImageNotFound
+
+from backends.base import BackendError
+from backends.local.base_image import ensure_base_image
+from backends.local.wheelhouse import (
+    LOCK_FILE,
+    REQUIRED,
+    Wheelhouse,
+    build_wheelhouse,
+    read_run,
+    recorded_versions,
+    requirements_for,
+)
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILE = "model.joblib"
+LABEL_SHA = "mlops.model.sha256"
+LABEL_INPUTS = "mlops.build.inputs"
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "Dockerfile", ".dockerignore")
+
+
+class ImageBuildError(BackendError):
+    """The scoring image cannot be built; the message says why."""
+
+
+def image_tag(model_name: str, model_version: str, code_version: str) -> str:
+    """``mlops/<model>:<version>-<code12>``, with ``-dirty`` for an uncommitted tree.
+
+    >>> image_tag("diabetes-ridge", "3", "0123456789abcdef+dirty")
+    'mlops/diabetes-ridge:3-0123456789ab-dirty'
+    """
+    repository = re.sub(r"[^a-z0-9._-]+", "-", model_name.lower()).strip("._-") or "model"
+    commit, _, local = code_version.partition("+")
+    tag = f"{model_version}-{commit[:12]}" + ("-dirty" if local else "")
+    tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", tag).lstrip(".-")[:128]
+    return f"mlops/{repository}:{tag}"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _package_dir(name: str) -> Path:
+    spec = find_spec(name)  # without importing it
+    if spec is None or spec.origin is None:
+        raise ImageBuildError(f"the {name} package is not importable from this environment")
+    return Path(spec.origin).parent
+
+
+def _files(root: Path) -> Iterator[Path]:
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            yield path
+
+
+class DockerImageBuilder:
+    """Builds scoring images on a Docker engine (``ImageBuilder``).
+
+    Args:
+        docker_host: The engine, e.g. ``DockerEngine(...).ensure()``.
+        cache_dir: Where wheelhouses and the base image tarball are cached.
+        base_image: ``BASE_IMAGE`` build argument; ``None`` ensures one on first build.
+        client_factory: Makes the client (tests); default ``DockerClient(base_url=...)``.
+    """
+
+    def __init__(
+        self,
+        docker_host: str,
+        cache_dir: Path,
+        base_image: str | None = None,
+        *,
+        client_factory: Callable[[], docker.DockerClient] | None = None,
+    ) -> None:
+        self.docker_host = docker_host
+        self.cache_dir = cache_dir.resolve()
+        self.base_image = base_image
+        # Builds stream no output while pip installs: allow long silences.
+        self._factory = client_factory or (
+            lambda: docker.DockerClient(base_url=docker_host, timeout=900)
+        )
+
+    def wheelhouse(self, artifact_dir: Path) -> Wheelhouse:
+        """The wheelhouse for a model folder; refuses a scikit-learn it cannot provide."""
+        run = read_run(artifact_dir)
+        wheels = build_wheelhouse(requirements_for(run), self.cache_dir)
+        recorded = recorded_versions(run)[REQUIRED]
+        if wheels.version_of(REQUIRED) != recorded:
+            raise ImageBuildError(
+                f"the model was trained with {REQUIRED} {recorded} but the scoring image "
+                f"would get {wheels.version_of(REQUIRED)}: refusing to build"
+            )
+        return wheels
+
+    def build(
+        self, model_name: str, model_version: str, artifact_dir: Path, code_version: str
+    ) -> str:
+        """Build (or reuse) the scoring image for one model version; returns its tag.
+
+        Raises:
+            ImageBuildError: The model folder is incomplete, its recorded library versions
+                cannot be provided (checked before any build), or the build failed.
+        """
+        artifact_dir = artifact_dir.resolve()
+        model_file = artifact_dir / MODEL_FILE
+        if not model_file.is_file():
+            raise ImageBuildError(f"{model_file} is missing: is {artifact_dir} a model folder?")
+        try:
+            wheels = self.wheelhouse(artifact_dir)
+        except BackendError as exc:
+            raise ImageBuildError(
+                f"cannot build a scoring image for {artifact_dir}: {exc}"
+            ) from exc
+        sha = file_sha256(model_file)
+        tag = image_tag(model_name, model_version, code_version)
+        client = self._factory()
+        try:
+            base = self.base_image or ensure_base_image(client, cache_dir=self.cache_dir)
+            inputs = self._inputs_digest(wheels, artifact_dir, base, client)
+            if self._reusable(client, tag, sha, inputs):
+                logger.info("reusing %s (same model and build inputs)", tag)
+                return tag
+            with tempfile.TemporaryDirectory(prefix="mlops-build-") as context:
+                self._assemble(Path(context), wheels, artifact_dir)
+                self._docker_build(client, Path(context), tag, {
+                    "BASE_IMAGE": base,
+                    "MODEL_NAME": model_name,
+                    "MODEL_VERSION": model_version,
+                    "MODEL_SHA256": sha,
+                    "CODE_VERSION": code_version,
+                }, {LABEL_INPUTS: inputs})  # fmt: skip
+        finally:
+            client.close()
+        logger.info("built %s", tag)
+        return tag
+
+    # ---------------------------------------------------------------- helpers
+    def _inputs_digest(
+        self, wheels: Wheelhouse, artifact_dir: Path, base: str, client: docker.DockerClient
+    ) -> str:
+        """A hash of everything that goes into the image, for reuse decisions."""
+        digest = hashlib.sha256(wheels.lock_text.encode())
+        digest.update(str(client.images.get(base).id).encode())
+        scoring, training = _package_dir("scoring"), _package_dir("training")
+        pairs = [(scoring.parent, path) for path in _files(scoring)]
+        pairs += [(training.parent, training / name) for name in ("__init__.py", "schema.py")]
+        pairs += [(artifact_dir, path) for path in _files(artifact_dir)]
+        for root, path in pairs:
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+        return digest.hexdigest()[:32]
+
+    @staticmethod
+    def _reusable(client: docker.DockerClient, tag: str, sha: str, inputs: str) -> bool:
+        try:
+            labels = client.images.get(tag).labels or {}
+        except ImageNotFound:
+            return False
+        return labels.get(LABEL_SHA) == sha and labels.get(LABEL_INPUTS) == inputs
+
+    @staticmethod
+    def _assemble(context: Path, wheels: Wheelhouse, artifact_dir: Path) -> None:
+        scoring, training = _package_dir("scoring"), _package_dir("training")
+        shutil.copy2(scoring / "Dockerfile", context / "Dockerfile")
+        (context / "requirements.txt").write_text(wheels.lock_text, encoding="utf-8")
+        (context / "wheels").mkdir()
+        for wheel in wheels.path.glob("*.whl"):
+            try:  # hard links: 80 MB of wheels cost nothing when on one file system
+                os.link(wheel, context / "wheels" / wheel.name)
+            except OSError:
+                shutil.copy2(wheel, context / "wheels" / wheel.name)
+        shutil.copytree(scoring, context / "app" / "scoring", ignore=_IGNORED)
+        (context / "app" / "training").mkdir(parents=True)
+        for name in ("__init__.py", "schema.py"):
+            shutil.copy2(training / name, context / "app" / "training" / name)
+        shutil.copytree(artifact_dir, context / "model", ignore=_IGNORED)
+        if (wheels.path / LOCK_FILE).read_text() != wheels.lock_text:
+            raise ImageBuildError(f"the wheelhouse {wheels.path} changed while building")
+
+    @staticmethod
+    def _docker_build(
+        client: docker.DockerClient,
+        context: Path,
+        tag: str,
+        buildargs: dict[str, str],
+        labels: dict[str, str],
+    ) -> None:
+        logger.info("building %s (base %s)", tag, buildargs["BASE_IMAGE"])
+        try:
+            client.images.build(
+                path=str(context),
+                tag=tag,
+                buildargs=buildargs,
+                labels=labels,
+                network_mode="none",  # everything comes from the context
+                rm=True,
+                forcerm=True,
+                pull=False,
+            )
+        except BuildError as exc:
+            log = "".join(
+                str(chunk.get("stream", chunk.get("error", ""))) for chunk in exc.build_log
+            )
+            tail = "\n".join(log.strip().splitlines()[-15:])
+            raise ImageBuildError(f"docker build of {tag} failed: {exc.msg}\n{tail}") from None
+        except DockerException as exc:
+            raise ImageBuildError(f"docker build of {tag} failed: {exc}") from None
