@@ -1,0 +1,153 @@
+"""Scoring services as containers on a local Docker engine: the stand-in for ACI and AKS.
+
+Each replica is one container of the release's image (model baked in at ``/model``) on the
+host network (the engine here has no bridge), listening on 127.0.0.1 at the port given in
+``SCORING_PORT``; the proxy in front runs as a host process and owns the stable URL.
+Containers are labelled with the stack (this state folder), environment, model and version,
+and never restarted by the engine: the deployer decides what runs. Rolling replacement,
+state and keys are ``RollingTarget``'s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from docker.errors import DockerException, NotFound
+
+from backends.base import BackendError, ReleaseSpec
+from backends.local.envstate import HOST
+from backends.local.rolling import RollingTarget
+
+LABEL_PREFIX = "mlops."
+
+
+class DockerTarget(RollingTarget):
+    """``DeploymentTarget`` running the scoring image as containers.
+
+    Args:
+        docker_client_factory: Makes a ``docker.DockerClient`` (called once, on first use).
+        state_dir: Folder for state, keys, proxy files and logs.
+        ports: Stable loopback port of each environment.
+        python: Interpreter that runs the proxy.
+        health_timeout: Seconds a new release has to answer ``GET /`` with 200.
+        drain_timeout: Seconds to wait for in-flight requests before stopping old replicas.
+        stop_timeout: Seconds a container has to exit after SIGTERM before SIGKILL.
+    """
+
+    kind = "docker"
+
+    def __init__(
+        self,
+        docker_client_factory: Callable[[], Any],
+        state_dir: Path,
+        ports: Mapping[str, int],
+        python: str = sys.executable,
+        *,
+        health_timeout: float = 120.0,
+        drain_timeout: float = 30.0,
+        stop_timeout: int = 10,
+    ) -> None:
+        super().__init__(
+            state_dir, ports, python, health_timeout=health_timeout, drain_timeout=drain_timeout
+        )
+        self._factory = docker_client_factory
+        self._client: Any = None
+        self.stop_timeout = stop_timeout
+        # Tells apart the containers of two stacks (state folders) on one engine.
+        self.stack = hashlib.sha256(str(self.state_dir.resolve()).encode()).hexdigest()[:12]
+
+    @property
+    def client(self) -> Any:
+        """The Docker client, made on first use."""
+        if self._client is None:
+            self._client = self._factory()
+        return self._client
+
+    def _check_release(self, release: ReleaseSpec) -> None:
+        if not release.image:
+            raise BackendError(
+                f"the Docker target runs images: {release.model_name} {release.model_version} "
+                "has no ReleaseSpec.image"
+            )
+
+    def _start_replica(self, environment: str, release: ReleaseSpec, port: int, key: str) -> Any:
+        labels = {
+            f"{LABEL_PREFIX}stack": self.stack,
+            f"{LABEL_PREFIX}environment": environment,
+            f"{LABEL_PREFIX}model": release.model_name,
+            f"{LABEL_PREFIX}version": release.model_version,
+            f"{LABEL_PREFIX}port": str(port),
+        }
+        env = {
+            "SCORING_HOST": HOST,  # host network: bind loopback only, never every interface
+            "SCORING_PORT": str(port),
+            "SCORING_API_KEY": key,
+            # The release, not the image, is the source of truth: a mismatching sha256 makes
+            # the service refuse the baked model, so a wrong image never becomes healthy.
+            "SCORING_MODEL_NAME": release.model_name,
+            "SCORING_MODEL_VERSION": release.model_version,
+            "SCORING_MODEL_SHA256": release.model_sha256,
+        }
+        try:
+            container = self.client.containers.run(
+                release.image,
+                detach=True,
+                network_mode="host",
+                environment=env,
+                labels=labels,
+                restart_policy={"Name": "no"},
+            )
+        except DockerException as exc:
+            raise BackendError(f"cannot start {release.image}: {exc}") from exc
+        return {"id": container.id}
+
+    def _container(self, handle: Any) -> Any:
+        try:
+            return self.client.containers.get(handle["id"])
+        except NotFound:
+            return None
+
+    def _replica_alive(self, handle: Any) -> bool:
+        container = self._container(handle)
+        return container is not None and container.status in ("created", "running")
+
+    def _stop_replica(self, handle: Any) -> None:
+        container = self._container(handle)
+        if container is None:
+            return
+        try:
+            if container.status == "running":
+                container.stop(timeout=self.stop_timeout)
+            container.remove(force=True)
+        except NotFound:
+            pass  # removed meanwhile: what we wanted
+
+    def _replica_log(self, handle: Any) -> str:
+        container = self._container(handle)
+        if container is None:
+            return "(container gone)"
+        return bytes(container.logs(tail=20)).decode(errors="replace")
+
+    def containers(self, environment: str | None = None) -> list[Any]:
+        """This stack's containers (all states), optionally of one environment only."""
+        labels = [f"{LABEL_PREFIX}stack={self.stack}"]
+        if environment:
+            labels.append(f"{LABEL_PREFIX}environment={environment}")
+        return list(self.client.containers.list(all=True, filters={"label": labels}))
+
+    def teardown(self, environment: str) -> None:
+        """Stop everything of ``environment``, including containers the state lost track of
+        (a deployer killed between starting a container and recording it)."""
+        super().teardown(environment)
+        try:
+            for container in self.containers(environment):
+                try:
+                    container.remove(force=True)
+                except NotFound:
+                    pass
+        except DockerException as exc:
+            raise BackendError(f"{environment}: cannot remove stray containers: {exc}") from exc

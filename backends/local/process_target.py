@@ -1,0 +1,95 @@
+"""Scoring services as plain local processes: the lightest stand-in for ACI (QA) and AKS.
+
+Each replica is ``python -m scoring`` run straight from the registry's artifact folder
+(``ReleaseSpec.model_uri``, a ``file://`` URI), configured through ``SCORING_*`` variables
+and bound to its own loopback port; the proxy in front owns the stable URL. Rolling
+replacement, state and keys are ``RollingTarget``'s.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+
+from backends.base import BackendError, ReleaseSpec
+from backends.local import daemons
+from backends.local.envstate import HOST
+from backends.local.rolling import RollingTarget
+
+
+def model_dir(release: ReleaseSpec) -> Path:
+    """The local folder behind ``release.model_uri`` (``file://`` only).
+
+    Raises:
+        BackendError: The URI is not a local ``file://`` URI of an existing folder.
+    """
+    parts = urlsplit(release.model_uri)
+    if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
+        raise BackendError(
+            f"the process target runs models from local folders (file:// URIs), "
+            f"not {release.model_uri!r}"
+        )
+    path = Path(url2pathname(parts.path))
+    if not path.is_dir():
+        raise BackendError(f"model folder {path} of {release.model_name} does not exist")
+    return path
+
+
+class ProcessTarget(RollingTarget):
+    """``DeploymentTarget`` running the scoring service as local processes.
+
+    Args:
+        state_dir: Folder for state, keys, proxy files and logs.
+        ports: Stable loopback port of each environment.
+        python: Interpreter for the proxy and (by default) the scoring service.
+        service_argv: Command of one replica (default ``[python, "-m", "scoring"]``); it
+            reads its configuration from ``SCORING_*`` variables.
+        health_timeout: Seconds a new release has to answer ``GET /`` with 200.
+        drain_timeout: Seconds to wait for in-flight requests before stopping old replicas.
+    """
+
+    kind = "process"
+
+    def __init__(
+        self,
+        state_dir: Path,
+        ports: Mapping[str, int],
+        python: str = sys.executable,
+        *,
+        service_argv: Sequence[str] | None = None,
+        health_timeout: float = 60.0,
+        drain_timeout: float = 30.0,
+    ) -> None:
+        super().__init__(
+            state_dir, ports, python, health_timeout=health_timeout, drain_timeout=drain_timeout
+        )
+        self.service_argv = list(service_argv or [python, "-m", "scoring"])
+
+    def _check_release(self, release: ReleaseSpec) -> None:
+        model_dir(release)
+
+    def _start_replica(self, environment: str, release: ReleaseSpec, port: int, key: str) -> Any:
+        log = self.state_dir / environment / "logs" / f"replica-{port}.log"
+        env = {
+            "SCORING_MODEL_DIR": str(model_dir(release)),
+            "SCORING_MODEL_NAME": release.model_name,
+            "SCORING_MODEL_VERSION": release.model_version,
+            "SCORING_MODEL_SHA256": release.model_sha256,
+            "SCORING_API_KEY": key,
+            "SCORING_HOST": HOST,
+            "SCORING_PORT": str(port),
+        }
+        return {**daemons.spawn(self.service_argv, env, log), "log": str(log)}
+
+    def _replica_alive(self, handle: Any) -> bool:
+        return daemons.alive(handle)
+
+    def _stop_replica(self, handle: Any) -> None:
+        daemons.stop(handle)
+
+    def _replica_log(self, handle: Any) -> str:
+        return daemons.log_tail(Path(handle["log"]))

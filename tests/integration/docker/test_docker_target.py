@@ -1,0 +1,146 @@
+"""DockerTarget on a real engine with real scoring images: QA and production behind the
+proxy, rolling replacement and rollback under load (zero failed requests), a bad image
+that is never switched in, teardown (stray containers included), shared state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import docker
+import pytest
+
+from backends.base import ReleaseSpec
+from backends.local.docker_image import DockerImageBuilder, file_sha256
+from backends.local.docker_target import DockerTarget
+from backends.local.envstate import free_port
+from backends.local.rolling import ReleaseHealthError
+
+pytestmark = pytest.mark.docker
+logger = logging.getLogger(__name__)
+
+
+def _helpers() -> ModuleType:
+    if "rollout_helpers" not in sys.modules:
+        path = Path(__file__).parents[1] / "backends" / "rollout.py"
+        spec = importlib.util.spec_from_file_location("rollout_helpers", path)
+        assert spec and spec.loader
+        sys.modules["rollout_helpers"] = module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return sys.modules["rollout_helpers"]
+
+
+rollout = _helpers()
+
+
+@pytest.fixture(scope="module")
+def releases(
+    docker_host: str, cache_dir: Path, model_dir: Path, docker_client: docker.DockerClient
+) -> Iterator[dict[str, ReleaseSpec]]:
+    """Scoring images for versions 1 and 2 (fresh tags, removed afterwards)."""
+    builder = DockerImageBuilder(docker_host, cache_dir)
+    code_version = uuid.uuid4().hex[:12]
+    sha = file_sha256(model_dir / "model.joblib")
+    specs = {
+        v: ReleaseSpec(
+            "diabetes-ridge",
+            v,
+            sha,
+            image=builder.build("diabetes-ridge", v, model_dir, code_version),
+        )
+        for v in ("1", "2")
+    }
+    yield specs
+    for spec in specs.values():
+        docker_client.images.remove(spec.image, force=True)
+
+
+@pytest.fixture
+def ports() -> dict[str, int]:
+    qa = free_port()
+    return {"qa": qa, "production": free_port({qa})}
+
+
+def _target(docker_host: str, tmp_path: Path, ports: dict[str, int]) -> DockerTarget:
+    def factory() -> docker.DockerClient:
+        return docker.DockerClient(base_url=docker_host, timeout=120)
+
+    return DockerTarget(factory, tmp_path / "state", ports, health_timeout=90.0)
+
+
+@pytest.fixture
+def target(docker_host: str, tmp_path: Path, ports: dict[str, int]) -> Iterator[DockerTarget]:
+    target = _target(docker_host, tmp_path, ports)
+    yield target
+    with contextlib.ExitStack() as stack:  # every environment, even if one teardown fails
+        for environment in ports:
+            stack.callback(target.teardown, environment)
+    assert target.containers() == []
+    assert rollout.pids_mentioning(str(tmp_path)) == []  # the proxies
+
+
+def test_releases_roll_forward_and_back_without_a_failed_request(
+    target: DockerTarget, releases: dict[str, ReleaseSpec]
+) -> None:
+    qa = target.deploy("qa", releases["1"])
+    assert target.health("qa") and len(target.containers("qa")) == 1
+    production = target.deploy("production", releases["1"])
+    containers = target.containers("production")
+    assert len(containers) == 2 and target.health("production")
+    attrs = containers[0].attrs
+    assert attrs["HostConfig"]["NetworkMode"] == "host"
+    assert attrs["HostConfig"]["RestartPolicy"]["Name"] == "no"
+    assert containers[0].labels["mlops.environment"] == "production"
+    assert containers[0].labels["mlops.version"] == "1"
+    assert qa.key != production.key  # one key per environment
+
+    with rollout.LoadGenerator(production.url, production.key, rate=200) as forward:
+        target.deploy("production", releases["2"])
+    logger.info("docker v1 -> v2: %d requests, %d failed", forward.total, len(forward.failures))
+    assert forward.failures == [] and forward.switched_once("1", "2")
+    assert {c.labels["mlops.version"] for c in target.containers("production")} == {"2"}
+
+    with rollout.LoadGenerator(production.url, production.key, rate=200) as back:
+        target.rollback("production")
+    logger.info("docker rollback: %d requests, %d failed", back.total, len(back.failures))
+    assert back.failures == [] and back.switched_once("2", "1")
+    assert target.previous("production") == releases["2"]
+
+
+def test_an_image_with_the_wrong_model_is_not_switched_in(
+    target: DockerTarget, releases: dict[str, ReleaseSpec]
+) -> None:
+    endpoint = target.deploy("production", releases["1"])
+    # The registry says another sha256: the service refuses the baked model and exits.
+    wrong = ReleaseSpec("diabetes-ridge", "2", "f" * 64, image=releases["2"].image)
+    with rollout.LoadGenerator(endpoint.url, endpoint.key, rate=100) as load:
+        with pytest.raises(ReleaseHealthError, match=r"(?s)exited.*sha256"):
+            target.deploy("production", wrong)
+    assert load.failures == [] and load.versions() == {"1"}
+    assert {c.labels["mlops.version"] for c in target.containers("production")} == {"1"}
+
+
+def test_state_is_shared_and_teardown_removes_strays(
+    target: DockerTarget,
+    releases: dict[str, ReleaseSpec],
+    docker_host: str,
+    tmp_path: Path,
+    ports: dict[str, int],
+    docker_client: docker.DockerClient,
+) -> None:
+    endpoint = target.deploy("qa", releases["1"])
+    # A container started by a deployer that died before recording it.
+    docker_client.containers.create(
+        releases["1"].image, labels={"mlops.stack": target.stack, "mlops.environment": "qa"}
+    )
+    other = _target(docker_host, tmp_path, ports)
+    assert other.current("qa") == endpoint and other.health("qa")
+    other.teardown("qa")
+    assert target.current("qa") is None and target.containers("qa") == []
