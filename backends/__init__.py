@@ -6,15 +6,18 @@ Adapters are imported inside it, so importing this package loads no cloud SDK.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from backends.base import Compute, DataLake, ModelRegistry
+from backends.base import Compute, DataLake, DeploymentTarget, ImageBuilder, ModelRegistry
 
 if TYPE_CHECKING:
     from mlops.settings import Settings
 
-__all__ = ["Backends", "get_backends"]
+__all__ = ["Backends", "ReleaseBackends", "get_backends", "get_release_backends"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -36,10 +39,8 @@ def get_backends(settings: Settings) -> Backends:
 
     Returns:
         ``local``: Azurite (or ``MLOPS_BLOB_CONNECTION_STRING``), training as local
-        processes, a SQLite registry under the state folder.
-
-    Raises:
-        NotImplementedError: ``azure`` (its compute and registry adapters are not written yet).
+        processes, a SQLite registry under the state folder. ``azure``: the storage
+        account, Azure ML command jobs and the workspace model registry.
     """
     if settings.profile == "azure":
         return _azure_backends(settings)
@@ -58,10 +59,88 @@ def get_backends(settings: Settings) -> Backends:
 
 def _azure_backends(settings: Settings) -> Backends:
     """The Azure profile: Blob Storage, Azure ML jobs and the Azure ML model registry."""
-    # The data lake is the same class as locally, pointed at the storage account.
-    # Wire it here together with backends.azure's compute and registry adapters.
-    raise NotImplementedError(
-        "profile 'azure': the Azure ML compute and registry adapters (backends.azure) are not "
-        "written yet; the data lake would be BlobDataLake(account_url="
-        f"{settings.azure.storage_account_url!r}) with DefaultAzureCredential"
+    from pathlib import Path
+
+    from azure.identity import DefaultAzureCredential
+
+    from backends.azure.client import workspace_client
+    from backends.azure.compute import AmlCompute
+    from backends.azure.registry import AmlModelRegistry
+    from backends.blob_datalake import BlobDataLake
+
+    # One credential (environment, managed identity or Azure CLI) for storage and Azure ML;
+    # building it contacts nothing, tokens are fetched on first use.
+    credential = DefaultAzureCredential()
+    # The data lake is the same class as locally, pointed at the storage account unless a
+    # connection string was given.
+    if settings.blob_connection_string is not None:
+        datalake = BlobDataLake(settings.blob_connection_string.get_secret_value())
+    else:
+        datalake = BlobDataLake(
+            account_url=settings.azure.storage_account_url, credential=credential
+        )
+    # One client for compute and registry, built on first use: azure.ai.ml takes seconds
+    # to import, and commands that only read the data lake never need it.
+    ml_client = workspace_client(settings.azure, credential)
+    repo_root = Path(__file__).resolve().parent.parent  # holds the training package
+    return Backends(
+        datalake=datalake,
+        compute=AmlCompute(ml_client, settings.azure, code_dir=repo_root),
+        registry=AmlModelRegistry(ml_client),
+    )
+
+
+@dataclass(frozen=True)
+class ReleaseBackends:
+    """Where scoring services are built and run. ``builder`` is None when the target runs the
+    model folder directly (the process target)."""
+
+    kind: str
+    builder: ImageBuilder | None
+    target: DeploymentTarget
+
+
+def get_release_backends(settings: Settings, *, start_engine: bool = True) -> ReleaseBackends:
+    """Build the release backends: Docker when an engine runs or can be started, else processes.
+
+    Unlike ``get_backends`` this may start the project's Docker engine (a local service);
+    ``start_engine=False`` only uses an engine that already runs (for read-only commands).
+    """
+    from backends.local.process_target import ProcessTarget
+
+    ports = {"qa": settings.qa_port, "production": settings.production_port}
+    if settings.release_target in ("auto", "docker"):
+        from backends.local.dockerd import DockerEngine, DockerEngineError
+
+        candidates = [settings.docker_host] if settings.docker_host else None
+        engine = DockerEngine(settings.docker_path, candidates=candidates)
+        try:
+            if not start_engine and engine.find() is None:
+                raise DockerEngineError("the Docker engine is not running")
+            host = engine.ensure()
+        except DockerEngineError as exc:
+            if settings.release_target == "docker":
+                raise
+            log.warning("no Docker engine (%s): scoring services run as processes", exc)
+        else:
+            import docker
+
+            from backends.local.docker_image import DockerImageBuilder
+            from backends.local.docker_target import DockerTarget
+
+            return ReleaseBackends(
+                kind="docker",
+                builder=DockerImageBuilder(
+                    host, settings.docker_path / "cache", base_image=settings.base_image
+                ),
+                target=DockerTarget(
+                    lambda: docker.DockerClient(base_url=host),
+                    settings.targets_path / "docker",
+                    ports,
+                ),
+            )
+    return ReleaseBackends(
+        kind="process",
+        builder=None,
+        target=ProcessTarget(settings.targets_path / "process", ports),
     )

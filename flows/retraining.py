@@ -6,8 +6,6 @@ Only composition lives here; every step is a task in ``tasks/``.
 from __future__ import annotations
 
 import json
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -17,6 +15,7 @@ from prefect.states import Completed, Failed, State
 from backends import get_backends
 from backends.base import TrainingJobSpec
 from mlops.lake import Lake
+from mlops.paths import scratch_dir
 from mlops.settings import get_settings
 from mlops.version import code_version
 from tasks.data import (
@@ -115,7 +114,7 @@ def retraining(
                 "data with these parameters: nothing to do.",
             }
         else:
-            workdir = Path(tempfile.mkdtemp(prefix="retrain-", dir=_ensure(settings.jobs_path)))
+            workdir = scratch_dir(settings.jobs_path, "retrain-")
             spec = TrainingJobSpec(
                 data_uri=curated.data_uri,
                 params=params.model_dump(mode="json"),
@@ -161,8 +160,3 @@ def retraining(
         return Failed(message=message, data=summary)
     logger.info(summary["message"])
     return Completed(message=summary["message"], data=summary)
-
-
-def _ensure(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path

@@ -13,6 +13,7 @@ import typer
 from mlops.settings import Settings, SettingsError, get_settings
 
 if TYPE_CHECKING:
+    from backends.base import DeploymentTarget
     from mlops.lake import Lake
 
 app = typer.Typer(help="Run the model's life cycle with Prefect.", no_args_is_help=True)
@@ -61,6 +62,13 @@ def up() -> None:
     except ServiceError as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from None
+    if settings.release_target != "process":
+        from backends import get_release_backends
+
+        kind = get_release_backends(settings).kind
+        typer.echo(
+            f"{'release target':15} {kind}" + (" (no Docker engine)" if kind == "process" else "")
+        )
     lake = _lake(settings)
     lake.ensure()
     if lake.curated_set() is None and not lake.landed():
@@ -77,10 +85,19 @@ def up() -> None:
 
 @app.command()
 def down() -> None:
-    """Stop the local stack by PID."""
+    """Stop the local stack by PID: scoring environments, Docker engine, Prefect, Azurite."""
+    from backends.local.dockerd import DockerEngine
     from mlops.stack import services
 
-    for service in reversed(services(_settings())):
+    settings = _settings()
+    target = _release_target(settings)
+    for env in ("qa", "production"):
+        if target.current(env) is not None:
+            target.teardown(env)
+            typer.echo(f"{env:15} torn down")
+    if DockerEngine(settings.docker_path).stop():
+        typer.echo(f"{'docker engine':15} stopped")
+    for service in reversed(services(settings)):
         stopped = service.stop()
         typer.echo(f"{service.name:15} {'stopped' if stopped else 'was not running'}")
 
@@ -99,11 +116,7 @@ def retrain(
     """Run the retraining flow once and report its outcome."""
     settings = _settings()
     _use_local_prefect(settings)
-    from mlops.services import http_ok
-
-    if not http_ok(f"{settings.prefect_api_url}/health"):
-        typer.secho("The Prefect server is not running: run `mlops up` first.", fg="red", err=True)
-        raise typer.Exit(1)
+    _require_prefect(settings)
     if data is not None and Path(data).is_file():
         ref = _lake(settings).datalake.put(
             settings.landing_container, Path(data).name, Path(data).read_bytes()
@@ -122,10 +135,65 @@ def retrain(
     typer.secho(f"retraining {state.name}: {state.message}", fg=color)
     for f in summary.get("files", []):
         typer.echo(f"  {f['file']}: {f['result']} ({f['details']})")
+        if f.get("quarantined_as"):
+            typer.echo(f"    quarantined as: {f['quarantined_as']} (+ .reason.json)")
         if f.get("data_docs"):
             typer.echo(f"    Data Docs: {f['data_docs']}")
     typer.echo(f"Prefect UI: {settings.prefect_ui_url}/runs")
     if not state.is_completed():
+        raise typer.Exit(1)
+
+
+@app.command()
+def release(
+    version: Annotated[
+        str | None, typer.Option(help="Version to release. Default: the candidate alias.")
+    ] = None,
+) -> None:
+    """Run the release flow once: image, QA, smoke test, production, smoke test."""
+    settings = _settings()
+    _use_local_prefect(settings)
+    _require_prefect(settings)
+    from flows.release import release as release_flow
+
+    state = release_flow(version=version, return_state=True)
+    result = state.result(raise_on_failure=False)
+    report: dict[str, Any] = result if isinstance(result, dict) else {}
+    typer.secho(
+        f"release {state.name}: {state.message}", fg="green" if state.is_completed() else "red"
+    )
+    if report.get("endpoint"):
+        typer.echo(f"  production URL: {report['endpoint']}/score")
+        typer.echo("  API key:        mlops key production")
+    typer.echo(f"Prefect UI: {settings.prefect_ui_url}/runs")
+    if not state.is_completed():
+        raise typer.Exit(1)
+
+
+@app.command()
+def key(
+    environment: Annotated[str, typer.Argument(help="qa or production")] = "production",
+) -> None:
+    """Print the API key of a running environment (for curl: Authorization: Bearer <key>)."""
+    endpoint = _release_target(_settings()).current(environment)
+    if endpoint is None:
+        typer.secho(f"nothing is deployed in {environment}", fg="red", err=True)
+        raise typer.Exit(1)
+    typer.echo(endpoint.key)
+
+
+def _release_target(settings: Settings) -> DeploymentTarget:
+    """The target that runs QA and production now (read-only: starts no engine)."""
+    from backends import get_release_backends
+
+    return get_release_backends(settings, start_engine=False).target
+
+
+def _require_prefect(settings: Settings) -> None:
+    from mlops.services import http_ok
+
+    if not http_ok(f"{settings.prefect_api_url}/health"):
+        typer.secho("The Prefect server is not running: run `mlops up` first.", fg="red", err=True)
         raise typer.Exit(1)
 
 
@@ -149,6 +217,11 @@ def status() -> None:
             f"  v{v.version:4} {aliases:25} sha256 {v.sha256[:12]}  "
             f"data {v.tags.get('data_fingerprint', '')[:12]}"
         )
+    target = _release_target(settings)
+    for env in ("qa", "production"):
+        endpoint = target.current(env)
+        where = f"v{endpoint.model_version} at {endpoint.url}" if endpoint else "not deployed"
+        typer.echo(f"{env:15} {where}")
     try:
         curated = _lake(settings).curated_set()
     except Exception as exc:  # the lake may simply not be running
@@ -162,5 +235,7 @@ def status() -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # The Azure SDK logs every HTTP request and response at INFO.
+    logging.getLogger("azure").setLevel(logging.WARNING)
     app()

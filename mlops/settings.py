@@ -61,6 +61,16 @@ class Settings(BaseSettings):
     # Data validation
     min_rows: int = Field(default=50, ge=1)
 
+    # Release: where scoring services run locally (auto = Docker when an engine can run)
+    release_target: Literal["auto", "docker", "process"] = "auto"
+    docker_host: str | None = None  # an engine to use instead of starting our own
+    base_image: str | None = None  # scoring image base; default: pull python:3.11-slim or build
+    qa_port: int = Field(default=8600, ge=1, le=65535)
+    production_port: int = Field(default=8700, ge=1, le=65535)
+    production_replicas: int = Field(default=2, ge=2)
+    smoke_requests: int = Field(default=200, ge=1, le=10_000)
+    smoke_p95_budget_ms: float = Field(default=250.0, gt=0)
+
     azure: AzureSettings = AzureSettings()
 
     @model_validator(mode="after")
@@ -112,6 +122,16 @@ class Settings(BaseSettings):
     @property
     def data_docs_path(self) -> Path:
         return self.state_path / "data_docs"
+
+    @property
+    def docker_path(self) -> Path:
+        """The project's own Docker engine (data root, socket, log) and image build caches."""
+        return self.state_path / "docker"
+
+    @property
+    def targets_path(self) -> Path:
+        """State of the local QA and production environments."""
+        return self.state_path / "targets"
 
     @property
     def run_path(self) -> Path:

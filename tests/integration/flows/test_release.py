@@ -1,0 +1,173 @@
+"""The release flow on a real Prefect server with real scoring services (processes, and Docker
+containers when an engine runs): QA, smoke test, promotion, QA rejection, production rollback."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import flows.release as release_module
+from backends import ReleaseBackends, get_backends, get_release_backends
+from backends.base import DeploymentTarget, Endpoint, ModelRegistry, ReleaseSpec
+from flows.release import release
+from flows.retraining import retraining
+from mlops.settings import Settings, get_settings
+from training.model import MODEL_FILENAME
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(params=["process", "docker"])
+def release_settings(
+    request: pytest.FixtureRequest, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Settings]:
+    """Settings with free QA/production ports and the release target under test."""
+    if request.param == "docker":
+        monkeypatch.setenv("MLOPS_DOCKER_HOST", request.getfixturevalue("docker_host"))
+    monkeypatch.setenv("MLOPS_RELEASE_TARGET", request.param)
+    monkeypatch.setenv("MLOPS_QA_PORT", str(free_port()))
+    monkeypatch.setenv("MLOPS_PRODUCTION_PORT", str(free_port()))
+    monkeypatch.setenv("MLOPS_SMOKE_REQUESTS", "40")
+    get_settings.cache_clear()
+    current = get_settings()
+    yield current
+    target = get_release_backends(current).target
+    for env in ("qa", "production"):
+        target.teardown(env)
+    get_settings.cache_clear()
+
+
+def train_version(settings: Settings, file: str) -> str:
+    lake = get_backends(settings).datalake
+    lake.ensure_containers(settings.landing_container)
+    ref = lake.put(settings.landing_container, file, (DATA / "good" / file).read_bytes())
+    state = retraining(data_uri=ref.uri, return_state=True)
+    assert state.is_completed(), state.message
+    return str(state.result()["version"])
+
+
+def run(**kwargs: Any) -> tuple[Any, dict[str, Any]]:
+    state = release(**kwargs, return_state=True)
+    return state, state.result(raise_on_failure=False)
+
+
+def score(endpoint: Endpoint) -> dict[str, Any]:
+    golden = [[0.01] * 10]
+    response = httpx.post(
+        f"{endpoint.url}/score",
+        json={"data": golden},
+        headers={"Authorization": f"Bearer {endpoint.key}"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def register_copy(
+    registry: ModelRegistry, settings: Settings, source: str, edit: dict[str, Any]
+) -> str:
+    """Register a copy of version ``source`` with ``run.json`` changed, as the new candidate."""
+    tmp = settings.state_path / "broken"
+    folder = registry.download(settings.model_name, source, tmp)
+    run_json = json.loads((folder / "run.json").read_text())
+    run_json["versions"] |= edit
+    (folder / "run.json").write_text(json.dumps(run_json))
+    version = registry.register(settings.model_name, folder, MODEL_FILENAME, {"note": "broken"})
+    registry.set_alias(settings.model_name, "candidate", version.version)
+    shutil.rmtree(tmp)
+    return version.version
+
+
+def test_release_promotes_through_qa_and_is_idempotent(release_settings: Settings) -> None:
+    registry = get_backends(release_settings).registry
+    target = get_release_backends(release_settings).target
+    v1 = train_version(release_settings, "diabetes_batch_b.csv")
+
+    state, report = run()
+    assert state.is_completed(), state.message
+    assert report["outcome"] == "released" and report["production_after"] == v1
+    assert "production" in registry.get(release_settings.model_name, v1).aliases
+    production = target.current("production")
+    assert production is not None and production.model_version == v1
+    assert score(production)["model"]["version"] == v1
+    assert target.current("qa") is None  # QA torn down after promotion
+    assert "smoke_qa" in report and "smoke_production" in report
+
+    state, report = run()
+    assert state.is_completed() and report["outcome"] == "no-op"
+
+
+def test_broken_candidate_is_rejected_in_qa_and_production_keeps_serving(
+    release_settings: Settings,
+) -> None:
+    registry = get_backends(release_settings).registry
+    target = get_release_backends(release_settings).target
+    v1 = train_version(release_settings, "diabetes_batch_b.csv")
+    assert run()[0].is_completed()
+
+    # Trained with another scikit-learn: the build (Docker) or the service (process) refuses.
+    v2 = register_copy(registry, release_settings, v1, {"scikit-learn": "1.0.2"})
+    state, report = run()
+    assert state.is_failed()
+    assert report["outcome"] == "rejected in QA"
+    assert "production unchanged" in state.message
+    assert registry.get(release_settings.model_name, v2).tags["release.status"] == "rejected"
+    assert registry.get_alias(release_settings.model_name, "production").version == v1  # type: ignore[union-attr]
+    assert target.current("qa") is None
+    production = target.current("production")
+    assert production is not None and score(production)["model"]["version"] == v1
+
+
+class FailsInProduction:
+    """A real target whose production deploys serve the wrong version label: the release
+    passes QA and then fails the production smoke test."""
+
+    def __init__(self, inner: DeploymentTarget) -> None:
+        self.inner = inner
+
+    def deploy(self, environment: str, release: ReleaseSpec) -> Endpoint:
+        if environment == "production":
+            release = dataclasses.replace(release, model_version=release.model_version + "-bad")
+        return self.inner.deploy(environment, release)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_candidate_failing_in_production_is_rolled_back(
+    release_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = get_backends(release_settings).registry
+    target = get_release_backends(release_settings).target
+    v1 = train_version(release_settings, "diabetes_batch_a.csv")
+    assert run()[0].is_completed()
+    v2 = train_version(release_settings, "diabetes_batch_b.csv")
+
+    real = get_release_backends(release_settings)
+    monkeypatch.setattr(
+        release_module,
+        "get_release_backends",
+        lambda _settings: ReleaseBackends(real.kind, real.builder, FailsInProduction(real.target)),
+    )
+    state, report = run(version=v2)
+    assert state.is_failed()
+    assert report["outcome"] == "rolled back" and report["production_after"] == v1
+    assert f"serves v{v1}" in state.message
+    assert registry.get_alias(release_settings.model_name, "production").version == v1  # type: ignore[union-attr]
+    assert registry.get(release_settings.model_name, v2).tags["release.status"] == "rejected"
+    production = target.current("production")
+    assert production is not None and score(production)["model"]["version"] == v1
