@@ -27,7 +27,7 @@ class AzureSettings(BaseModel):
     resource_group: str = ""
     workspace: str = ""
     compute_name: str = "cpu-cluster"
-    environment: str = "azureml:diabetes-train-env@latest"
+    environment: str = "diabetes-train-env@latest"
     storage_account_url: str = ""  # https://<account>.blob.core.windows.net
     job_poll_seconds: float = 15.0
 

@@ -6,14 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from backends import Backends, get_backends
 from backends.base import Compute, DataLake, ModelRegistry
 from backends.blob_datalake import BlobDataLake
 from backends.local.compute import REPO_ROOT, SubprocessCompute
 from backends.local.registry import LocalModelRegistry
-from mlops.settings import AzureSettings, Settings
+from mlops.settings import Settings
 
 
 def test_local_profile(tmp_path: Path) -> None:
@@ -31,17 +29,6 @@ def test_local_profile(tmp_path: Path) -> None:
     assert backends.registry.root == settings.registry_path
     # Building them touches nothing: no folders, no connections.
     assert not (tmp_path / "state").exists()
-
-
-def test_azure_profile_is_not_wired_yet() -> None:
-    azure = AzureSettings(
-        subscription_id="sub",
-        resource_group="rg",
-        workspace="ws",
-        storage_account_url="https://acct.blob.core.windows.net",
-    )
-    with pytest.raises(NotImplementedError, match="backends.azure"):
-        get_backends(Settings(profile="azure", azure=azure))
 
 
 def test_importing_backends_loads_no_sdk() -> None:

@@ -1,0 +1,244 @@
+"""``DeploymentTarget`` on Azure Container Instances: the QA environment in Azure.
+
+Each environment is one container group, ``<prefix>-<environment>``, running the scoring
+image on port 5001 behind the DNS label ``<dns_prefix>-<environment>``. The release it runs,
+and the one before it (for ``rollback``), are kept as tags on the group, so any process can
+read them. The API key travels only as a secure environment variable: Azure never returns
+it, so ``keys`` (Key Vault in practice) supplies it for ``deploy`` and ``current``.
+
+ACI restarts a group to change it: a deploy has seconds of downtime. That is accepted for
+QA; production runs on AKS with rolling updates. Request bodies carry the key and registry
+password in clear: nothing here logs them, and the SDK's HTTP logging must stay off.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.mgmt.containerinstance import ContainerInstanceManagementClient
+from azure.mgmt.containerinstance.models import (
+    Container,
+    ContainerGroup,
+    ContainerHttpGet,
+    ContainerPort,
+    ContainerProbe,
+    EnvironmentVariable,
+    ImageRegistryCredential,
+    IpAddress,
+    Port,
+    ResourceRequests,
+    ResourceRequirements,
+)
+
+from backends.base import BackendError, Endpoint, ReleaseSpec
+
+log = logging.getLogger(__name__)
+
+PORT = 5001
+_FIELDS = ("model_name", "model_version", "model_sha256", "image")
+
+
+class AciTarget:
+    """Runs scoring images as Azure Container Instances.
+
+    Args:
+        client: An ACI management client for the subscription.
+        resource_group: Where the container groups live.
+        location: Azure region of the groups.
+        keys: Returns the API key of an environment (e.g. from Key Vault).
+        name_prefix: Container group names are ``<name_prefix>-<environment>``.
+        dns_prefix: DNS labels are ``<dns_prefix>-<environment>`` (unique in the region).
+        registry_server: The image registry (``<name>.azurecr.io``); empty for public images.
+        registry_username: Registry user (with ``registry_password``), if not by identity.
+        registry_password: Registry password; sent in the PUT body only, never logged.
+        cpu: Cores per group.
+        memory_gb: Memory per group.
+        timeout: Seconds to wait for a create, update or delete.
+    """
+
+    def __init__(
+        self,
+        client: ContainerInstanceManagementClient,
+        resource_group: str,
+        location: str,
+        keys: Callable[[str], str],
+        *,
+        name_prefix: str = "diabetes-scoring",
+        dns_prefix: str = "diabetes-scoring",
+        registry_server: str = "",
+        registry_username: str = "",
+        registry_password: str = "",
+        cpu: float = 1.0,
+        memory_gb: float = 1.5,
+        timeout: float = 900.0,
+    ) -> None:
+        self._client = client
+        self.resource_group = resource_group
+        self.location = location
+        self._keys = keys
+        self.name_prefix = name_prefix
+        self.dns_prefix = dns_prefix
+        self.registry_server = registry_server
+        self._registry_login = (registry_username, registry_password)
+        self.cpu = cpu
+        self.memory_gb = memory_gb
+        self.timeout = timeout
+
+    def deploy(self, environment: str, release: ReleaseSpec) -> Endpoint:
+        """Create or update the environment's group to run ``release``; the release it
+        replaces is remembered for ``rollback``."""
+        if not release.image:
+            raise ValueError("ACI runs images: the release has no image")
+        existing = self._group(environment)
+        replaced = _release(existing.tags or {}, "") if existing else None
+        tags = _tags(release, "")
+        if replaced is not None and _tags(replaced, "") != tags:
+            tags |= _tags(replaced, "previous.")
+        elif existing is not None:  # a redeploy keeps what it would roll back to
+            tags |= {k: v for k, v in (existing.tags or {}).items() if k.startswith("previous.")}
+        group = self._group_spec(environment, release, tags)
+        name = self._name(environment)
+        log.info("deploying %s v%s to ACI %s", release.model_name, release.model_version, name)
+        try:
+            poller = self._client.container_groups.begin_create_or_update(
+                self.resource_group, name, group
+            )
+            poller.result(timeout=self.timeout)
+        except AzureError as exc:
+            # The exception text is the service's error, never the request body.
+            raise BackendError(f"cannot deploy to ACI {name}: {exc}") from exc
+        endpoint = self.current(environment)
+        if endpoint is None:
+            raise BackendError(f"ACI {name} is missing right after its deployment")
+        return endpoint
+
+    def current(self, environment: str) -> Endpoint | None:
+        """What the environment serves, or None if it has no group."""
+        group = self._group(environment)
+        release = _release(group.tags or {}, "") if group else None
+        if group is None or release is None:
+            return None
+        fqdn = group.ip_address.fqdn if group.ip_address else None
+        return Endpoint(
+            environment=environment,
+            url=f"http://{fqdn}:{PORT}" if fqdn else "",
+            key=self._keys(environment),
+            model_name=release.model_name,
+            model_version=release.model_version,
+            image=release.image,
+        )
+
+    def current_release(self, environment: str) -> ReleaseSpec | None:
+        group = self._group(environment)
+        return _release(group.tags or {}, "") if group else None
+
+    def previous(self, environment: str) -> ReleaseSpec | None:
+        group = self._group(environment)
+        return _release(group.tags or {}, "previous.") if group else None
+
+    def health(self, environment: str) -> bool:
+        """Whether the group is provisioned and its scoring container is running."""
+        group = self._group(environment)
+        if group is None or group.provisioning_state != "Succeeded":
+            return False
+        # instance_view is read-only (the SDK types it as always None).
+        views: list[Any] = [c.instance_view for c in group.containers]
+        states = [v.current_state.state for v in views if v is not None and v.current_state]
+        return len(states) == len(group.containers) > 0 and set(states) == {"Running"}
+
+    def rollback(self, environment: str) -> Endpoint:
+        """Deploy the previous release again (it and the current one swap places)."""
+        before = self.previous(environment)
+        if before is None:
+            raise BackendError(f"ACI {self._name(environment)} has no previous release")
+        return self.deploy(environment, before)
+
+    def teardown(self, environment: str) -> None:
+        """Delete the environment's group; a no-op if there is none."""
+        name = self._name(environment)
+        try:
+            self._client.container_groups.begin_delete(self.resource_group, name).result(
+                timeout=self.timeout
+            )
+        except ResourceNotFoundError:
+            return
+        except AzureError as exc:
+            raise BackendError(f"cannot delete ACI {name}: {exc}") from exc
+
+    # ------------------------------------------------------------------ helpers
+    def _name(self, environment: str) -> str:
+        return f"{self.name_prefix}-{environment}"
+
+    def _group(self, environment: str) -> ContainerGroup | None:
+        try:
+            return self._client.container_groups.get(self.resource_group, self._name(environment))
+        except ResourceNotFoundError:
+            return None
+        except AzureError as exc:
+            raise BackendError(f"cannot read ACI {self._name(environment)}: {exc}") from exc
+
+    def _group_spec(
+        self, environment: str, release: ReleaseSpec, tags: dict[str, str]
+    ) -> ContainerGroup:
+        env = [
+            EnvironmentVariable(name="SCORING_MODEL_NAME", value=release.model_name),
+            EnvironmentVariable(name="SCORING_MODEL_VERSION", value=release.model_version),
+            # The release, not the image, is the truth: a wrong image never becomes ready.
+            EnvironmentVariable(name="SCORING_MODEL_SHA256", value=release.model_sha256),
+            EnvironmentVariable(name="SCORING_API_KEY", secure_value=self._keys(environment)),
+        ]
+        container = Container(
+            name="scoring",
+            image=release.image,
+            resources=ResourceRequirements(
+                requests=ResourceRequests(cpu=self.cpu, memory_in_gb=self.memory_gb)
+            ),
+            ports=[ContainerPort(port=PORT)],
+            environment_variables=env,
+            liveness_probe=_probe("/healthz", 20),
+            readiness_probe=_probe("/", 5),
+        )
+        credentials: list[ImageRegistryCredential] | None = None
+        if self.registry_server:
+            user, password = self._registry_login
+            credentials = [
+                ImageRegistryCredential(
+                    server=self.registry_server, username=user or None, password=password or None
+                )
+            ]
+        return ContainerGroup(
+            location=self.location,
+            containers=[container],
+            os_type="Linux",
+            restart_policy="Always",
+            ip_address=IpAddress(
+                type="Public",
+                ports=[Port(protocol="TCP", port=PORT)],
+                dns_name_label=f"{self.dns_prefix}-{environment}",
+            ),
+            image_registry_credentials=credentials,
+            tags=tags,
+        )
+
+
+def _probe(path: str, delay: int) -> ContainerProbe:
+    return ContainerProbe(
+        http_get=ContainerHttpGet(path=path, port=PORT, scheme="http"),
+        initial_delay_seconds=delay,
+        period_seconds=10,
+        failure_threshold=3,
+    )
+
+
+def _tags(release: ReleaseSpec, prefix: str) -> dict[str, str]:
+    return {f"{prefix}{f}": str(getattr(release, f)) for f in _FIELDS}
+
+
+def _release(tags: dict[str, Any], prefix: str) -> ReleaseSpec | None:
+    name, version, sha, image = (str(tags.get(f"{prefix}{f}") or "") for f in _FIELDS)
+    if not (name and version and sha and image):
+        return None
+    return ReleaseSpec(model_name=name, model_version=version, model_sha256=sha, image=image)

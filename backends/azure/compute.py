@@ -1,0 +1,243 @@
+"""``Compute`` on Azure Machine Learning: each training run is an AML command job.
+
+The job runs the same ``python -m training.train`` as the local backend, on the cluster
+named in settings, in a registered environment. Its ``model`` output (a ``uri_folder``)
+is what ``download_outputs`` fetches.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import shlex
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+from backends.base import BackendError, JobState, JobStatus, NotFoundError, TrainingJobSpec
+
+if TYPE_CHECKING:
+    from azure.ai.ml import MLClient
+
+    from mlops.settings import AzureSettings
+
+log = logging.getLogger(__name__)
+
+OUTPUT_NAME = "model"
+MODEL_FILE = "model.joblib"
+# Data must already be in cloud storage: a local path would make the SDK upload it as a
+# new data asset on every run.
+_REMOTE_SCHEMES = ("https://", "azureml:", "wasbs://", "abfss://")
+
+# Azure ML job statuses (azure.ai.ml.operations._run_history_constants.JobStatus).
+# The SDK counts NotResponding and Paused as terminal, but a job in them can still resume
+# and cost money: they stay unfinished here, and wait()'s timeout cancels them.
+_STATES = {
+    "NotStarted": JobState.QUEUED,
+    "Queued": JobState.QUEUED,
+    "Provisioning": JobState.QUEUED,
+    "Preparing": JobState.QUEUED,
+    "Starting": JobState.QUEUED,
+    "Paused": JobState.QUEUED,
+    "Running": JobState.RUNNING,
+    "Finalizing": JobState.RUNNING,
+    "CancelRequested": JobState.RUNNING,
+    "NotResponding": JobState.RUNNING,
+    "Completed": JobState.COMPLETED,
+    "Failed": JobState.FAILED,
+    "Canceled": JobState.CANCELED,
+}
+
+
+_BY_KEY = {name.lower(): state for name, state in _STATES.items()}
+
+
+def map_status(aml_status: object) -> JobState:
+    """The ``JobState`` of an Azure ML job status (unknown ones count as still running)."""
+    return _BY_KEY.get(status_text(aml_status).lower(), JobState.RUNNING)
+
+
+def status_text(aml_status: object) -> str:
+    """The service's spelling of a status (the SDK hands out str enums or plain strings)."""
+    return str(getattr(aml_status, "value", aml_status) or "Unknown")
+
+
+class AmlCompute:
+    """Runs training as Azure ML command jobs.
+
+    Args:
+        ml_client: The workspace client (see ``backends.azure.client.workspace_client``).
+        settings: Compute cluster, environment and poll interval.
+        code_dir: The folder holding the ``training`` package (the repository root); only
+            that package is uploaded as the job's code snapshot.
+        sleep: Waits between polls (tests pass a fake clock).
+        clock: Monotonic seconds (tests pass a fake clock).
+        cancel_wait: Seconds ``wait`` gives a cancellation to be acknowledged on timeout.
+    """
+
+    def __init__(
+        self,
+        ml_client: MLClient,
+        settings: AzureSettings,
+        code_dir: Path,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        cancel_wait: float = 60.0,
+    ) -> None:
+        self._client = ml_client
+        self.settings = settings
+        self.code_dir = code_dir
+        self._sleep = sleep
+        self._clock = clock
+        self._cancel_wait = cancel_wait
+
+    def submit(self, spec: TrainingJobSpec) -> str:
+        """Upload the code snapshot and create the job; returns the job name at once.
+
+        Raises:
+            ValueError: ``spec.data_uri`` is not in cloud storage, or the parameters
+                contain ``${{`` (Azure ML would read it as a binding).
+            BackendError: Azure ML refused the job.
+        """
+        if not spec.data_uri.startswith(_REMOTE_SCHEMES):
+            raise ValueError(f"Azure ML reads data from cloud storage, not {spec.data_uri!r}")
+        params = json.dumps(spec.params, sort_keys=True)
+        if "${{" in params:
+            raise ValueError("training parameters must not contain '${{'")
+        # Loading azure.ai.ml takes seconds: only when a job is really submitted.
+        from azure.ai.ml import Input, Output, command
+        from azure.ai.ml.exceptions import MlException
+
+        stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+        name = f"train-{stamp}-{secrets.token_hex(3)}"
+        with self._code_snapshot() as code:
+            job = command(
+                name=name,
+                code=str(code),
+                command=(
+                    "python -m training.train --data ${{inputs.data}} "
+                    f"--output ${{{{outputs.{OUTPUT_NAME}}}}} --params {shlex.quote(params)}"
+                ),
+                inputs={"data": Input(type="uri_file", path=spec.data_uri)},
+                outputs={OUTPUT_NAME: Output(type="uri_folder")},
+                environment=_environment_ref(self.settings.environment),
+                compute=self.settings.compute_name,
+                experiment_name=spec.experiment,
+                display_name=spec.display_name or name,
+                tags=dict(spec.tags),
+            )
+            try:
+                created = self._client.jobs.create_or_update(job)
+            except (AzureError, MlException) as exc:  # MlException: the code upload failed
+                raise BackendError(f"Azure ML refused training job {name}: {exc}") from exc
+        log.info("submitted Azure ML job %s (%s)", name, created.studio_url or "")
+        return str(created.name or name)
+
+    def status(self, job_id: str) -> JobStatus:
+        """The job's state as Azure ML reports it (``NotFoundError`` for an unknown name)."""
+        try:
+            job = self._client.jobs.get(job_id)
+        except ResourceNotFoundError as exc:
+            raise NotFoundError(f"no Azure ML job {job_id!r}") from exc
+        except AzureError as exc:
+            raise BackendError(f"cannot read Azure ML job {job_id}: {exc}") from exc
+        return JobStatus(
+            job_id=job_id,
+            state=map_status(job.status),
+            message=f"Azure ML status {status_text(job.status)}",
+            url=job.studio_url or "",
+        )
+
+    def wait(self, job_id: str, timeout: float) -> JobStatus:
+        """Poll every ``job_poll_seconds`` until the job finishes; after ``timeout`` seconds
+        cancel it and report FAILED."""
+        deadline = self._clock() + timeout
+        while True:
+            current = self.status(job_id)
+            if current.state.finished:
+                return current
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                return self._time_out(job_id, timeout)
+            self._sleep(min(self.settings.job_poll_seconds, remaining))
+
+    def download_outputs(self, job_id: str, dest: Path) -> Path:
+        """Download a completed job's ``model`` output under ``dest/<job_id>``; returns the
+        folder holding ``model.joblib``."""
+        current = self.status(job_id)
+        if current.state is not JobState.COMPLETED:
+            raise BackendError(f"job {job_id} is {current.state.value}, no outputs: {current.url}")
+        target = dest / job_id
+        shutil.rmtree(target, ignore_errors=True)
+        try:
+            self._client.jobs.download(job_id, download_path=str(target), output_name=OUTPUT_NAME)
+        except AzureError as exc:
+            raise BackendError(f"cannot download the outputs of job {job_id}: {exc}") from exc
+        # The SDK writes named outputs to <path>/named-outputs/<name>/.
+        found = sorted(target.rglob(MODEL_FILE), key=lambda p: len(p.parts))
+        if not found:
+            raise BackendError(f"job {job_id} completed but its output holds no {MODEL_FILE}")
+        return found[0].parent
+
+    def logs(self, job_id: str) -> str:
+        """The job's user logs (best effort: a note with the studio URL if they are missing)."""
+        with tempfile.TemporaryDirectory(prefix="aml-logs-") as tmp:
+            try:
+                # Without output_name the SDK fetches the default artifacts: the logs.
+                self._client.jobs.download(job_id, download_path=tmp)
+            except Exception as exc:  # logs are a convenience: never break a caller
+                log.warning("no logs for Azure ML job %s: %s", job_id, exc)
+                return f"(logs unavailable: {exc})"
+            files = sorted(Path(tmp).rglob("user_logs/*.txt")) or sorted(Path(tmp).rglob("*.txt"))
+            parts = [f"== {p.name}\n{p.read_text(errors='replace')}" for p in files]
+        return "\n".join(parts)
+
+    # ------------------------------------------------------------------ helpers
+    @contextmanager
+    def _code_snapshot(self) -> Iterator[Path]:
+        # The job needs only the training package; uploading the repository would ship
+        # virtualenvs and state folders. Identical content hashes alike, so the SDK skips
+        # re-uploading a snapshot it already has.
+        package = self.code_dir / "training"
+        if not (package / "train.py").is_file():
+            raise BackendError(f"{self.code_dir} holds no training package")
+        with tempfile.TemporaryDirectory(prefix="aml-code-") as tmp:
+            root = Path(tmp) / "code"
+            shutil.copytree(package, root / "training", ignore=shutil.ignore_patterns(*_JUNK))
+            yield root
+
+    def _time_out(self, job_id: str, timeout: float) -> JobStatus:
+        log.warning("Azure ML job %s timed out after %g s: canceling it", job_id, timeout)
+        try:
+            self._client.jobs.begin_cancel(job_id).wait(timeout=self._cancel_wait)
+        except AzureError as exc:
+            log.warning("could not cancel Azure ML job %s: %s", job_id, exc)
+        final = self.status(job_id)
+        if final.state is JobState.COMPLETED:
+            return final  # it finished while the cancel was on its way
+        return JobStatus(
+            job_id=job_id,
+            state=JobState.FAILED,
+            message=f"timed out after {timeout:g} s; cancel requested ({final.message})",
+            url=final.url,
+        )
+
+
+_JUNK = ("__pycache__", "*.pyc", ".*")
+
+
+def _environment_ref(value: str) -> str:
+    # The SDK resolves "name@label" only without the "azureml:" prefix (with it, it looks up
+    # an environment literally named "azureml:name"); "azureml:name:version" works as is.
+    if "@" in value and value.startswith("azureml:"):
+        return value.removeprefix("azureml:")
+    return value

@@ -1,0 +1,176 @@
+"""AciTarget against a fake ACI API: the container group PUTs the real SDK sends."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import pytest
+from azure.mgmt.containerinstance import ContainerInstanceManagementClient
+
+from backends.azure.aci import AciTarget
+from backends.base import BackendError, DeploymentTarget, ReleaseSpec
+
+SUB = "00000000-1111-2222-3333-444444444444"
+PROVIDER = "providers/Microsoft.ContainerInstance"
+GROUPS = rf"/subscriptions/{SUB}/resourceGroups/rg-release/{PROVIDER}/containerGroups"
+KEY = "k3y-from-key-vault-0123456789"
+PASSWORD = "acr-pa55word-0123456789"
+V1 = ReleaseSpec("diabetes-ridge", "1", "a" * 64, image="acr.azurecr.io/diabetes-scoring:1")
+V2 = ReleaseSpec("diabetes-ridge", "2", "b" * 64, image="acr.azurecr.io/diabetes-scoring:2")
+
+
+class FakeAci:
+    """Container groups as ARM keeps them; a PUT is accepted, then finishes on the first poll."""
+
+    def __init__(self, transport: Any) -> None:
+        self.groups: dict[str, dict[str, Any]] = {}
+        self.running = True
+        self._transport = transport
+        transport.route("GET", GROUPS + r"/[^/?]+\?", self._get)
+        transport.route("PUT", GROUPS + r"/[^/?]+\?", self._put)
+        transport.route("DELETE", GROUPS + r"/[^/?]+\?", self._delete)
+        transport.route("GET", r"/operations/aci-", transport.Reply(200, {"status": "Succeeded"}))
+
+    @staticmethod
+    def _name(request: Any) -> str:
+        return str(re.search(r"/containerGroups/([^/?]+)", request.url)[1])  # type: ignore[index]
+
+    def _get(self, request: Any) -> Any:
+        group = self.groups.get(self._name(request))
+        if group is None:
+            return self._transport.Reply(
+                404, {"error": {"code": "ResourceNotFound", "message": "no"}}
+            )
+        return group
+
+    def _put(self, request: Any) -> Any:
+        name = self._name(request)
+        body = request.json()
+        props = body["properties"]
+        label = props["ipAddress"]["dnsNameLabel"]
+        props["ipAddress"]["fqdn"] = f"{label}.westeurope.azurecontainer.io"
+        props["provisioningState"] = "Succeeded"
+        state = "Running" if self.running else "Waiting"
+        for container in props["containers"]:
+            container["properties"]["instanceView"] = {"currentState": {"state": state}}
+            for var in container["properties"].get("environmentVariables", []):
+                var.pop("secureValue", None)  # Azure never returns secure values
+        props["imageRegistryCredentials"] = [
+            {k: v for k, v in c.items() if k != "password"}
+            for c in props.get("imageRegistryCredentials") or []
+        ]
+        self.groups[name] = {"id": f"{GROUPS}/{name}", "name": name, **body}
+        pending = {**body, "properties": {**props, "provisioningState": "Pending"}}
+        poll = f"https://management.azure.com/operations/aci-{name}"
+        return self._transport.Reply(
+            201, pending, {"Azure-AsyncOperation": poll, "Retry-After": "0"}
+        )
+
+    def _delete(self, request: Any) -> Any:
+        self.groups.pop(self._name(request), None)
+        return self._transport.Reply(200, None)
+
+
+@pytest.fixture
+def aci(transport: Any) -> FakeAci:
+    return FakeAci(transport)
+
+
+@pytest.fixture
+def target(transport: Any, credential: Any) -> AciTarget:
+    client = ContainerInstanceManagementClient(credential, SUB, transport=transport)
+    return AciTarget(
+        client,
+        "rg-release",
+        "westeurope",
+        keys=lambda environment: KEY,
+        registry_server="acr.azurecr.io",
+        registry_username="acr",
+        registry_password=PASSWORD,
+    )
+
+
+def test_is_a_deployment_target(target: AciTarget) -> None:
+    assert isinstance(target, DeploymentTarget)
+
+
+def test_deploy_puts_a_container_group_with_a_secure_key(
+    aci: FakeAci, target: AciTarget, transport: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)  # even debug logs must not carry the secrets
+
+    endpoint = target.deploy("qa", V1)
+
+    (put,) = transport.sent("PUT", GROUPS + r"/diabetes-scoring-qa\?api-version=")
+    props = put.json()["properties"]
+    (container,) = props["containers"]
+    assert container["properties"]["image"] == V1.image
+    assert container["properties"]["ports"] == [{"port": 5001}]
+    env = {v["name"]: v for v in container["properties"]["environmentVariables"]}
+    assert env["SCORING_API_KEY"] == {"name": "SCORING_API_KEY", "secureValue": KEY}
+    assert env["SCORING_MODEL_SHA256"]["value"] == V1.model_sha256
+    assert env["SCORING_MODEL_VERSION"]["value"] == "1"
+    assert container["properties"]["readinessProbe"]["httpGet"]["path"] == "/"
+    assert container["properties"]["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert props["ipAddress"]["dnsNameLabel"] == "diabetes-scoring-qa"
+    assert props["ipAddress"]["ports"] == [{"protocol": "TCP", "port": 5001}]
+    assert props["imageRegistryCredentials"] == [
+        {"server": "acr.azurecr.io", "username": "acr", "password": PASSWORD}
+    ]
+    assert put.json()["location"] == "westeurope"
+    assert put.json()["tags"] == {
+        "model_name": "diabetes-ridge",
+        "model_version": "1",
+        "model_sha256": "a" * 64,
+        "image": V1.image,
+    }
+    assert transport.sent("GET", r"/operations/aci-diabetes-scoring-qa")  # waited for the LRO
+    assert endpoint.url == "http://diabetes-scoring-qa.westeurope.azurecontainer.io:5001"
+    assert (endpoint.key, endpoint.model_version, endpoint.image) == (KEY, "1", V1.image)
+    assert KEY not in repr(endpoint)
+    assert KEY not in caplog.text and PASSWORD not in caplog.text
+    assert target.health("qa")
+    assert target.previous("qa") is None
+
+
+def test_a_second_deploy_remembers_the_first_and_rollback_swaps(
+    aci: FakeAci, target: AciTarget, transport: Any
+) -> None:
+    target.deploy("qa", V1)
+    target.deploy("qa", V2)
+
+    assert target.current_release("qa") == V2
+    assert target.previous("qa") == V1
+    tags = aci.groups["diabetes-scoring-qa"]["tags"]
+    assert tags["previous.model_version"] == "1" and tags["model_version"] == "2"
+
+    target.deploy("qa", V2)  # a redeploy keeps the rollback point
+    assert target.previous("qa") == V1
+
+    endpoint = target.rollback("qa")
+    assert endpoint.model_version == "1"
+    assert (target.current_release("qa"), target.previous("qa")) == (V1, V2)
+
+
+def test_health_current_and_teardown(aci: FakeAci, target: AciTarget, transport: Any) -> None:
+    assert target.current("qa") is None and not target.health("qa")
+    with pytest.raises(BackendError, match="no previous release"):
+        target.rollback("qa")
+    aci.running = False
+    target.deploy("qa", V1)
+    assert not target.health("qa")
+    assert target.current("qa") is not None
+
+    target.teardown("qa")
+    target.teardown("qa")
+
+    assert len(transport.sent("DELETE", GROUPS + r"/diabetes-scoring-qa\?")) == 2
+    assert target.current("qa") is None
+
+
+def test_deploy_needs_an_image(target: AciTarget, transport: Any) -> None:
+    with pytest.raises(ValueError, match="image"):
+        target.deploy("qa", ReleaseSpec("m", "1", "c" * 64))
+    assert transport.requests == []

@@ -1,0 +1,116 @@
+"""The Azure profile's wiring: which adapters, one lazily built workspace client."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from backends import get_backends
+from backends.azure.client import LazyMLClient, workspace_client
+from backends.azure.compute import AmlCompute
+from backends.azure.registry import AmlModelRegistry
+from backends.base import Compute, DataLake, ModelRegistry
+from backends.blob_datalake import BlobDataLake
+from mlops.settings import AzureSettings, Settings
+
+AZURE = AzureSettings(
+    subscription_id="sub-1",
+    resource_group="rg-1",
+    workspace="ws-1",
+    storage_account_url="https://lake.blob.core.windows.net",
+)
+
+
+def test_azure_profile_builds_the_azure_adapters(monkeypatch: pytest.MonkeyPatch) -> None:
+    import azure.identity
+
+    credentials: list[Any] = []
+
+    class Credential:
+        def __init__(self) -> None:
+            credentials.append(self)
+
+        def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+            raise AssertionError("get_backends must not ask for a token")
+
+    monkeypatch.setattr(azure.identity, "DefaultAzureCredential", Credential)
+
+    backends = get_backends(Settings(profile="azure", azure=AZURE))
+
+    assert isinstance(backends.datalake, BlobDataLake) and isinstance(backends.datalake, DataLake)
+    assert backends.datalake.endpoint == "https://lake.blob.core.windows.net"
+    assert isinstance(backends.compute, AmlCompute) and isinstance(backends.compute, Compute)
+    assert isinstance(backends.registry, AmlModelRegistry)
+    assert isinstance(backends.registry, ModelRegistry)
+    # One shared client, not built yet; the code snapshot comes from this repository.
+    assert backends.compute._client is backends.registry._client
+    client: Any = backends.compute._client
+    assert isinstance(client, LazyMLClient) and not client.built
+    assert (backends.compute.code_dir / "training" / "train.py").is_file()
+    assert backends.compute.settings.workspace == "ws-1"
+    assert len(credentials) == 1  # shared by the data lake and the workspace client
+    assert client.resolve()._credential is credentials[0]
+
+
+def test_a_connection_string_overrides_the_account_url() -> None:
+    settings = Settings(
+        profile="azure",
+        azure=AZURE,
+        blob_connection_string=SecretStr(
+            "DefaultEndpointsProtocol=https;AccountName=other;AccountKey=a2V5;"
+            "EndpointSuffix=core.windows.net"
+        ),
+    )
+    assert get_backends(settings).datalake.endpoint == "https://other.blob.core.windows.net"  # type: ignore[attr-defined]
+
+
+def test_workspace_client_builds_one_client_on_first_use() -> None:
+    from azure.ai.ml import MLClient
+
+    class Credential:
+        def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+            raise AssertionError("building the client must not ask for a token")
+
+    lazy: Any = workspace_client(AZURE, credential=Credential())
+    assert not lazy.built
+
+    assert (lazy.subscription_id, lazy.resource_group_name, lazy.workspace_name) == (
+        "sub-1",
+        "rg-1",
+        "ws-1",
+    )
+    real = lazy.resolve()
+    assert isinstance(real, MLClient) and lazy.resolve() is real
+
+
+def test_code_dir_without_training_package_is_refused(tmp_path: Path, aml: Any) -> None:
+    from backends.base import BackendError, TrainingJobSpec
+
+    compute = AmlCompute(aml.client, AZURE, tmp_path)
+    spec = TrainingJobSpec(
+        data_uri="https://lake.blob.core.windows.net/c/d.csv", params={}, experiment="e"
+    )
+    with pytest.raises(BackendError, match="no training package"):
+        compute.submit(spec)
+    assert aml.transport.requests == []
+
+
+def test_azure_profile_loads_azure_ml_only_when_used() -> None:
+    code = (
+        "import sys; from backends import get_backends; from mlops.settings import Settings, "
+        "AzureSettings\n"
+        "azure = AzureSettings(subscription_id='s', resource_group='r', workspace='w', "
+        "storage_account_url='https://a.blob.core.windows.net')\n"
+        "get_backends(Settings(profile='azure', azure=azure))\n"
+        "print('azure.ai.ml' in sys.modules)"
+    )
+    root = Path(__file__).resolve().parents[4]
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "False"
