@@ -26,7 +26,13 @@ from tasks.data import (
     quarantine_file,
     read_blob,
 )
-from tasks.registry import announce_model, fetch_champion, find_trained_version, register_model
+from tasks.registry import (
+    announce_model,
+    announce_rejection,
+    fetch_champion,
+    find_trained_version,
+    register_model,
+)
 from tasks.reporting import publish_retraining_report
 from tasks.training import evaluate_challenger, holdout_split, train_on_compute
 from tasks.validation import validate_data
@@ -74,9 +80,7 @@ def retraining(
                 "details": f"{len(frame)} rows",
             }
         else:
-            where = quarantine_file(
-                lake, ref, {"reason": report.summary(), "report": report.to_dict()}
-            )
+            where = quarantine_file(lake, ref, report.summary(), report.to_dict())
             entry |= {"result": "quarantined", "details": report.summary(), "quarantined_as": where}
             rejected.append(report.summary())
         summary["files"].append(entry)
@@ -151,6 +155,7 @@ def retraining(
                     + decision.reason,
                 }
             else:
+                announce_rejection(name, decision)
                 summary |= {"outcome": "challenger rejected", "message": decision.reason}
 
     publish_retraining_report(summary, decision)

@@ -13,7 +13,7 @@ import typer
 from mlops.settings import Settings, SettingsError, get_settings
 
 if TYPE_CHECKING:
-    from backends.base import DeploymentTarget
+    from backends.base import DeploymentTarget, Endpoint
     from mlops.lake import Lake
 
 app = typer.Typer(help="Run the model's life cycle with Prefect.", no_args_is_help=True)
@@ -175,11 +175,23 @@ def key(
     environment: Annotated[str, typer.Argument(help="qa or production")] = "production",
 ) -> None:
     """Print the API key of a running environment (for curl: Authorization: Bearer <key>)."""
+    typer.echo(_endpoint(environment).key)
+
+
+@app.command()
+def url(
+    environment: Annotated[str, typer.Argument(help="qa or production")] = "production",
+) -> None:
+    """Print the base URL of a running environment (the scoring route is <url>/score)."""
+    typer.echo(_endpoint(environment).url)
+
+
+def _endpoint(environment: str) -> Endpoint:
     endpoint = _release_target(_settings()).current(environment)
     if endpoint is None:
         typer.secho(f"nothing is deployed in {environment}", fg="red", err=True)
         raise typer.Exit(1)
-    typer.echo(endpoint.key)
+    return endpoint
 
 
 def _release_target(settings: Settings) -> DeploymentTarget:

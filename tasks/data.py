@@ -8,6 +8,7 @@ from __future__ import annotations
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NONE
+from prefect.events import emit_event
 
 from backends.base import BlobRef
 from mlops.lake import CuratedSet, Lake, MergeResult
@@ -25,9 +26,20 @@ def read_blob(lake: Lake, ref: BlobRef) -> tuple[bytes, BlobRef]:
     return lake.read(ref)
 
 
+QUARANTINED_EVENT = "mlops.data.quarantined"
+
+
 @task(name="quarantine-file", retries=3, retry_delay_seconds=2, cache_policy=NONE)
-def quarantine_file(lake: Lake, ref: BlobRef, reason: dict[str, object]) -> str:
-    return lake.quarantine(ref, reason).uri
+def quarantine_file(lake: Lake, ref: BlobRef, summary: str, report: dict[str, object]) -> str:
+    """Move the file to quarantine with its reason, and announce it (automations notify)."""
+    moved = lake.quarantine(ref, {"reason": summary, "report": report})
+    emit_event(
+        event=QUARANTINED_EVENT,
+        resource={"prefect.resource.id": moved.uri, "prefect.resource.name": ref.name},
+        related=[{"prefect.resource.id": ref.uri, "prefect.resource.role": "source"}],
+        payload={"file": ref.name, "reason": summary, "quarantined_as": moved.uri},
+    )
+    return moved.uri
 
 
 @task(name="merge-into-curated", retries=3, retry_delay_seconds=2, cache_policy=NONE)

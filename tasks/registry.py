@@ -10,8 +10,10 @@ from prefect.events import emit_event
 
 from backends.base import ModelRegistry, ModelVersion
 from training import model
+from training.evaluate import Decision
 
 REGISTERED_EVENT = "mlops.model.registered"
+REJECTED_EVENT = "mlops.challenger.rejected"
 
 
 @task(name="find-trained-version", retries=2, retry_delay_seconds=1, cache_policy=NONE)
@@ -62,4 +64,14 @@ def announce_model(version: ModelVersion, flow_run_id: str) -> None:
             }
         ],
         payload={"name": version.name, "version": version.version, "sha256": version.sha256},
+    )
+
+
+@task(name="announce-rejection", cache_policy=NONE)
+def announce_rejection(name: str, decision: Decision) -> None:
+    """Emit ``mlops.challenger.rejected`` with the decision record (automations notify)."""
+    emit_event(
+        event=REJECTED_EVENT,
+        resource={"prefect.resource.id": f"mlops.model.{name}", "prefect.resource.name": name},
+        payload={"reason": decision.reason, "decision": decision.model_dump(mode="json")},
     )
