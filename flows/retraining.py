@@ -6,6 +6,7 @@ Only composition lives here; every step is a task in ``tasks/``.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -13,7 +14,7 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 
 from backends import get_backends
-from backends.base import TrainingJobSpec
+from backends.base import BlobRef, TrainingJobSpec
 from mlops.lake import Lake
 from mlops.paths import scratch_dir
 from mlops.settings import get_settings
@@ -38,6 +39,8 @@ from tasks.training import evaluate_challenger, holdout_split, train_on_compute
 from tasks.validation import validate_data
 from training.params import GateConfig, TrainingParams
 
+MAX_ROUNDS = 5
+
 
 @flow(name="retraining", log_prints=False)
 def retraining(
@@ -45,6 +48,7 @@ def retraining(
     params: TrainingParams | None = None,
     gate: GateConfig | None = None,
     model_name: str | None = None,
+    drain_landing: bool = False,
 ) -> State[dict[str, Any]]:
     """Retrain the model on new data and register it if it beats the production model.
 
@@ -53,6 +57,8 @@ def retraining(
         params: Training hyperparameters (defaults from ``TrainingParams``).
         gate: Champion/challenger promotion rules (defaults from ``GateConfig``).
         model_name: Registered model name; default from settings.
+        drain_landing: With ``data_uri``, also take every other file waiting in landing (event
+            triggered runs: the blob may already have been taken by an earlier run).
     """
     logger = get_run_logger()
     settings = get_settings()
@@ -69,21 +75,22 @@ def retraining(
     summary: dict[str, Any] = {"model": name, "files": []}
     rejected: list[str] = []
 
-    for ref in find_new_data(lake, data_uri):
-        blob, ref = read_blob(lake, ref)
-        report, frame = validate_data(blob, ref.name, settings.data_docs_path)
-        entry = {"file": ref.name, "data_docs": report.data_docs}
-        if report.success and frame is not None:
-            merged = merge_into_curated(lake, ref, blob, frame)
-            entry |= {
-                "result": "merged" if merged.merged else "replay (already merged)",
-                "details": f"{len(frame)} rows",
-            }
-        else:
-            where = quarantine_file(lake, ref, report.summary(), report.to_dict())
-            entry |= {"result": "quarantined", "details": report.summary(), "quarantined_as": where}
-            rejected.append(report.summary())
-        summary["files"].append(entry)
+    # Drain landing: files that land while this run works are picked up before it ends, so a
+    # burst of arrivals needs one run, not one per file (bounded; (name, etag) never twice).
+    seen: set[tuple[str, str]] = set()
+    batch = find_new_data(lake, data_uri, drain_landing)
+    for _ in range(MAX_ROUNDS):
+        for ref in batch:
+            seen.add((ref.name, ref.etag))
+            entry = _curate(lake, ref, settings.data_docs_path)
+            summary["files"].append(entry)
+            if entry["result"] == "quarantined":
+                rejected.append(entry["details"])
+        if data_uri is not None and not drain_landing:
+            break
+        batch = [r for r in find_new_data(lake, None) if (r.name, r.etag) not in seen]
+        if not batch:
+            break
 
     curated = current_curated_set(lake)
     decision = None
@@ -165,3 +172,18 @@ def retraining(
         return Failed(message=message, data=summary)
     logger.info(summary["message"])
     return Completed(message=summary["message"], data=summary)
+
+
+def _curate(lake: Lake, ref: BlobRef, docs_dir: Path) -> dict[str, Any]:
+    """Validate one landing file, then merge it into the curated set or quarantine it."""
+    blob, ref = read_blob(lake, ref)
+    report, frame = validate_data(blob, ref.name, docs_dir)
+    entry: dict[str, Any] = {"file": ref.name, "data_docs": report.data_docs}
+    if report.success and frame is not None:
+        merged = merge_into_curated(lake, ref, blob, frame)
+        return entry | {
+            "result": "merged" if merged.merged else "replay (already merged)",
+            "details": f"{len(frame)} rows",
+        }
+    where = quarantine_file(lake, ref, report.summary(), report.to_dict())
+    return entry | {"result": "quarantined", "details": report.summary(), "quarantined_as": where}

@@ -6,19 +6,32 @@ They retry: blob storage is a network service. Their inputs are clients: no cach
 from __future__ import annotations
 
 import pandas as pd
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.events import emit_event
 
-from backends.base import BlobRef
+from backends.base import BlobRef, NotFoundError
 from mlops.lake import CuratedSet, Lake, MergeResult
 
 
 @task(name="find-new-data", retries=3, retry_delay_seconds=2, cache_policy=NONE)
-def find_new_data(lake: Lake, data_uri: str | None) -> list[BlobRef]:
-    """The one blob asked for, or everything waiting in landing."""
+def find_new_data(lake: Lake, data_uri: str | None, drain: bool = False) -> list[BlobRef]:
+    """The blob asked for (first), plus everything waiting in landing when ``drain`` or when
+    no blob was asked for. A blob asked for that is gone is an error unless ``drain``: an
+    event-triggered run may find its blob already taken by an earlier run."""
     lake.ensure()
-    return [lake.resolve(data_uri)] if data_uri else lake.landed()
+    if data_uri is None:
+        return lake.landed()
+    try:
+        asked = [lake.resolve(data_uri)]
+    except NotFoundError:
+        if not drain:
+            raise
+        get_run_logger().info("%s is no longer in landing (already taken)", data_uri)
+        asked = []
+    if not drain:
+        return asked
+    return asked + [r for r in lake.landed() if all(r.name != a.name for a in asked)]
 
 
 @task(name="read-blob", retries=3, retry_delay_seconds=2, cache_policy=NONE)

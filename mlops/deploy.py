@@ -1,0 +1,67 @@
+"""Publish the flow deployments of ``prefect.yaml`` to a Prefect server (what CI does too)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from mlops.settings import Settings
+from mlops.version import REPO_ROOT, code_version
+
+logger = logging.getLogger(__name__)
+
+WORK_POOL = "mlops-local"
+
+
+class DeployError(RuntimeError):
+    """A ``prefect`` command failed; the message carries its output."""
+
+
+def deploy_env(settings: Settings) -> dict[str, str]:
+    """Variables ``prefect.yaml`` reads when it is published."""
+    from mlops.stack import prefect_env
+
+    return {
+        **prefect_env(settings),
+        "MLOPS_PROJECT_DIR": str(REPO_ROOT),
+        "MLOPS_CODE_VERSION": code_version(),
+        "MLOPS_LANDING_CONTAINER": settings.landing_container,
+    }
+
+
+def _prefect(args: list[str], env: dict[str, str], timeout: float = 300) -> str:
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    proc = subprocess.run(
+        [prefect, "--no-prompt", *args],
+        cwd=REPO_ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise DeployError(
+            f"prefect {' '.join(args)} failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+        )
+    return proc.stdout
+
+
+def ensure_work_pool(env: dict[str, str]) -> None:
+    """Create the process work pool unless it exists (idempotent)."""
+    try:
+        _prefect(["work-pool", "inspect", WORK_POOL], env, timeout=60)
+    except DeployError:
+        _prefect(["work-pool", "create", WORK_POOL, "--type", "process"], env, timeout=60)
+
+
+def publish(settings: Settings) -> str:
+    """Create the work pool and publish every deployment; returns prefect's output."""
+    env = deploy_env(settings)
+    ensure_work_pool(env)
+    out = _prefect(["deploy", "--all"], env)
+    logger.info("published deployments to %s", settings.prefect_api_url)
+    return out
