@@ -103,6 +103,21 @@ def down() -> None:
 
 
 @app.command()
+def deploy() -> None:
+    """Publish prefect.yaml's deployments (schedules, triggers) to the Prefect server."""
+    settings = _settings()
+    _require_prefect(settings)
+    from mlops.deploy import DeployError, publish
+
+    try:
+        publish(settings)
+    except DeployError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"deployments published: {settings.prefect_ui_url}/deployments")
+
+
+@app.command()
 def retrain(
     data: Annotated[
         str | None,
