@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     prefect_host: str = "127.0.0.1"
     prefect_port: int = Field(default=4200, ge=1, le=65535)
 
+    # Notifications: the local stand-in for Teams/Slack (python -m mlops.notify)
+    notify_port: int = Field(default=8650, ge=1, le=65535)
+
     # Compute
     compute_timeout_seconds: float = Field(default=900.0, gt=0)
 
@@ -110,6 +113,16 @@ class Settings(BaseSettings):
     @property
     def prefect_ui_url(self) -> str:
         return f"http://{self.prefect_host}:{self.prefect_port}"
+
+    @property
+    def notify_url(self) -> str:
+        """Where the ``mlops-notify`` Webhook block POSTs (the local receiver)."""
+        return f"http://127.0.0.1:{self.notify_port}/notify"
+
+    @property
+    def notifications_path(self) -> Path:
+        """The JSON-lines file the local receiver appends notifications to."""
+        return self.state_path / "notifications.jsonl"
 
     @property
     def registry_path(self) -> Path:

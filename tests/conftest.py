@@ -42,3 +42,10 @@ def prefect_server() -> Iterator[str]:
         from prefect.settings import PREFECT_API_URL
 
         yield str(PREFECT_API_URL.value())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The session folder (Prefect home, project state) goes with the session."""
+    import shutil
+
+    shutil.rmtree(_SESSION_ROOT, ignore_errors=True)
