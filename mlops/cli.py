@@ -50,7 +50,8 @@ def _lake(settings: Settings) -> Lake:
 
 @app.command()
 def up() -> None:
-    """Start the local stack (Azurite, Prefect server) and seed the data lake on first start."""
+    """Start the local stack (Azurite, Prefect server and worker, notification receiver, Docker
+    engine) and seed the data lake on first start. Running it twice is harmless."""
     from mlops.services import ServiceError
     from mlops.stack import services
 
@@ -104,10 +105,13 @@ def down() -> None:
 
 @app.command()
 def deploy() -> None:
-    """Publish prefect.yaml's deployments (schedules, triggers) to the Prefect server."""
+    """Publish prefect.yaml's deployments (schedules, triggers) and the automations."""
     settings = _settings()
     _require_prefect(settings)
     from mlops.deploy import DeployError, publish
+
+    _use_local_prefect(settings)
+    from mlops.automations import apply_automations
 
     try:
         publish(settings)
@@ -115,6 +119,8 @@ def deploy() -> None:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"deployments published: {settings.prefect_ui_url}/deployments")
+    ids = apply_automations(settings.prefect_api_url, settings.notify_url)
+    typer.echo(f"{len(ids)} automations applied; notifications -> {settings.notifications_path}")
 
 
 @app.command()

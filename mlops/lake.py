@@ -7,7 +7,8 @@ Layout (container / blob):
   source files were merged (by sha256), the current data blob, its fingerprint and row count.
 - ``curated/training/data-<fingerprint>.parquet``: immutable snapshots of the training set.
 - ``curated/accepted/<stamp>-<sha8>-<name>``: accepted landing files, archived as received.
-- ``quarantine/<stamp>-<name>`` + ``.reason.json``: rejected files with the reason beside them.
+- ``quarantine/<stamp>-<tag>-<name>`` + ``.reason.json``: rejected files with the reason beside
+  them (``tag`` names the blob version, so two files of one name never overwrite each other).
 
 Files leave landing only after their copy is safely written elsewhere: nothing is deleted.
 """
@@ -148,24 +149,35 @@ class Lake:
     # ------------------------------------------------------------------ quarantine
     def quarantine(self, ref: BlobRef, reason: dict[str, Any]) -> BlobRef:
         """Move a rejected file to quarantine with ``<name>.reason.json`` beside it."""
-        target = f"{_stamp()}-{_basename(ref.name)}"
+        # Same base name in the same second (another folder, a re-upload): a distinct name.
+        tag = sha256(f"{ref.uri}\0{ref.etag}".encode())[:8]
+        target = f"{_stamp()}-{tag}-{_basename(ref.name)}"
+        # The copy comes first: if the file changed since it was validated, it fails and
+        # leaves no reason without a file behind.
+        copied = self.datalake.copy(
+            ref, self.quarantine_container, target, metadata={"kind": "quarantined"}
+        )
         self.datalake.put(
             self.quarantine_container,
             f"{target}.reason.json",
             json.dumps({"source": ref.uri, **reason}, indent=2, default=str).encode(),
             metadata={"kind": "reason"},
         )
-        return self._move(ref, self.quarantine_container, target, {"kind": "quarantined"})
+        self._remove_from_landing(ref)
+        return copied
 
     def _move(self, ref: BlobRef, container: str, name: str, metadata: dict[str, str]) -> BlobRef:
         copied = self.datalake.copy(ref, container, name, metadata=metadata)
+        self._remove_from_landing(ref)
+        return copied
+
+    def _remove_from_landing(self, ref: BlobRef) -> None:
         try:
             self.datalake.delete(ref.container, ref.name, if_match=ref.etag or None)
         except (NotFoundError, ConflictError):
             # Already moved by someone else, or re-uploaded since we read it: the new upload
             # stays in landing for the next run; our copy is safe.
             pass
-        return copied
 
     def _manifest(self) -> tuple[dict[str, Any] | None, str | None]:
         try:

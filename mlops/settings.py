@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     prefect_host: str = "127.0.0.1"
     prefect_port: int = Field(default=4200, ge=1, le=65535)
 
+    worker_port: int = Field(default=8660, ge=1, le=65535)  # the worker's health endpoint
+
     # Notifications: the local stand-in for Teams/Slack (python -m mlops.notify)
     notify_port: int = Field(default=8650, ge=1, le=65535)
 
@@ -89,6 +91,19 @@ class Settings(BaseSettings):
             if missing:
                 raise ValueError("profile 'azure' needs: " + ", ".join(missing))
         return self
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``MLOPS_*`` variables, for processes this one starts (workers)."""
+        env: dict[str, str] = {}
+        for name, value in self.model_dump(mode="json", exclude={"azure"}).items():
+            if value is not None:
+                env[f"MLOPS_{name.upper()}"] = str(value)
+        if self.blob_connection_string is not None:
+            env["MLOPS_BLOB_CONNECTION_STRING"] = self.blob_connection_string.get_secret_value()
+        for name, value in self.azure.model_dump(mode="json").items():
+            env[f"MLOPS_AZURE__{name.upper()}"] = str(value)
+        env["MLOPS_STATE_DIR"] = str(self.state_path)  # absolute: workers run elsewhere
+        return env
 
     # Derived locations -------------------------------------------------------------
     @property

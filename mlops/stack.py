@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
-from mlops.services import ManagedProcess, ServiceError, http_ok
+from backends.local.azurite import AzuriteService
+from mlops.services import ManagedProcess, http_ok
 from mlops.settings import Settings
-from mlops.version import REPO_ROOT
-
-AZURITE_BIN = REPO_ROOT / ".tools" / "node_modules" / ".bin" / "azurite-blob"
 
 
 def prefect_env(settings: Settings) -> dict[str, str]:
@@ -27,8 +24,8 @@ def prefect_env(settings: Settings) -> dict[str, str]:
 def prefect_server(settings: Settings) -> ManagedProcess:
     prefect = Path(sys.executable).with_name("prefect")
     return ManagedProcess(
-        name="prefect-server",
-        argv=[
+        "prefect-server",
+        [
             str(prefect),
             "server",
             "start",
@@ -37,52 +34,88 @@ def prefect_server(settings: Settings) -> ManagedProcess:
             "--port",
             str(settings.prefect_port),
         ],
-        run_dir=settings.run_path,
+        settings.run_path,
+        host=settings.prefect_host,
+        port=settings.prefect_port,
         ready=lambda: http_ok(f"{settings.prefect_api_url}/health"),
         env=prefect_env(settings),
+        port_setting="MLOPS_PREFECT_PORT",
+        hint="run `make setup`",
     )
 
 
-def azurite(settings: Settings) -> ManagedProcess:
-    binary = str(AZURITE_BIN) if AZURITE_BIN.exists() else shutil.which("azurite-blob")
-    if binary is None:
-        raise ServiceError("Azurite is not installed: run `make setup`")
-    data = settings.state_path / "azurite"
-    data.mkdir(parents=True, exist_ok=True)
-    base = f"http://{settings.azurite_host}:{settings.azurite_port}"
+def azurite(settings: Settings) -> AzuriteService:
+    """Azurite's blob service, persisted under the state folder."""
+    return AzuriteService(
+        settings.azurite_port,
+        settings.state_path / "azurite",
+        settings.run_path / "azurite.log",
+        host=settings.azurite_host,
+    )
+
+
+def notify_receiver(settings: Settings) -> ManagedProcess:
+    """The local notification receiver the automations' Webhook block calls."""
     return ManagedProcess(
-        name="azurite",
-        argv=[
-            binary,
-            "--blobHost",
-            settings.azurite_host,
-            "--blobPort",
-            str(settings.azurite_port),
-            "--location",
-            str(data),
-            "--disableTelemetry",
-            "--skipApiVersionCheck",
-            "--loose",
+        "notify",
+        [
+            sys.executable,
+            "-m",
+            "mlops.notify",
+            "--port",
+            str(settings.notify_port),
+            "--file",
+            str(settings.notifications_path),
         ],
-        run_dir=settings.run_path,
-        # Any HTTP answer means it listens; Azurite answers 400 on the bare account URL.
-        ready=lambda: _answers(f"{base}/devstoreaccount1?comp=list"),
+        settings.run_path,
+        host="127.0.0.1",
+        port=settings.notify_port,
+        ready=lambda: http_ok(f"http://127.0.0.1:{settings.notify_port}/health"),
+        port_setting="MLOPS_NOTIFY_PORT",
+    )
+
+
+def prefect_worker(settings: Settings) -> ManagedProcess:
+    """A process worker on the project's work pool: runs the deployed flows.
+
+    Its flow runs read their settings from the environment it passes on (``to_env``).
+    """
+    from mlops.deploy import WORK_POOL
+
+    prefect = Path(sys.executable).with_name("prefect")
+    return ManagedProcess(
+        "prefect-worker",
+        [
+            str(prefect),
+            "worker",
+            "start",
+            "--pool",
+            WORK_POOL,
+            "--type",
+            "process",
+            "--with-healthcheck",
+        ],
+        settings.run_path,
+        host="127.0.0.1",
+        port=settings.worker_port,
+        ready=lambda: http_ok(f"http://127.0.0.1:{settings.worker_port}/health"),
+        env={
+            **prefect_env(settings),
+            **settings.to_env(),
+            "PREFECT_WORKER_QUERY_SECONDS": "2",
+            "PREFECT_WORKER_WEBSERVER_HOST": "127.0.0.1",
+            "PREFECT_WORKER_WEBSERVER_PORT": str(settings.worker_port),
+        },
+        port_setting="MLOPS_WORKER_PORT",
     )
 
 
 def services(settings: Settings) -> list[ManagedProcess]:
-    """The services of the local profile, in start order."""
-    return [azurite(settings), prefect_server(settings)]
-
-
-def _answers(url: str) -> bool:
-    import urllib.error
-    import urllib.request
-
-    try:
-        urllib.request.urlopen(url, timeout=2).close()
-    except urllib.error.HTTPError:
-        return True
-    except OSError:
-        return False
-    return True
+    """The services of the local profile, in start order (the worker needs the pool, which
+    ``mlops up`` creates once the server runs)."""
+    return [
+        azurite(settings),
+        prefect_server(settings),
+        notify_receiver(settings),
+        prefect_worker(settings),
+    ]

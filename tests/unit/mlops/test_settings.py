@@ -1,0 +1,187 @@
+"""The one settings object: defaults, ``MLOPS_*`` overrides and errors that name the variable."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from azure.storage.blob import BlobServiceClient
+
+from mlops.settings import (
+    AZURITE_ACCOUNT,
+    AZURITE_KEY,
+    SettingsError,
+    get_settings,
+    load_settings,
+)
+
+AZURE_ENV = {
+    "MLOPS_PROFILE": "azure",
+    "MLOPS_AZURE__SUBSCRIPTION_ID": "00000000-0000-0000-0000-000000000000",
+    "MLOPS_AZURE__RESOURCE_GROUP": "rg-mlops",
+    "MLOPS_AZURE__WORKSPACE": "ws-mlops",
+    "MLOPS_AZURE__STORAGE_ACCOUNT_URL": "https://acct.blob.core.windows.net",
+}
+
+
+@pytest.fixture(autouse=True)
+def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No MLOPS_* variable and no .env file (the cwd is an empty folder)."""
+    for key in [k for k in os.environ if k.startswith("MLOPS_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def test_defaults(tmp_path: Path) -> None:
+    settings = load_settings()
+    assert settings.profile == "local"
+    assert settings.model_name == "diabetes-ridge"
+    assert settings.state_dir == Path(".mlops")
+    assert settings.state_path == tmp_path / ".mlops"
+    assert settings.run_path == tmp_path / ".mlops" / "run"
+    assert (settings.azurite_host, settings.azurite_port) == ("127.0.0.1", 10000)
+    assert settings.prefect_api_url == "http://127.0.0.1:4200/api"
+    assert settings.prefect_ui_url == "http://127.0.0.1:4200"
+    assert settings.release_target == "auto"
+    assert settings.blob_connection_string is None
+    assert settings.azure.compute_name == "cpu-cluster"
+
+
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MLOPS_PREFECT_PORT", "4321")
+    monkeypatch.setenv("MLOPS_MODEL_NAME", "other-model")
+    monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("MLOPS_RELEASE_TARGET", "process")
+    settings = load_settings()
+    assert settings.prefect_port == 4321
+    assert settings.prefect_api_url == "http://127.0.0.1:4321/api"
+    assert settings.model_name == "other-model"
+    assert settings.registry_path == tmp_path / "elsewhere" / "registry"
+    assert settings.release_target == "process"
+
+
+def test_nested_azure_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOPS_AZURE__SUBSCRIPTION_ID", "sub-123")
+    monkeypatch.setenv("MLOPS_AZURE__JOB_POLL_SECONDS", "2.5")
+    settings = load_settings()
+    assert settings.azure.subscription_id == "sub-123"
+    assert settings.azure.job_poll_seconds == 2.5
+    assert settings.azure.compute_name == "cpu-cluster"  # the rest keeps its defaults
+    assert settings.profile == "local"  # azure fields alone do not switch the profile
+
+
+def test_dotenv_file_is_read_and_environment_wins(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / ".env").write_text("MLOPS_QA_PORT=8123\nMLOPS_PRODUCTION_PORT=8124\n")
+    monkeypatch.setenv("MLOPS_PRODUCTION_PORT", "9000")
+    settings = load_settings()
+    assert (settings.qa_port, settings.production_port) == (8123, 9000)
+
+
+def test_keyword_overrides_beat_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOPS_AZURITE_PORT", "11000")
+    assert load_settings(azurite_port=12000).azurite_port == 12000
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("MLOPS_AZURITE_PORT", "not-a-port"),
+        ("MLOPS_AZURITE_PORT", "70000"),
+        ("MLOPS_PREFECT_PORT", "0"),
+        ("MLOPS_PROFILE", "cloud"),
+        ("MLOPS_RELEASE_TARGET", "kubernetes"),
+        ("MLOPS_MODEL_NAME", "Not A Name"),
+        ("MLOPS_PRODUCTION_REPLICAS", "1"),
+        ("MLOPS_AZURE__JOB_POLL_SECONDS", "soon"),
+    ],
+)
+def test_invalid_values_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message.startswith("invalid settings:")
+    assert f"{variable}:" in message
+    # get_settings() fails the same way (and caches nothing).
+    with pytest.raises(SettingsError, match=variable):
+        get_settings()
+
+
+def test_every_invalid_variable_is_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOPS_AZURITE_PORT", "x")
+    monkeypatch.setenv("MLOPS_QA_PORT", "y")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "MLOPS_AZURITE_PORT" in str(caught.value) and "MLOPS_QA_PORT" in str(caught.value)
+
+
+def test_invalid_keyword_override_names_the_variable() -> None:
+    with pytest.raises(SettingsError, match="MLOPS_AZURITE_PORT"):
+        load_settings(azurite_port=0)
+
+
+def test_azure_profile_without_workspace_names_what_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MLOPS_PROFILE", "azure")
+    monkeypatch.setenv("MLOPS_AZURE__SUBSCRIPTION_ID", "sub-123")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "profile 'azure' needs" in message
+    for missing in (
+        "MLOPS_AZURE__RESOURCE_GROUP",
+        "MLOPS_AZURE__WORKSPACE",
+        "MLOPS_AZURE__STORAGE_ACCOUNT_URL",
+    ):
+        assert missing in message
+    assert "MLOPS_AZURE__SUBSCRIPTION_ID" not in message  # that one is set
+
+
+def test_azure_profile_with_everything_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in AZURE_ENV.items():
+        monkeypatch.setenv(key, value)
+    settings = load_settings()
+    assert settings.profile == "azure"
+    assert settings.azure.workspace == "ws-mlops"
+
+
+def test_azure_profile_takes_a_connection_string_instead_of_an_account_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for key, value in AZURE_ENV.items():
+        if key != "MLOPS_AZURE__STORAGE_ACCOUNT_URL":
+            monkeypatch.setenv(key, value)
+    monkeypatch.setenv("MLOPS_BLOB_CONNECTION_STRING", "UseDevelopmentStorage=true")
+    assert load_settings().profile == "azure"
+
+
+def test_blob_connection_defaults_to_azurite(monkeypatch: pytest.MonkeyPatch) -> None:
+    default = load_settings().blob_connection
+    assert f"AccountName={AZURITE_ACCOUNT};" in default
+    assert f"AccountKey={AZURITE_KEY};" in default
+    assert f"BlobEndpoint=http://127.0.0.1:10000/{AZURITE_ACCOUNT};" in default
+
+    monkeypatch.setenv("MLOPS_AZURITE_PORT", "12345")
+    moved = load_settings().blob_connection
+    client = BlobServiceClient.from_connection_string(moved)  # no I/O
+    assert client.url.rstrip("/") == f"http://127.0.0.1:12345/{AZURITE_ACCOUNT}"
+    assert client.account_name == AZURITE_ACCOUNT
+
+
+def test_a_connection_string_is_used_and_kept_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "DefaultEndpointsProtocol=https;AccountName=prod;AccountKey=s3cr3t-key-value=="
+    monkeypatch.setenv("MLOPS_BLOB_CONNECTION_STRING", secret)
+    settings = load_settings()
+    assert settings.blob_connection == secret
+    for shown in (repr(settings), str(settings), settings.model_dump_json()):
+        assert "s3cr3t-key-value" not in shown
