@@ -1,0 +1,103 @@
+"""Blob watcher: announce every new or overwritten landing blob as a Prefect event.
+
+In Azure, Event Grid announces new blobs (``Microsoft.Storage.BlobCreated``). Azurite has no
+Event Grid and the open-source Prefect server has no webhooks, so locally this flow polls (run
+it on a short interval schedule): it lists the landing container, compares names and etags
+with the marks every watcher shares (``mlops.watch.WatchState``: a JSON blob in the curated
+container, written with etag conditions) and emits ONE event per new blob::
+
+    event:    azure.storage.blob.created
+    resource: prefect.resource.id = <blob URL>, prefect.resource.name = <blob name>,
+              azure.storage.container, azure.storage.account
+    related:  azure.storage.container.<account>.<container> (role container),
+              azure.storage.account.<account> (role account), and the watcher's flow run
+    payload:  Event Grid's BlobCreated data: api, url, eTag, contentLength, blobType,
+              plus container and name
+
+The retraining deployment's trigger reacts to that event (``data_uri`` = the resource id).
+
+Safety: events are sent (and the connection closed cleanly) BEFORE the blobs are marked, so a
+crash can cause a duplicate announcement but never a missed one; duplicates are harmless
+because retraining is replay-safe. Two watchers at once may both announce a blob; neither
+loses the other's marks (conditional writes, merged and retried). Blobs that left landing
+(processed) are no longer listed and their marks are forgotten; a blob still waiting
+``reannounce_after_seconds`` after its announcement is announced again (its event started no
+run that took it, e.g. it fell into a trigger's ``within`` window after the run had listed).
+
+In a real Azure deployment nothing polls: Event Grid delivers ``BlobCreated`` to a relay that
+emits the very same event (``mlops.blob_events.from_event_grid`` builds it): a small Azure
+Function that sends it to the Prefect events API, or a Prefect Cloud webhook whose template
+has that shape; ``deployments/README.md`` shows both. The retraining trigger does not change.
+There, this flow may still run now and then (hourly, say) as a safety net that re-announces
+blobs whose event started no run that took them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from backends import get_backends
+from mlops.settings import get_settings
+from mlops.watch import Mark, WatchState, departed, pending
+from tasks.watch import announce_blobs, list_container, mark_announced, read_watch_state
+
+
+@flow(name="blob-watcher")
+def blob_watcher(
+    container: str | None = None,
+    prefix: str = "",
+    reannounce_after_seconds: float | None = 600.0,
+) -> dict[str, Any]:
+    """Announce the blobs of ``container`` that were not announced in their current version.
+
+    Args:
+        container: The watched container; default: the landing container from settings.
+        prefix: Only watch blobs whose names start with this.
+        reannounce_after_seconds: Announce a blob again when it is still in the container
+            this long after its announcement (its event triggered no run that took it, e.g.
+            it was absorbed by a trigger's window); None: never.
+
+    Returns:
+        ``container``, ``listed`` (blob count), ``announced`` (names, oldest first),
+        ``reannounced`` (those of them announced before) and ``forgotten`` (names whose
+        blobs left the container).
+    """
+    logger = get_run_logger()
+    settings = get_settings()
+    datalake = get_backends(settings).datalake
+    watched = container or settings.landing_container
+    state = WatchState(datalake, settings.curated_container, watched)
+    again = (
+        None if reannounce_after_seconds is None else timedelta(seconds=reannounce_after_seconds)
+    )
+
+    # The marks must be read BEFORE listing: only then is forgetting departed ones safe.
+    marks = read_watch_state(state)
+    listing = list_container(datalake, watched, settings.curated_container, prefix)
+    new = pending(listing, marks, reannounce_after=again)
+    gone = departed(marks, listing, prefix)
+    if new:
+        announce_blobs(new)  # first announce, then mark: a crash between them re-announces
+    if new or gone:
+        now = datetime.now(UTC)
+        mark_announced(state, {ref.name: Mark(ref.etag, now) for ref in new}, gone)
+
+    names = [ref.name for ref in new]
+    repeated = [r.name for r in new if r.name in marks and marks[r.name].etag == r.etag]
+    logger.info(
+        "%s: %d blob(s) listed, %d announced%s",
+        watched,
+        len(listing),
+        len(names),
+        f": {', '.join(names)}" if names else "",
+    )
+    return {
+        "container": watched,
+        "listed": len(listing),
+        "announced": names,
+        "reannounced": repeated,
+        "forgotten": sorted(gone),
+    }
