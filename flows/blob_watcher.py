@@ -49,7 +49,7 @@ from tasks.watch import announce_blobs, list_container, mark_announced, read_wat
 def blob_watcher(
     container: str | None = None,
     prefix: str = "",
-    reannounce_after_seconds: float | None = 600.0,
+    reannounce_after_seconds: float | None = 120.0,
 ) -> dict[str, Any]:
     """Announce the blobs of ``container`` that were not announced in their current version.
 

@@ -21,8 +21,9 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture
-from prefect.states import Completed, Failed, State
+from prefect.states import State
 
+from flows.outcome import completed, failed
 from tasks.checks import (
     CheckResult,
     code_quality,
@@ -93,11 +94,11 @@ def build_validation(
     if failing:
         message = "build validation failed: " + ", ".join(failing)
         logger.error(message)
-        return Failed(message=message, data=summary)
+        return failed(message, summary)
     done = "deployments published" if published else "publishing skipped"
     message = f"all checks passed; {done}"
     logger.info(message)
-    return Completed(message=message, data=summary)
+    return completed(message, summary)
 
 
 def main(argv: list[str] | None = None) -> int:

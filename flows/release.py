@@ -11,10 +11,11 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.flow_runs import pause_flow_run
-from prefect.states import Completed, Failed, State
+from prefect.states import State
 
 from backends import get_backends, get_release_backends
 from backends.base import ReleaseSpec
+from flows.outcome import completed, failed
 from mlops.paths import scratch_dir
 from mlops.settings import get_settings
 from mlops.version import code_version
@@ -78,7 +79,7 @@ def release(
             "message": f"{name} v{mv.version} is already in production: nothing to do.",
         }
         publish_release_report(report)
-        return Completed(message=report["message"], data=report)
+        return completed(report["message"], report)
 
     # Everything up to a passed QA smoke test can fail without touching production.
     workdir = scratch_dir(settings.jobs_path, "release-")
@@ -116,7 +117,7 @@ def release(
             "message": f"{name} v{mv.version} failed QA ({exc}); production unchanged.",
         }
         publish_release_report(report)
-        return Failed(message=report["message"], data=report)
+        return failed(report["message"], report)
     set_stage(registry, mv, "qa", {"release.qa": "passed"})
 
     if require_approval:
@@ -154,7 +155,7 @@ def release(
             + ".",
         }
         publish_release_report(report)
-        return Failed(message=report["message"], data=report)
+        return failed(report["message"], report)
 
     endpoint = prod_state.result()
     set_stage(registry, mv, "production", {"release.status": "production", "release.image": image})
@@ -169,4 +170,4 @@ def release(
     }
     publish_release_report(report)
     logger.info(report["message"])
-    return Completed(message=report["message"], data=report)
+    return completed(report["message"], report)

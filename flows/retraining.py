@@ -11,10 +11,11 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
-from prefect.states import Completed, Failed, State
+from prefect.states import State
 
 from backends import get_backends
 from backends.base import BlobRef, TrainingJobSpec
+from flows.outcome import completed, failed
 from mlops.lake import Lake
 from mlops.paths import scratch_dir
 from mlops.settings import get_settings
@@ -169,9 +170,9 @@ def retraining(
     if rejected:
         message = f"{len(rejected)} file(s) quarantined: " + "; ".join(rejected)
         logger.error(message)
-        return Failed(message=message, data=summary)
+        return failed(message, summary)
     logger.info(summary["message"])
-    return Completed(message=summary["message"], data=summary)
+    return completed(summary["message"], summary)
 
 
 def _curate(lake: Lake, ref: BlobRef, docs_dir: Path) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import io
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -124,6 +124,41 @@ def deploy() -> None:
 
 
 @app.command()
+def demo() -> None:
+    """Bring the stack up, publish the deployments, and watch new data reach production."""
+    settings = _settings()
+    up()
+    deploy()
+    _use_local_prefect(settings)
+    from mlops.demo import DemoError, run_demo
+
+    try:
+        result = run_demo(settings, _lake(settings))
+    except DemoError as exc:
+        typer.secho(
+            f"{exc}\nSee the runs in the Prefect UI: {settings.prefect_ui_url}/runs", fg="red"
+        )
+        raise typer.Exit(1) from None
+    typer.secho("\nSummary", bold=True)
+    for line in result.lines:
+        typer.echo(f"  {line}")
+    typer.echo("")
+    status()
+    typer.echo(
+        f"\nPrefect UI:   {settings.prefect_ui_url}/runs  (flow runs, artifacts, deployments)"
+    )
+    typer.echo(f"Data Docs:    {settings.data_docs_path / 'index.html'}")
+    typer.echo(f"Notifications: {settings.notifications_path}")
+    typer.echo(
+        'Score:        curl -H "Authorization: Bearer $(.venv/bin/mlops key production)" '
+        "-H 'Content-Type: application/json' "
+        "-d '{\"data\": [[0.04, 0.05, 0.06, 0.02, -0.04, -0.03, -0.04, 0, 0.02, -0.02]]}' "
+        '"$(.venv/bin/mlops url production)/score"'
+    )
+    typer.echo("The stack keeps running; stop it with `make down` (or `mlops down`).")
+
+
+@app.command()
 def retrain(
     data: Annotated[
         str | None,
@@ -145,13 +180,13 @@ def retrain(
         typer.echo(f"uploaded {data} -> {ref.uri}")
         data = f"{ref.container}/{ref.name}"
 
+    from flows.outcome import summary_of
     from flows.retraining import retraining
     from training.params import TrainingParams
 
     params = TrainingParams(alpha=alpha) if alpha is not None else None
     state = retraining(data_uri=data, params=params, return_state=True)
-    result = state.result(raise_on_failure=False)
-    summary: dict[str, Any] = result if isinstance(result, dict) else {}
+    summary = summary_of(state)
     color = "green" if state.is_completed() else "red"
     typer.secho(f"retraining {state.name}: {state.message}", fg=color)
     for f in summary.get("files", []):
@@ -175,11 +210,11 @@ def release(
     settings = _settings()
     _use_local_prefect(settings)
     _require_prefect(settings)
+    from flows.outcome import summary_of
     from flows.release import release as release_flow
 
     state = release_flow(version=version, return_state=True)
-    result = state.result(raise_on_failure=False)
-    report: dict[str, Any] = result if isinstance(result, dict) else {}
+    report = summary_of(state)
     typer.secho(
         f"release {state.name}: {state.message}", fg="green" if state.is_completed() else "red"
     )

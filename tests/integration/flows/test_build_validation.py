@@ -16,6 +16,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 from prefect.states import State
 
 from flows.build_validation import build_validation
+from flows.outcome import summary_of
 from mlops.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -127,7 +128,7 @@ def test_a_failing_check_fails_the_run_and_blocks_publishing(
     )
     assert state.is_failed()
     assert state.message == "build validation failed: " + ", ".join(expected)
-    assert state.result(raise_on_failure=False)["failing"] == expected
+    assert summary_of(state)["failing"] == expected
     assert not marker.exists()  # nothing published
     report = artifacts(state)["build-validation"]
     assert report.startswith(f"# Build validation: FAILED ({', '.join(expected)})")

@@ -17,6 +17,7 @@ import pytest
 import flows.release as release_module
 from backends import ReleaseBackends, get_backends, get_release_backends
 from backends.base import DeploymentTarget, Endpoint, ModelRegistry, ReleaseSpec
+from flows.outcome import summary_of
 from flows.release import release
 from flows.retraining import retraining
 from mlops.settings import Settings, get_settings
@@ -62,7 +63,7 @@ def train_version(settings: Settings, file: str) -> str:
 
 def run(**kwargs: Any) -> tuple[Any, dict[str, Any]]:
     state = release(**kwargs, return_state=True)
-    return state, state.result(raise_on_failure=False)
+    return state, summary_of(state)
 
 
 def score(endpoint: Endpoint) -> dict[str, Any]:
