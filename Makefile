@@ -26,21 +26,8 @@ setup: .venv/.installed .tools/.installed ## Install system packages, Python dep
 	cd .tools && npm install --silent --no-audit --no-fund --no-save azurite@$(AZURITE_VERSION)
 	touch $@
 
-SAMPLE := {"data": [[0.038, 0.05, 0.062, 0.022, -0.044, -0.035, -0.043, -0.003, 0.02, -0.018]]}
-
-demo: setup ## Stack up, retrain, release to QA then production, score, quarantine a bad file
-	$(MLOPS) up
-	@echo "--- retraining on the data waiting in the landing container"
-	$(MLOPS) retrain
-	@echo "--- releasing the candidate: image, QA, smoke test, production, smoke test"
-	$(MLOPS) release
-	@echo "--- scoring one row on the production URL"
-	curl -sf -H "Authorization: Bearer $$($(MLOPS) key production)" -H 'Content-Type: application/json' \
-	  -d '$(SAMPLE)' "$$($(MLOPS) url production)/score"; echo
-	@echo "--- a bad file is quarantined, with the reason (this run ends Failed on purpose)"
-	-$(MLOPS) retrain --data tests/data/bad/out_of_range.csv
-	$(MLOPS) status
-	@echo "The stack keeps running: open the Prefect UI above; stop everything with 'make down'."
+demo: setup ## Stack up, deploy, new data -> retrain -> release -> production; a bad file quarantined
+	$(MLOPS) demo
 
 test: setup ## Lint, type-check and run every test (unit, integration, end-to-end)
 	$(MAKE) lint

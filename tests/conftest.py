@@ -2,6 +2,13 @@
 
 - Every test session gets its own PREFECT_HOME (the result cache there would otherwise leak
   between runs) and its own project state dir.
+- ``docker_host`` (session): a Docker engine that answers. An engine already running (at
+  ``$DOCKER_HOST``, the default socket, or ours under ``.mlops/docker``) is used and left
+  running; otherwise ``dockerd`` is started under ``.mlops/docker`` and stopped at the end.
+  Skipped, with the reason, only when no engine can run here at all; under CI (``CI`` set)
+  that is a failure instead, so a broken engine cannot pass as green. ``docker_client`` is a
+  client of it; ``cache_dir`` (``.mlops/docker/cache``) keeps base image and wheelhouses
+  between sessions.
 - ``prefect_server`` starts ONE real Prefect server for the whole session, the first time a
   test asks for it (it takes ~15-20 s), and points the Prefect client at it.
 """
@@ -13,7 +20,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import docker
 import pytest
+
+from backends.local.dockerd import DockerEngine, DockerEngineError
 
 _SESSION_ROOT = Path(tempfile.mkdtemp(prefix="mlops-tests-"))
 # Must be set before anything imports prefect (its settings are read at import).
@@ -42,6 +52,35 @@ def prefect_server() -> Iterator[str]:
         from prefect.settings import PREFECT_API_URL
 
         yield str(PREFECT_API_URL.value())
+
+
+STATE = Path(__file__).resolve().parents[1] / ".mlops"
+
+
+@pytest.fixture(scope="session")
+def docker_host() -> Iterator[str]:
+    engine = DockerEngine(STATE / "docker")
+    try:
+        host = engine.ensure()
+    except DockerEngineError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs a Docker engine: {exc}")
+        pytest.skip(f"no Docker engine can run here: {exc}")
+    yield host
+    if engine.started:
+        engine.stop()
+
+
+@pytest.fixture(scope="session")
+def docker_client(docker_host: str) -> Iterator[docker.DockerClient]:
+    client = docker.DockerClient(base_url=docker_host, timeout=300)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def cache_dir() -> Path:
+    return STATE / "docker" / "cache"
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -15,32 +15,22 @@
 - ``lake_settings`` (function): ``Settings`` pointing at ``azurite``, at the fresh
   containers and at a per-test state folder (``tmp_path / "state"``): hand it to code that
   calls ``get_backends(settings)``.
-- ``docker_host`` (session): a Docker engine that answers. An engine already running (at
-  ``$DOCKER_HOST``, the default socket, or ours under ``.mlops/docker``) is used and left
-  running; otherwise ``dockerd`` is started under ``.mlops/docker`` and stopped at the end.
-  Skipped, with the reason, only when no engine can run here at all; under CI (``CI`` set)
-  that is a failure instead, so a broken engine cannot pass as green.
-- ``docker_client`` (session): a client of that engine.
-- ``cache_dir`` (session): ``.mlops/docker/cache``, kept between sessions (base image
-  tarball, wheelhouses), so only the first session on a machine pays for them.
+- Docker fixtures (``docker_host``, ``docker_client``, ``cache_dir``): ``tests/conftest.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import docker
 import pytest
 
 from backends.blob_datalake import BlobDataLake
 from backends.local.azurite import AzuriteService, find_azurite_binary
-from backends.local.dockerd import DockerEngine, DockerEngineError
 from mlops.settings import Settings, load_settings
 
 
@@ -137,32 +127,3 @@ def lake_settings(
         quarantine_container=lake_containers.quarantine,
         state_dir=tmp_path / "state",
     )
-
-
-STATE = Path(__file__).resolve().parents[2] / ".mlops"
-
-
-@pytest.fixture(scope="session")
-def docker_host() -> Iterator[str]:
-    engine = DockerEngine(STATE / "docker")
-    try:
-        host = engine.ensure()
-    except DockerEngineError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs a Docker engine: {exc}")
-        pytest.skip(f"no Docker engine can run here: {exc}")
-    yield host
-    if engine.started:
-        engine.stop()
-
-
-@pytest.fixture(scope="session")
-def docker_client(docker_host: str) -> Iterator[docker.DockerClient]:
-    client = docker.DockerClient(base_url=docker_host, timeout=300)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="session")
-def cache_dir() -> Path:
-    return STATE / "docker" / "cache"

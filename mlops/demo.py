@@ -1,0 +1,135 @@
+"""The guided demo behind ``make demo``: the deployed system doing its job with no human step.
+
+New data lands in blob storage (uploaded with the Azure SDK) -> the watcher announces it ->
+the retraining deployment runs -> a model is registered -> the release deployment runs -> the
+new version serves in production. Then a bad file is quarantined and a notification recorded.
+Everything here only watches the Prefect server; the work happens in the deployed flows.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from mlops.lake import Lake
+from mlops.settings import Settings
+from mlops.version import REPO_ROOT
+
+T = TypeVar("T")
+BAD_FILE = "tests/data/bad/out_of_range.csv"
+
+
+class DemoError(RuntimeError):
+    """A step did not finish in time; the message says which and where to look."""
+
+
+@dataclass
+class DemoResult:
+    lines: list[str] = field(default_factory=list)
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+
+
+def _wait(what: str, check: Callable[[], T | None], timeout: float, status: Any) -> T:
+    status.update(f"[bold]{what}[/bold] …")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(1.5)
+    raise DemoError(f"timed out after {timeout:.0f} s waiting for: {what}")
+
+
+def _runs(client: Any, deployment: str, since: float) -> list[Any]:
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+    runs = client.read_flow_runs(
+        deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment]))
+    )
+    return [
+        r for r in runs if not r.auto_scheduled and r.created and r.created.timestamp() >= since
+    ]
+
+
+def _finished(runs: list[Any]) -> list[Any]:
+    return [r for r in runs if r.state and r.state.is_final()]
+
+
+def run_demo(settings: Settings, lake: Lake) -> DemoResult:
+    """Drive the deployed loop once with new data and once with bad data; report what happened."""
+    import pandas as pd
+    from azure.storage.blob import BlobServiceClient
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from rich.console import Console
+
+    from mlops.notify import read_notifications
+    from training.data import reference_dataset
+
+    console, result = Console(), DemoResult()
+    blobs = BlobServiceClient.from_connection_string(settings.blob_connection)
+    with get_client(sync_client=True) as client, console.status("starting") as status:
+        start = time.time()
+        stamp = pd.Timestamp.now("UTC").strftime("%Y%m%dT%H%M%S")
+        name = f"new-batch-{stamp}.csv"
+        buf = io.StringIO()
+        reference_dataset().sample(200, random_state=int(start) % 10_000).to_csv(buf, index=False)
+        blobs.get_blob_client(settings.landing_container, name).upload_blob(buf.getvalue())
+        console.print(f"uploaded {name} to the landing container (Azure SDK)")
+        run_deployment("blob-watcher/blob-watcher", timeout=0)
+        console.print("blob watcher started (it also runs every minute by itself)")
+
+        retrain = _wait(
+            "retraining run (triggered by azure.storage.blob.created)",
+            lambda: _finished(_runs(client, "retraining", start)),
+            300,
+            status,
+        )[0]
+        console.print(f"retraining: {retrain.state.name}: {retrain.state.message}")
+        result.add(f"retraining  {retrain.state.name}: {retrain.state.message}")
+        if "Registered" in (retrain.state.message or ""):
+            release = _wait(
+                "release run (triggered by mlops.model.registered)",
+                lambda: _finished(_runs(client, "release", start)),
+                600,
+                status,
+            )[0]
+            console.print(f"release: {release.state.name}: {release.state.message}")
+            result.add(f"release     {release.state.name}: {release.state.message}")
+
+        bad_start = time.time()
+        bad = lake.datalake.put(
+            settings.landing_container, f"bad-{stamp}.csv", (REPO_ROOT / BAD_FILE).read_bytes()
+        )
+        console.print(f"uploaded a bad file: {bad.name}; running the retraining deployment on it")
+        run_deployment(
+            "retraining/retraining",
+            parameters={"data_uri": bad.uri, "drain_landing": True},
+            timeout=0,
+        )
+        quarantined = _wait(
+            "quarantine of the bad file",
+            lambda: _finished(_runs(client, "retraining", bad_start)),
+            300,
+            status,
+        )[0]
+        result.add(f"bad file    {quarantined.state.name}: {quarantined.state.message}")
+        note = _wait(
+            "the notification",
+            lambda: [
+                n
+                for n in read_notifications(settings.notifications_path)
+                if n["received_at"] >= datetime.fromtimestamp(bad_start, UTC).isoformat()
+            ],
+            60,
+            status,
+        )[-1]
+        body = note["body"] if isinstance(note["body"], dict) else {}
+        result.add(f"notified    {body.get('title') or body.get('event')}: {body.get('reason')}")
+    return result
