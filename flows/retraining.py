@@ -84,6 +84,7 @@ def retraining(
         for ref in batch:
             seen.add((ref.name, ref.etag))
             entry = _curate(lake, ref, settings.data_docs_path)
+            entry["data_docs"] = settings.data_docs_link(entry["data_docs"])
             summary["files"].append(entry)
             if entry["result"] == "quarantined":
                 rejected.append(entry["details"])

@@ -147,7 +147,7 @@ def demo() -> None:
     typer.echo(
         f"\nPrefect UI:   {settings.prefect_ui_url}/runs  (flow runs, artifacts, deployments)"
     )
-    typer.echo(f"Data Docs:    {settings.data_docs_path / 'index.html'}")
+    typer.echo(f"Data Docs:    http://127.0.0.1:{settings.docs_port}/index.html")
     typer.echo(f"Notifications: {settings.notifications_path}")
     typer.echo(
         'Score:        curl -H "Authorization: Bearer $(.venv/bin/mlops key production)" '

@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     prefect_port: int = Field(default=4200, ge=1, le=65535)
 
     worker_port: int = Field(default=8660, ge=1, le=65535)  # the worker's health endpoint
+    docs_port: int = Field(default=8680, ge=1, le=65535)  # serves Data Docs on loopback
 
     # Notifications: the local stand-in for Teams/Slack (python -m mlops.notify)
     notify_port: int = Field(default=8650, ge=1, le=65535)
@@ -128,6 +129,16 @@ class Settings(BaseSettings):
     @property
     def prefect_ui_url(self) -> str:
         return f"http://{self.prefect_host}:{self.prefect_port}"
+
+    def data_docs_link(self, page: str | None) -> str | None:
+        """A clickable URL for a Data Docs page (served by ``mlops up``); else the path."""
+        if page is None:
+            return None
+        try:
+            relative = Path(page).resolve().relative_to(self.data_docs_path.resolve())
+        except ValueError:
+            return page
+        return f"http://127.0.0.1:{self.docs_port}/{relative.as_posix()}"
 
     @property
     def notify_url(self) -> str:

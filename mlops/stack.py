@@ -110,12 +110,36 @@ def prefect_worker(settings: Settings) -> ManagedProcess:
     )
 
 
+def docs_server(settings: Settings) -> ManagedProcess:
+    """Serves the Data Docs folder on loopback, so the links in run artifacts open in a browser.
+    (In Azure the same folder would go to the storage account's static website.)"""
+    settings.data_docs_path.mkdir(parents=True, exist_ok=True)
+    return ManagedProcess(
+        "data-docs",
+        [
+            sys.executable,
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            str(settings.docs_port),
+            "--directory",
+            str(settings.data_docs_path),
+        ],
+        settings.run_path,
+        host="127.0.0.1",
+        port=settings.docs_port,
+        port_setting="MLOPS_DOCS_PORT",
+    )
+
+
 def services(settings: Settings) -> list[ManagedProcess]:
-    """The services of the local profile, in start order (the worker needs the pool, which
-    ``mlops up`` creates once the server runs)."""
+    """The services of the local profile, in start order (the worker last: it needs the
+    server, and creates its work pool when missing)."""
     return [
         azurite(settings),
         prefect_server(settings),
         notify_receiver(settings),
+        docs_server(settings),
         prefect_worker(settings),
     ]

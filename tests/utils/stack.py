@@ -35,6 +35,7 @@ class LocalStack:
     prefect_port: int = field(default_factory=free_port)
     notify_port: int = field(default_factory=free_port)
     worker_port: int = field(default_factory=free_port)
+    docs_port: int = field(default_factory=free_port)
     qa_port: int = field(default_factory=free_port)
     production_port: int = field(default_factory=free_port)
     release_target: str = "process"
@@ -54,6 +55,7 @@ class LocalStack:
             MLOPS_PREFECT_PORT=str(self.prefect_port),
             MLOPS_NOTIFY_PORT=str(self.notify_port),
             MLOPS_WORKER_PORT=str(self.worker_port),
+            MLOPS_DOCS_PORT=str(self.docs_port),
             MLOPS_QA_PORT=str(self.qa_port),
             MLOPS_PRODUCTION_PORT=str(self.production_port),
             MLOPS_RELEASE_TARGET=self.release_target,
@@ -72,6 +74,7 @@ class LocalStack:
             prefect_port=self.prefect_port,
             notify_port=self.notify_port,
             worker_port=self.worker_port,
+            docs_port=self.docs_port,
             qa_port=self.qa_port,
             production_port=self.production_port,
             release_target=self.release_target,  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ from mlops.services import http_ok
 
 pytestmark = pytest.mark.integration
 
-SERVICES = ("azurite", "prefect-server", "notify", "prefect-worker")
+SERVICES = ("azurite", "prefect-server", "notify", "data-docs", "prefect-worker")
 
 
 def output(result: Any) -> str:
