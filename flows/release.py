@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.states import State
 
@@ -122,7 +123,19 @@ def release(
 
     if require_approval:
         logger.info("waiting for approval: resume this run in the Prefect UI to promote")
-        pause_flow_run(timeout=approval_timeout_seconds)
+        try:
+            pause_flow_run(timeout=approval_timeout_seconds)
+        except FlowPauseTimeout:
+            teardown(rel.target, "qa")
+            clear_stage(registry, mv, "qa")
+            report |= {
+                "outcome": "not approved",
+                "production_after": report["production_before"],
+                "message": f"{name} v{mv.version} passed QA but was not approved within "
+                f"{approval_timeout_seconds} s; production unchanged.",
+            }
+            publish_release_report(report)
+            return failed(report["message"], report)
 
     # Production: rolling replacement behind the stable URL. A deploy that fails never
     # switched traffic; a switched release that fails its smoke test is rolled back.

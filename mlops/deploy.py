@@ -14,6 +14,8 @@ from mlops.version import REPO_ROOT, code_version
 logger = logging.getLogger(__name__)
 
 WORK_POOL = "mlops-local"
+# Versioned base job template of the pool (the process worker's defaults for every run).
+WORK_POOL_TEMPLATE = REPO_ROOT / "deployments" / "work-pools" / f"{WORK_POOL}.json"
 
 
 class DeployError(RuntimeError):
@@ -51,11 +53,26 @@ def _prefect(args: list[str], env: dict[str, str], timeout: float = 300) -> str:
 
 
 def ensure_work_pool(env: dict[str, str]) -> None:
-    """Create the process work pool unless it exists (idempotent)."""
+    """Create the process work pool, or bring its base job template up to date (idempotent)."""
+    template = str(WORK_POOL_TEMPLATE)
     try:
         _prefect(["work-pool", "inspect", WORK_POOL], env, timeout=60)
     except DeployError:
-        _prefect(["work-pool", "create", WORK_POOL, "--type", "process"], env, timeout=60)
+        _prefect(
+            [
+                "work-pool",
+                "create",
+                WORK_POOL,
+                "--type",
+                "process",
+                "--base-job-template",
+                template,
+            ],
+            env,
+            timeout=60,
+        )
+    else:
+        _prefect(["work-pool", "update", WORK_POOL, "--base-job-template", template], env, 60)
 
 
 def publish(settings: Settings) -> str:

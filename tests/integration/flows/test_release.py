@@ -172,3 +172,25 @@ def test_candidate_failing_in_production_is_rolled_back(
     assert registry.get(release_settings.model_name, v2).tags["release.status"] == "rejected"
     production = target.current("production")
     assert production is not None and score(production)["model"]["version"] == v1
+
+
+def test_a_release_not_approved_in_time_leaves_production_as_it_was(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLOPS_RELEASE_TARGET", "process")
+    monkeypatch.setenv("MLOPS_QA_PORT", str(free_port()))
+    monkeypatch.setenv("MLOPS_PRODUCTION_PORT", str(free_port()))
+    monkeypatch.setenv("MLOPS_SMOKE_REQUESTS", "20")
+    get_settings.cache_clear()
+    current = get_settings()
+    target = get_release_backends(current).target
+    try:
+        train_version(current, "diabetes_batch_b.csv")
+        # The server fails a run whose pause expired; the flow still tears QA down first.
+        state, _ = run(require_approval=True, approval_timeout_seconds=2)
+        assert state.is_failed()
+        assert target.current("qa") is None and target.current("production") is None
+        assert get_backends(current).registry.get_alias(current.model_name, "production") is None
+    finally:
+        for env in ("qa", "production"):
+            target.teardown(env)

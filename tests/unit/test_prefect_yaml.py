@@ -1,0 +1,80 @@
+"""prefect.yaml is code: every entrypoint imports a flow, every parameter it passes (directly or
+from a trigger) exists in that flow's signature, and schedules and triggers parse."""
+
+from __future__ import annotations
+
+import inspect
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
+from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
+from prefect.flows import Flow, load_flow_from_entrypoint
+
+from mlops.blob_events import BLOB_CREATED
+from mlops.deploy import WORK_POOL, WORK_POOL_TEMPLATE
+from tasks.registry import REGISTERED_EVENT
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+DEPLOYMENTS = {d["name"]: d for d in SPEC["deployments"]}
+
+
+def load(deployment: dict[str, Any]) -> Flow[Any, Any]:
+    path, _, name = deployment["entrypoint"].partition(":")
+    return load_flow_from_entrypoint(f"{ROOT / path}:{name}")
+
+
+def test_the_expected_deployments_exist() -> None:
+    assert set(DEPLOYMENTS) == {"retraining", "release", "blob-watcher", "build-validation"}
+
+
+@pytest.mark.parametrize("name", sorted(DEPLOYMENTS))
+def test_entrypoint_is_a_flow_and_parameters_match_its_signature(name: str) -> None:
+    deployment = DEPLOYMENTS[name]
+    flow = load(deployment)
+    assert isinstance(flow, Flow)
+    accepted = set(inspect.signature(flow.fn).parameters)
+    passed = set(deployment.get("parameters") or {})
+    for trigger in deployment.get("triggers") or []:
+        passed |= set(trigger.get("parameters") or {})
+    assert passed <= accepted, f"{name} passes {sorted(passed - accepted)} not in {accepted}"
+    assert deployment["work_pool"]["name"] == WORK_POOL
+    assert deployment.get("description")
+
+
+@pytest.mark.parametrize("name", sorted(DEPLOYMENTS))
+def test_schedules_and_triggers_parse(name: str) -> None:
+    deployment = DEPLOYMENTS[name]
+    for schedule in deployment.get("schedules") or []:
+        if "cron" in schedule:
+            CronSchedule(cron=schedule["cron"], timezone=schedule.get("timezone"))
+        else:
+            IntervalSchedule(interval=timedelta(seconds=schedule["interval"]))
+    for trigger in deployment.get("triggers") or []:
+        parsed = DeploymentEventTrigger(**trigger)
+        assert parsed.enabled
+
+
+def test_triggers_listen_for_the_events_the_code_emits() -> None:
+    (retrain,) = DEPLOYMENTS["retraining"]["triggers"]
+    assert retrain["expect"] == [BLOB_CREATED]
+    assert retrain["parameters"] == {"data_uri": "{{ event.resource.id }}", "drain_landing": True}
+    (release,) = DEPLOYMENTS["release"]["triggers"]
+    assert release["expect"] == [REGISTERED_EVENT]
+    assert set(release["parameters"]) == {"model_name", "version"}
+
+
+def test_retraining_and_release_never_run_twice_at_once() -> None:
+    for name in ("retraining", "release"):
+        limit = DEPLOYMENTS[name]["concurrency_limit"]
+        assert limit == {"limit": 1, "collision_strategy": "ENQUEUE"}  # nothing dropped
+
+
+def test_every_run_pulls_the_project_directory() -> None:
+    (step,) = SPEC["pull"]
+    assert "prefect.deployments.steps.set_working_directory" in step
+    assert WORK_POOL_TEMPLATE.is_file()
