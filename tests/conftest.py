@@ -3,7 +3,7 @@
 - Every test session gets its own PREFECT_HOME (the result cache there would otherwise leak
   between runs) and its own project state dir.
 - ``docker_host`` (session): a Docker engine that answers. An engine already running (at
-  ``$DOCKER_HOST``, the default socket, or ours under ``.mlops/docker``) is used and left
+  the default socket, or ours under ``.mlops/docker``) is used and left
   running; otherwise ``dockerd`` is started under ``.mlops/docker`` and stopped at the end.
   Skipped, with the reason, only when no engine can run here at all; under CI (``CI`` set)
   that is a failure instead, so a broken engine cannot pass as green. ``docker_client`` is a

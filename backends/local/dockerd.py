@@ -82,8 +82,8 @@ class DockerEngine:
 
     Args:
         root: Folder for the engine's data, PID file and log (created on demand).
-        candidates: Engines to try before starting one; ``None`` means ``$DOCKER_HOST`` (the
-            variable the docker CLI and SDK read) and then the default socket.
+        candidates: Engines to try before starting one; ``None`` means the default socket
+            (another engine is chosen with the ``MLOPS_DOCKER_HOST`` setting).
         storage_driver: ``overlay2`` is fast; ``vfs`` works on any file system.
         start_timeout: Seconds to wait for a started engine to answer.
     """
@@ -127,7 +127,8 @@ class DockerEngine:
 
     def _external(self) -> str | None:
         if self._candidates is None:
-            candidates = [os.environ.get("DOCKER_HOST", ""), DEFAULT_SOCKET]
+            # Not $DOCKER_HOST: settings are read in one place (MLOPS_DOCKER_HOST).
+            candidates = [DEFAULT_SOCKET]
         else:
             candidates = list(self._candidates)
         for host in candidates:
