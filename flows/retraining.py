@@ -5,7 +5,6 @@ Only composition lives here; every step is a task in ``tasks/``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ from flows.outcome import completed, failed
 from mlops.lake import Lake
 from mlops.paths import scratch_dir
 from mlops.settings import get_settings
-from mlops.version import code_version
 from tasks.data import (
     current_curated_set,
     find_new_data,
@@ -34,6 +32,7 @@ from tasks.registry import (
     fetch_champion,
     find_trained_version,
     register_model,
+    registration_tags,
 )
 from tasks.reporting import publish_retraining_report
 from tasks.training import evaluate_challenger, holdout_split, train_on_compute
@@ -144,17 +143,14 @@ def retraining(
             )
             summary["job_id"] = job_id
             if decision.verdict == "register":
-                tags = {
-                    "data_fingerprint": curated.fingerprint,
-                    "data_uri": curated.data_uri,
-                    "params": json.dumps(params.model_dump(mode="json"), sort_keys=True),
-                    "params_digest": params.digest(),
-                    "code_version": code_version(),
-                    "flow_run_id": str(flow_run.id),
-                    "training_job": job_id,
-                    "metrics": decision.challenger.model_dump_json(),
-                    "decision": decision.model_dump_json(),
-                }
+                tags = registration_tags(
+                    curated.fingerprint,
+                    curated.data_uri,
+                    params,
+                    decision,
+                    job_id,
+                    str(flow_run.id),
+                )
                 version = register_model(backends.registry, name, challenger_dir, tags)
                 announce_model(version, str(flow_run.id))
                 summary |= {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from prefect import task
@@ -9,8 +10,10 @@ from prefect.cache_policies import NONE
 from prefect.events import emit_event
 
 from backends.base import ModelRegistry, ModelVersion
+from mlops.version import code_version
 from training import model
 from training.evaluate import Decision
+from training.params import TrainingParams
 
 REGISTERED_EVENT = "mlops.model.registered"
 REJECTED_EVENT = "mlops.challenger.rejected"
@@ -34,6 +37,28 @@ def fetch_champion(
     if champion is None:
         return None, None
     return champion, registry.download(name, champion.version, dest)
+
+
+def registration_tags(
+    fingerprint: str,
+    data_uri: str,
+    params: TrainingParams,
+    decision: Decision,
+    job_id: str,
+    flow_run_id: str,
+) -> dict[str, str]:
+    """What a registered version records: its data, code, parameters, metrics, run and decision."""
+    return {
+        "data_fingerprint": fingerprint,
+        "data_uri": data_uri,
+        "params": json.dumps(params.model_dump(mode="json"), sort_keys=True),
+        "params_digest": params.digest(),
+        "code_version": code_version(),
+        "flow_run_id": flow_run_id,
+        "training_job": job_id,
+        "metrics": decision.challenger.model_dump_json(),
+        "decision": decision.model_dump_json(),
+    }
 
 
 @task(name="register-model", retries=2, retry_delay_seconds=1, cache_policy=NONE)
