@@ -250,9 +250,16 @@ class DockerEngine:
         # dockerd stops its containerd on a clean exit, not when killed.
         if containerd is not None and pid_alive(containerd, "containerd"):
             _signal(containerd, signal.SIGKILL)
+        self._unmount_netns()
         self.started = False
         self._proc = None
         return True
+
+    def _unmount_netns(self) -> None:
+        # dockerd leaves its default network namespace bind-mounted under the exec root, which
+        # would make the project folder impossible to delete until the next reboot.
+        for mount in sorted((self.run_dir / "netns").glob("*")):
+            subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)
 
     def _wait_gone(self, pid: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
