@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ import pytest
 from backends.blob_datalake import BlobDataLake
 from backends.local.azurite import AzuriteService, find_azurite_binary
 from mlops.settings import Settings, load_settings
+from tests.utils.net import free_port
 
 
 @dataclass(frozen=True)
@@ -59,13 +59,6 @@ class LakeContainers:
     @property
     def all(self) -> tuple[str, str, str]:
         return (self.landing, self.curated, self.quarantine)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,13 +14,7 @@ from pathlib import Path
 
 from backends.local._proc import kill_group, pid_alive
 from mlops.settings import Settings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
+from tests.utils.net import free_port
 
 MLOPS = Path(sys.executable).with_name("mlops")
 

@@ -12,16 +12,9 @@ from backends.blob_datalake import BlobDataLake
 from backends.local._proc import pid_alive
 from backends.local.azurite import AzuriteService
 from mlops.settings import Settings
+from tests.utils.net import free_port
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_persistent_instance_keeps_blobs_across_restarts(tmp_path: Path, azurite: Any) -> None:

@@ -11,16 +11,9 @@ from azure.core.credentials import AzureNamedKeyCredential
 from backends.base import BackendError, NotFoundError
 from backends.blob_datalake import BlobDataLake
 from mlops.settings import AZURITE_ACCOUNT, AZURITE_KEY, Settings
+from tests.utils.net import free_port
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_a_dead_endpoint_fails_fast_and_names_it() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import time
 import urllib.request
 import uuid
@@ -19,6 +18,7 @@ from docker.errors import ImageNotFound
 
 from backends.local.base_image import DEFAULT_BASE, ensure_base_image
 from backends.local.docker_image import DockerImageBuilder, ImageBuildError, file_sha256
+from tests.utils.net import free_port
 
 pytestmark = pytest.mark.docker
 
@@ -38,12 +38,6 @@ def image(
     tag = builder.build("diabetes-ridge", f"t{uuid.uuid4().hex[:8]}", model_dir, CODE_VERSION)
     yield tag
     docker_client.images.remove(tag, force=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_base_image_is_ensured_idempotently(
@@ -134,7 +128,7 @@ def test_run_json_without_versions_fails_the_build(
 def test_service_answers_on_the_host_network(
     image: str, docker_client: docker.DockerClient
 ) -> None:
-    port = _free_port()
+    port = free_port()
     container = docker_client.containers.run(
         image,
         detach=True,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,15 +20,10 @@ from flows.outcome import summary_of
 from flows.release import release
 from flows.retraining import retraining
 from mlops.settings import Settings, get_settings
+from tests.utils.net import free_port
 from training.model import MODEL_FILENAME
 
 DATA = Path(__file__).resolve().parents[2] / "data"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(params=["process", "docker"])

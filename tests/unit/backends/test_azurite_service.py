@@ -9,12 +9,7 @@ import pytest
 
 from backends.base import BackendError
 from backends.local.azurite import AzuriteService
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.utils.net import free_port
 
 
 def test_missing_binary_says_run_make_setup(tmp_path: Path) -> None:

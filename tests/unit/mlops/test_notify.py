@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import httpx
 import pytest
 
 from mlops.notify import read_notifications, running_receiver
+from tests.utils.net import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -80,14 +80,8 @@ def test_read_notifications_of_a_missing_file_is_empty(tmp_path: Path) -> None:
     assert read_notifications(tmp_path / "nothing.jsonl") == []
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_module_command_line_serves_until_sigterm(tmp_path: Path) -> None:
-    port, out = _free_port(), tmp_path / "cli" / "n.jsonl"
+    port, out = free_port(), tmp_path / "cli" / "n.jsonl"
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlops.notify", "--port", str(port), "--file", str(out)],
         cwd=REPO_ROOT,

@@ -22,6 +22,7 @@ import pytest
 from backends.local._proc import pid_alive
 from backends.local.managed import group_alive
 from mlops.services import ManagedProcess, ServiceError, http_ok
+from tests.utils.net import free_port
 
 # argv: <port> <mode>. Modes: serve; child (also starts a child in its group that ignores
 # SIGTERM); exit (fails at once); slow (never listens); env (logs two variables, then serves).
@@ -45,12 +46,6 @@ SERVICE = textwrap.dedent(
     http.server.ThreadingHTTPServer(("127.0.0.1", port), handler).serve_forever()
     """
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 Factory = Callable[..., ManagedProcess]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,13 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.utils.net import free_port
+
 REPO = Path(__file__).resolve().parents[3]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _env(model_dir: Path, sha: str, key: str, port: int) -> dict[str, str]:
@@ -49,7 +44,7 @@ def _start(env: dict[str, str]) -> subprocess.Popen[str]:
 
 
 def test_serves_over_real_http(model_dir: Path, model_sha: str, api_key: str) -> None:
-    port = _free_port()
+    port = free_port()
     proc = _start(_env(model_dir, model_sha, api_key, port))
     base = f"http://127.0.0.1:{port}"
     golden = json.loads((model_dir / "golden.json").read_text())
@@ -97,7 +92,7 @@ def test_serves_over_real_http(model_dir: Path, model_sha: str, api_key: str) ->
 
 
 def test_refuses_a_model_with_the_wrong_sha(model_dir: Path, api_key: str) -> None:
-    proc = _start(_env(model_dir, "e" * 64, api_key, _free_port()))
+    proc = _start(_env(model_dir, "e" * 64, api_key, free_port()))
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 3, output
     assert "refusing to start: sha256 mismatch" in output
@@ -105,7 +100,7 @@ def test_refuses_a_model_with_the_wrong_sha(model_dir: Path, api_key: str) -> No
 
 
 def test_refuses_a_placeholder_key(model_dir: Path, model_sha: str) -> None:
-    proc = _start(_env(model_dir, model_sha, "changeme", _free_port()))
+    proc = _start(_env(model_dir, model_sha, "changeme", free_port()))
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 2, output
     assert "invalid setting" in output and "placeholder" in output
