@@ -66,12 +66,7 @@ def retraining(
     params = params or TrainingParams()
     gate = gate or GateConfig()
     name = model_name or settings.model_name
-    lake = Lake(
-        backends.datalake,
-        settings.landing_container,
-        settings.curated_container,
-        settings.quarantine_container,
-    )
+    lake = Lake.of(backends.datalake, settings)
     summary: dict[str, Any] = {"model": name, "files": []}
     rejected: list[str] = []
 

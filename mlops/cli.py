@@ -40,12 +40,7 @@ def _lake(settings: Settings) -> Lake:
     from backends import get_backends
     from mlops.lake import Lake
 
-    return Lake(
-        get_backends(settings).datalake,
-        settings.landing_container,
-        settings.curated_container,
-        settings.quarantine_container,
-    )
+    return Lake.of(get_backends(settings).datalake, settings)
 
 
 @app.command()

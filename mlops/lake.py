@@ -20,12 +20,15 @@ import io
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from backends.base import BlobRef, ConflictError, DataLake, NotFoundError
 from training import data as tdata
+
+if TYPE_CHECKING:
+    from mlops.settings import Settings
 
 MANIFEST = "training/manifest.json"
 
@@ -67,6 +70,16 @@ class Lake:
         self.landing = landing
         self.curated = curated
         self.quarantine_container = quarantine
+
+    @classmethod
+    def of(cls, datalake: DataLake, settings: Settings) -> Lake:
+        """The lake with the container names the settings give."""
+        return cls(
+            datalake,
+            settings.landing_container,
+            settings.curated_container,
+            settings.quarantine_container,
+        )
 
     def ensure(self) -> None:
         self.datalake.ensure_containers(self.landing, self.curated, self.quarantine_container)

@@ -22,12 +22,7 @@ BAD = sorted(name for name, spec in CORPUS.items() if spec["verdict"] == "fail")
 
 
 def lake_of(settings: Settings) -> Lake:
-    return Lake(
-        get_backends(settings).datalake,
-        settings.landing_container,
-        settings.curated_container,
-        settings.quarantine_container,
-    )
+    return Lake.of(get_backends(settings).datalake, settings)
 
 
 def land(settings: Settings, path: Path, name: str | None = None) -> str:
