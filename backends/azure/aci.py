@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.core.polling import LROPoller
 from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 from azure.mgmt.containerinstance.models import (
     Container,
@@ -103,10 +104,11 @@ class AciTarget:
         name = self._name(environment)
         log.info("deploying %s v%s to ACI %s", release.model_name, release.model_version, name)
         try:
-            poller = self._client.container_groups.begin_create_or_update(
-                self.resource_group, name, group
+            self._wait(
+                self._client.container_groups.begin_create_or_update(
+                    self.resource_group, name, group
+                )
             )
-            poller.result(timeout=self.timeout)
         except AzureError as exc:
             # The exception text is the service's error, never the request body.
             raise BackendError(f"cannot deploy to ACI {name}: {exc}") from exc
@@ -160,15 +162,20 @@ class AciTarget:
         """Delete the environment's group; a no-op if there is none."""
         name = self._name(environment)
         try:
-            self._client.container_groups.begin_delete(self.resource_group, name).result(
-                timeout=self.timeout
-            )
+            self._wait(self._client.container_groups.begin_delete(self.resource_group, name))
         except ResourceNotFoundError:
             return
         except AzureError as exc:
             raise BackendError(f"cannot delete ACI {name}: {exc}") from exc
 
     # ------------------------------------------------------------------ helpers
+    def _wait(self, poller: LROPoller[Any]) -> None:
+        # wait(), not result(timeout): past the timeout result() returns whatever the last
+        # poll said, as if the operation had finished. wait() re-raises the operation's failure.
+        poller.wait(timeout=self.timeout)
+        if not poller.done():
+            raise BackendError(f"ACI did not finish within {self.timeout:g} s")
+
     def _name(self, environment: str) -> str:
         return f"{self.name_prefix}-{environment}"
 

@@ -174,3 +174,29 @@ def test_deploy_needs_an_image(target: AciTarget, transport: Any) -> None:
     with pytest.raises(ValueError, match="image"):
         target.deploy("qa", ReleaseSpec("m", "1", "c" * 64))
     assert transport.requests == []
+
+
+def test_a_deploy_that_does_not_finish_in_time_is_an_error(
+    aci: FakeAci, transport: Any, credential: Any
+) -> None:
+    # The operation stays InProgress: past the timeout the deploy must fail, not carry on
+    # as if the group were there.
+    transport.route(
+        "GET",
+        r"/operations/aci-",
+        transport.Reply(200, {"status": "InProgress"}, {"Retry-After": "0"}),
+    )
+    client = ContainerInstanceManagementClient(credential, SUB, transport=transport)
+    slow = AciTarget(client, "rg-release", "westeurope", keys=lambda e: KEY, timeout=0.5)
+    with pytest.raises(BackendError, match=r"ACI did not finish within 0.5 s"):
+        slow.deploy("qa", V1)
+
+
+def test_a_failed_operation_is_a_backend_error_without_secrets(
+    aci: FakeAci, target: AciTarget, transport: Any
+) -> None:
+    failed = {"status": "Failed", "error": {"code": "InaccessibleImage", "message": "no pull"}}
+    transport.route("GET", r"/operations/aci-", transport.Reply(200, failed))
+    with pytest.raises(BackendError, match="cannot deploy to ACI diabetes-scoring-qa") as caught:
+        target.deploy("qa", V1)
+    assert KEY not in str(caught.value) and PASSWORD not in str(caught.value)
