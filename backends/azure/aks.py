@@ -1,0 +1,453 @@
+"""``DeploymentTarget`` on AKS: the production environment in Azure, as Azure ML Kubernetes
+online endpoints.
+
+The AKS cluster is attached to the workspace as a Kubernetes compute. Each environment is one
+endpoint, ``<prefix>-<environment>`` (key auth), and each release is one deployment on it,
+named from the release (``deployment_name``): ``v<version>-<sha8>-<image6>``. A deployment
+runs the scoring image on port 5001 with Azure ML's probes on its routes (``GET /healthz``
+liveness, ``GET /`` readiness, ``POST /score``); the model is baked into the image, so there
+is no model asset.
+
+A deploy creates the new deployment next to the live one and waits until Azure ML reports it
+ready; only then does one endpoint update send it 100% of the traffic. Azure ML's router does
+the switch while the old deployment still runs, so clients see no downtime. If the new
+deployment fails, the traffic is never touched and production serves on. The replaced
+deployment keeps running as the ``previous`` release (named in the endpoint tag
+``previous``), so a rollback is a traffic switch back; older deployments are deleted.
+
+Where things are recorded: the live release is the deployment with the traffic; each
+deployment's tags hold its release (model name, version, sha256, image).
+
+Secrets: the container checks the endpoint's own keys (``SCORING_API_KEY`` and
+``SCORING_SECONDARY_API_KEY``), read from Azure ML at deploy time and passed as deployment
+environment variables. Azure ML returns those variables to anyone allowed to read the
+deployment, and regenerating an endpoint key takes a redeploy to reach the container.
+Nothing here logs the keys or puts them in exception messages, and the SDK's HTTP body logging
+(``logging_enable``) must stay off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+from backends.base import BackendError, Endpoint, NotFoundError, ReleaseSpec
+
+if TYPE_CHECKING:
+    from azure.ai.ml import MLClient
+    from azure.ai.ml.entities import EndpointAuthKeys, OnlineDeployment, OnlineEndpoint
+    from azure.core.polling import LROPoller
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+PORT = 5001
+PREVIOUS_TAG = "previous"
+# The scoring image's routes (scoring/app.py), as Azure ML probes and forwards them.
+ROUTES = {
+    "liveness_route": {"path": "/healthz", "port": PORT},
+    "readiness_route": {"path": "/", "port": PORT},
+    "scoring_route": {"path": "/score", "port": PORT},
+}
+_FIELDS = ("model_name", "model_version", "model_sha256", "image")
+# Azure ML endpoint and deployment names: 3-32 characters, a letter first, letters, digits
+# and hyphens, no hyphen last.
+_NAME = re.compile(r"^[a-zA-Z]([-a-zA-Z0-9]{1,30})[a-zA-Z0-9]$")
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def deployment_name(release: ReleaseSpec) -> str:
+    """The Azure ML deployment name of a release: ``v<version>-<sha8>-<image6>``.
+
+    The model digest and a hash of the image tag make it unique per release: a new image of
+    the same model (new scoring code) is a new deployment, deployed and rolled back like a
+    new model. The version is cut short if needed to keep the name within 32 characters.
+    """
+    version = re.sub(r"[^a-z0-9]+", "-", release.model_version.lower()).strip("-") or "0"
+    image = hashlib.sha256(release.image.encode()).hexdigest()[:6]
+    suffix = f"-{release.model_sha256.lower()[:8]}-{image}"
+    return f"v{version[: 31 - len(suffix)].rstrip('-')}{suffix}"
+
+
+class AksOnlineTarget:
+    """Runs scoring images as Azure ML Kubernetes online endpoints on an attached AKS cluster.
+
+    Args:
+        ml_client: The workspace client (see ``backends.azure.client.workspace_client``).
+        compute: Name of the AKS cluster's Kubernetes compute in the workspace.
+        name_prefix: Endpoint names are ``<name_prefix>-<environment>``; they must be unique
+            in the Azure region.
+        min_replicas: Fewest instances a deployment runs (a release asking for fewer gets
+            this many), so that a node or pod restart never takes production down.
+        instance_type: A Kubernetes instance type defined on the compute (CPU and memory per
+            instance); the compute's default when empty.
+        timeout: Seconds to wait for each create, update or delete.
+    """
+
+    def __init__(
+        self,
+        ml_client: MLClient,
+        compute: str,
+        *,
+        name_prefix: str = "diabetes-scoring",
+        min_replicas: int = 2,
+        instance_type: str = "",
+        timeout: float = 1800.0,
+    ) -> None:
+        if min_replicas < 1:
+            raise ValueError("min_replicas must be at least 1")
+        self._client = ml_client
+        self.compute = compute
+        self.name_prefix = name_prefix
+        self.min_replicas = min_replicas
+        self.instance_type = instance_type
+        self.timeout = timeout
+
+    # ------------------------------------------------------------------ DeploymentTarget
+    def deploy(self, environment: str, release: ReleaseSpec) -> Endpoint:
+        """Run ``release`` in its own deployment, then send it all the traffic; the deployment
+        it replaces stays as the ``previous`` release. The release already live is left
+        alone (or, asked for other replicas, scaled in place).
+
+        Raises:
+            ValueError: The release has no image or no valid sha256.
+            BackendError: The deployment failed (the traffic stays where it was; a
+                deployment created for it is deleted), or Azure ML refused a change.
+        """
+        if not release.image:
+            raise ValueError("AKS runs images: the release has no image")
+        if not _SHA256.match(release.model_sha256):
+            raise ValueError("the release has no valid model sha256")
+        name = self._name(environment)
+        wanted = deployment_name(release)
+        replicas = max(release.replicas, self.min_replicas)
+        endpoint = self._endpoint(name) or self._create_endpoint(name)
+        live = _live(endpoint)
+        existing = self._deployment(name, wanted)
+        if (
+            wanted == live
+            and existing is not None
+            and _succeeded(existing.provisioning_state)
+            and _release(existing) == _as_deployed(release, replicas)
+        ):
+            log.info("AKS %s already serves %s as %s", name, _label(release), wanted)
+            return self._to_endpoint(environment, endpoint, existing)
+        self._put_deployment(name, wanted, release, replicas, live, created=existing is None)
+        if wanted != live:
+            self._send_traffic(name, wanted, previous=live)
+            self._prune(name, keep={wanted, live})
+        return self._require_current(environment)
+
+    def current(self, environment: str) -> Endpoint | None:
+        """What the environment serves, or None if it has no endpoint or nothing is live."""
+        endpoint, deployment = self._serving(environment)
+        if endpoint is None or deployment is None or _release(deployment) is None:
+            return None
+        return self._to_endpoint(environment, endpoint, deployment)
+
+    def current_release(self, environment: str) -> ReleaseSpec | None:
+        """The release of the deployment that has the traffic."""
+        _, deployment = self._serving(environment)
+        return _release(deployment) if deployment else None
+
+    def previous(self, environment: str) -> ReleaseSpec | None:
+        """The release ``rollback`` would put back (its deployment still runs)."""
+        name = self._name(environment)
+        endpoint = self._endpoint(name)
+        before = _previous_name(endpoint) if endpoint else None
+        deployment = self._deployment(name, before) if before else None
+        return _release(deployment) if deployment else None
+
+    def health(self, environment: str) -> bool:
+        """Whether the endpoint and the deployment with the traffic are both provisioned."""
+        endpoint, deployment = self._serving(environment)
+        return (
+            endpoint is not None
+            and deployment is not None
+            and _succeeded(endpoint.provisioning_state)
+            and _succeeded(deployment.provisioning_state)
+        )
+
+    def rollback(self, environment: str) -> Endpoint:
+        """Send all traffic back to the previous deployment; it and the current one swap.
+
+        Raises:
+            NotFoundError: There is no previous release.
+            BackendError: The previous deployment is not healthy, or Azure ML refused the
+                traffic change.
+        """
+        name = self._name(environment)
+        endpoint = self._endpoint(name)
+        before = _previous_name(endpoint) if endpoint else None
+        deployment = self._deployment(name, before) if before else None
+        if endpoint is None or before is None or deployment is None:
+            raise NotFoundError(f"AKS endpoint {name} has no previous release")
+        if not _succeeded(deployment.provisioning_state):
+            raise BackendError(
+                f"cannot roll AKS endpoint {name} back: deployment {before} is "
+                f"{deployment.provisioning_state}"
+            )
+        live = _live(endpoint)
+        log.info("rolling AKS %s back from %s to %s", name, live, before)
+        self._send_traffic(name, before, previous=live)
+        return self._require_current(environment)
+
+    def teardown(self, environment: str) -> None:
+        """Delete the environment's endpoint with its deployments; a no-op if there is none."""
+        name = self._name(environment)
+        try:
+            self._call(
+                f"delete AKS endpoint {name}",
+                lambda: self._wait(self._client.online_endpoints.begin_delete(name=name)),
+            )
+        except NotFoundError:
+            return
+        log.info("deleted AKS endpoint %s", name)
+
+    # ------------------------------------------------------------------ steps
+    def _create_endpoint(self, name: str) -> OnlineEndpoint:
+        from azure.ai.ml.entities import KubernetesOnlineEndpoint
+
+        endpoint = KubernetesOnlineEndpoint(
+            name=name,
+            compute=self.compute,
+            auth_mode="key",
+            description="Scoring service (one deployment per release)",
+        )
+        log.info("creating AKS endpoint %s on compute %s", name, self.compute)
+        self._call(
+            f"create AKS endpoint {name}",
+            lambda: self._wait(self._client.online_endpoints.begin_create_or_update(endpoint)),
+        )
+        created = self._endpoint(name)
+        if created is None:
+            raise BackendError(f"AKS endpoint {name} is missing right after its creation")
+        return created
+
+    def _put_deployment(
+        self,
+        name: str,
+        deployment: str,
+        release: ReleaseSpec,
+        replicas: int,
+        live: str | None,
+        *,
+        created: bool,
+    ) -> None:
+        from azure.ai.ml.entities import Environment, KubernetesOnlineDeployment
+
+        keys = self._keys(name)
+        spec = KubernetesOnlineDeployment(
+            name=deployment,
+            endpoint_name=name,
+            environment=Environment(image=release.image, inference_config=ROUTES),
+            environment_variables={
+                "SCORING_MODEL_NAME": release.model_name,
+                "SCORING_MODEL_VERSION": release.model_version,
+                # The release, not the image, is the truth: a wrong image never gets ready.
+                "SCORING_MODEL_SHA256": release.model_sha256,
+                "SCORING_API_KEY": str(keys.primary_key or ""),
+                "SCORING_SECONDARY_API_KEY": str(keys.secondary_key or ""),
+            },
+            instance_count=replicas,
+            instance_type=self.instance_type or None,
+            tags=_tags(release),
+        )
+        log.info(
+            "deploying %s to AKS %s as %s (%d replicas)",
+            _label(release),
+            name,
+            deployment,
+            replicas,
+        )
+        try:
+            self._call(
+                f"deploy {deployment}",
+                lambda: self._wait(self._client.online_deployments.begin_create_or_update(spec)),
+            )
+        except BackendError as exc:
+            if created:  # a failed deployment still holds cluster resources
+                self._delete_deployment(name, deployment)
+            serving = f"it still serves {live}" if live else "it serves nothing"
+            raise BackendError(f"AKS endpoint {name}: {exc}; {serving}") from exc
+
+    def _send_traffic(self, name: str, deployment: str, *, previous: str | None) -> None:
+        """Give ``deployment`` 100% of the traffic in one endpoint update and record what it
+        replaces as ``previous``."""
+
+        def update() -> None:
+            endpoint = self._client.online_endpoints.get(name=name)
+            endpoint.traffic = {deployment: 100}
+            tags = {k: v for k, v in (endpoint.tags or {}).items() if k != PREVIOUS_TAG}
+            endpoint.tags = tags | ({PREVIOUS_TAG: previous} if previous else {})
+            self._wait(self._client.online_endpoints.begin_create_or_update(endpoint))
+
+        self._call(f"send the traffic of AKS endpoint {name} to {deployment}", update)
+        log.info("AKS %s: 100%% of the traffic goes to %s", name, deployment)
+
+    def _prune(self, name: str, keep: set[str | None]) -> None:
+        """Delete the deployments other than ``keep`` (best effort: the release is done)."""
+        try:
+            deployments = self._call(
+                f"list the deployments of AKS endpoint {name}",
+                lambda: list(self._client.online_deployments.list(endpoint_name=name)),
+            )
+        except BackendError as exc:
+            log.warning("cannot clean up old deployments: %s", exc)
+            return
+        for deployment in deployments:
+            if deployment.name not in keep:
+                self._delete_deployment(name, str(deployment.name))
+
+    def _delete_deployment(self, name: str, deployment: str) -> None:
+        log.info("deleting deployment %s of AKS %s", deployment, name)
+        try:
+            self._call(
+                f"delete deployment {deployment}",
+                lambda: self._wait(
+                    self._client.online_deployments.begin_delete(
+                        name=deployment, endpoint_name=name
+                    )
+                ),
+            )
+        except NotFoundError:
+            pass
+        except BackendError as exc:
+            log.warning("AKS %s: %s", name, exc)
+
+    # ------------------------------------------------------------------ reads
+    def _name(self, environment: str) -> str:
+        name = f"{self.name_prefix}-{environment}"
+        if not _NAME.match(name):
+            raise ValueError(f"{name!r} is not a valid Azure ML endpoint name")
+        return name
+
+    def _endpoint(self, name: str) -> OnlineEndpoint | None:
+        try:
+            return self._call(
+                f"read AKS endpoint {name}", lambda: self._client.online_endpoints.get(name=name)
+            )
+        except NotFoundError:
+            return None
+
+    def _serving(self, environment: str) -> tuple[OnlineEndpoint | None, OnlineDeployment | None]:
+        """The environment's endpoint and the deployment that has its traffic."""
+        name = self._name(environment)
+        endpoint = self._endpoint(name)
+        live = _live(endpoint) if endpoint else None
+        return endpoint, self._deployment(name, live) if live else None
+
+    def _deployment(self, name: str, deployment: str) -> OnlineDeployment | None:
+        try:
+            return self._call(
+                f"read deployment {deployment} of AKS endpoint {name}",
+                lambda: self._client.online_deployments.get(name=deployment, endpoint_name=name),
+            )
+        except NotFoundError:
+            return None
+
+    def _keys(self, name: str) -> EndpointAuthKeys:
+        from azure.ai.ml.entities import EndpointAuthKeys
+
+        keys = self._call(
+            f"read the keys of AKS endpoint {name}",
+            lambda: self._client.online_endpoints.get_keys(name=name),
+        )
+        if not isinstance(keys, EndpointAuthKeys) or not keys.primary_key:
+            raise BackendError(f"AKS endpoint {name} does not use key authentication")
+        return keys
+
+    def _to_endpoint(
+        self, environment: str, endpoint: OnlineEndpoint, deployment: OnlineDeployment
+    ) -> Endpoint:
+        release = _release(deployment)
+        return Endpoint(
+            environment=environment,
+            # The project appends the route itself: the base is the scoring URI without it.
+            url=str(endpoint.scoring_uri or "").removesuffix("/score"),
+            key=str(self._keys(str(endpoint.name)).primary_key),
+            model_name=release.model_name if release else "",
+            model_version=release.model_version if release else "",
+            image=release.image if release else "",
+        )
+
+    def _require_current(self, environment: str) -> Endpoint:
+        endpoint = self.current(environment)
+        if endpoint is None:
+            raise BackendError(f"AKS endpoint {self._name(environment)} serves nothing")
+        return endpoint
+
+    def _wait(self, poller: LROPoller[Any]) -> None:
+        # wait(), not result(): past the timeout, result() parses the operation's status
+        # as the resource and fails with an AttributeError. wait() re-raises an operation's
+        # failure, and returns quietly when the timeout passes.
+        poller.wait(timeout=self.timeout)
+        if not poller.done():
+            raise BackendError(f"Azure ML did not finish within {self.timeout:g} s")
+
+    @staticmethod
+    def _call(what: str, fn: Callable[[], T]) -> T:
+        # The messages are the service's errors, never a request body (which holds the keys).
+        try:
+            return fn()
+        except ResourceNotFoundError as exc:
+            raise NotFoundError(f"cannot {what}: {exc}") from exc
+        except AzureError as exc:
+            raise BackendError(f"cannot {what}: {exc}") from exc
+        except BackendError as exc:
+            raise BackendError(f"cannot {what}: {exc}") from exc
+        except Exception as exc:
+            from azure.ai.ml.exceptions import MlException  # the SDK's own validation errors
+
+            if isinstance(exc, MlException):
+                raise BackendError(f"cannot {what}: {exc}") from exc
+            raise
+
+
+def _live(endpoint: OnlineEndpoint) -> str | None:
+    """The deployment with the most traffic, or None if no deployment has any."""
+    shares = {str(k): int(v or 0) for k, v in (endpoint.traffic or {}).items()}
+    best = max(shares, key=lambda k: shares[k], default=None)
+    return best if best is not None and shares[best] > 0 else None
+
+
+def _previous_name(endpoint: OnlineEndpoint) -> str | None:
+    return str((endpoint.tags or {}).get(PREVIOUS_TAG) or "") or None
+
+
+def _succeeded(state: object) -> bool:
+    return str(getattr(state, "value", state) or "").lower() == "succeeded"
+
+
+def _tags(release: ReleaseSpec) -> dict[str, str]:
+    return {f: str(getattr(release, f)) for f in _FIELDS}
+
+
+def _release(deployment: OnlineDeployment) -> ReleaseSpec | None:
+    tags = deployment.tags or {}
+    name, version, sha, image = (str(tags.get(f) or "") for f in _FIELDS)
+    if not (name and version and sha and image):
+        return None
+    replicas = int(deployment.instance_count or 1)
+    return ReleaseSpec(name, version, sha, image=image, replicas=replicas)
+
+
+def _as_deployed(release: ReleaseSpec, replicas: int) -> ReleaseSpec:
+    """``release`` as ``_release`` reads it back from its deployment."""
+    return ReleaseSpec(
+        release.model_name,
+        release.model_version,
+        release.model_sha256,
+        image=release.image,
+        replicas=replicas,
+    )
+
+
+def _label(release: ReleaseSpec) -> str:
+    return f"{release.model_name} v{release.model_version}"
