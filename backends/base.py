@@ -219,8 +219,9 @@ class ImageBuilder(Protocol):
     def build(
         self, model_name: str, model_version: str, artifact_dir: Path, code_version: str
     ) -> str:
-        """Build (or reuse) the image; returns its tag. Fails if the scoring environment's
-        library versions differ from the ones recorded at training time."""
+        """Build (or reuse) the image; returns its reference (a tag, or a registry digest).
+        Fails if the scoring environment's library versions differ from the ones recorded at
+        training time."""
         ...
 
 

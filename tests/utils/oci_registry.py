@@ -1,0 +1,385 @@
+"""A minimal Docker Registry HTTP API v2 server, for pushing real images in tests.
+
+Enough of the distribution spec for ``docker push`` and a manifest lookup
+(``images.get_registry_data``): the ``/v2/`` version check, blob existence, chunked and
+monolithic uploads (with sha256 verification), cross-repository mounts, and manifests by
+tag or digest. Everything is kept in memory and every request is recorded.
+
+It speaks plain HTTP on 127.0.0.1: Docker treats 127.0.0.0/8 registries as insecure and
+falls back to HTTP after its HTTPS attempt fails. With ``username``/``password`` set, every
+request needs Basic credentials (a 401 with ``WWW-Authenticate: Basic`` otherwise), as a
+registry with an admin user would.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import threading
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from tests.utils.net import free_port
+
+MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
+_NAME = r"(?P<name>[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
+_ROUTES = [
+    ("blob", re.compile(rf"^/v2/{_NAME}/blobs/(?P<digest>sha256:[0-9a-f]{{64}})$")),
+    ("uploads", re.compile(rf"^/v2/{_NAME}/blobs/uploads/?$")),
+    ("upload", re.compile(rf"^/v2/{_NAME}/blobs/uploads/(?P<upload>[0-9a-f-]+)$")),
+    ("manifest", re.compile(rf"^/v2/{_NAME}/manifests/(?P<ref>[A-Za-z0-9_.:+-]+)$")),
+    ("tags", re.compile(rf"^/v2/{_NAME}/tags/list$")),
+]
+
+
+def sha256_digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    """One request as the registry saw it (``user`` is the Basic user, if any)."""
+
+    method: str
+    path: str
+    status: int
+    user: str = ""
+
+
+@dataclass
+class Manifest:
+    media_type: str
+    body: bytes
+
+    @property
+    def digest(self) -> str:
+        return sha256_digest(self.body)
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class RegistryState:
+    """What the registry holds; guarded by ``lock``."""
+
+    blobs: dict[str, bytes] = field(default_factory=dict)  # digest -> bytes (all repos)
+    links: dict[str, set[str]] = field(default_factory=dict)  # repo -> blob digests
+    manifests: dict[str, dict[str, Manifest]] = field(default_factory=dict)  # repo -> digest
+    tags: dict[str, dict[str, str]] = field(default_factory=dict)  # repo -> tag -> digest
+    locked: set[tuple[str, str]] = field(default_factory=set)  # (repo, tag): no writes
+    uploads: dict[str, tuple[str, bytearray]] = field(default_factory=dict)  # uuid -> repo
+    requests: list[ReceivedRequest] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class FakeRegistry:
+    """A registry on ``127.0.0.1:<free port>``; ``start``/``stop`` or use as a context.
+
+    Args:
+        username: Required Basic user; empty for an open registry.
+        password: Required Basic password.
+    """
+
+    def __init__(self, username: str = "", password: str = "") -> None:
+        self.username = username
+        self.password = password
+        self.state = RegistryState()
+        self.port = free_port()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def host(self) -> str:
+        """``127.0.0.1:<port>``: the registry part of image references."""
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> FakeRegistry:
+        handler = type("Handler", (_Handler,), {"registry": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name=f"fake-registry-{self.port}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def __enter__(self) -> FakeRegistry:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def lock_tag(self, repository: str, tag: str) -> None:
+        """Refuse manifest writes to ``repository:tag`` with 403 ``DENIED`` (a stand-in for
+        a tag locked against writes); blob uploads are still accepted."""
+        with self.state.lock:
+            self.state.locked.add((repository, tag))
+
+    # ------------------------------------------------------------ inspection
+    def manifest(self, repository: str, reference: str) -> Manifest | None:
+        """The manifest a tag or digest names in ``repository``, or None."""
+        with self.state.lock:
+            digest = self.state.tags.get(repository, {}).get(reference, reference)
+            return self.state.manifests.get(repository, {}).get(digest)
+
+    def has_blob(self, repository: str, digest: str) -> bool:
+        with self.state.lock:
+            return digest in self.state.links.get(repository, set())
+
+    def received(self, method: str, pattern: str = "") -> list[ReceivedRequest]:
+        """Recorded requests with ``method`` whose path matches ``pattern``."""
+        with self.state.lock:
+            return [
+                r for r in self.state.requests if r.method == method and re.search(pattern, r.path)
+            ]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    registry: FakeRegistry  # set on the subclass made by FakeRegistry.start
+    protocol_version = "HTTP/1.1"
+    server_version = "fake-registry/0.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # recorded in RegistryState.requests instead
+
+    # ------------------------------------------------------------ plumbing
+    def _body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            data = bytearray()
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline().strip():  # trailers up to the blank line
+                        pass
+                    return bytes(data)
+                data += self.rfile.read(size)
+                self.rfile.readline()  # the CRLF after each chunk
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _reply(
+        self,
+        status: int,
+        body: bytes | dict[str, Any] = b"",
+        headers: dict[str, str] | None = None,
+        user: str = "",
+        send_body: bool = True,
+    ) -> None:
+        data = json.dumps(body).encode() if isinstance(body, dict) else body
+        path = urlsplit(self.path).path
+        with self.registry.state.lock:
+            self.registry.state.requests.append(ReceivedRequest(self.command, path, status, user))
+        self.send_response(status)
+        headers = {"Docker-Distribution-API-Version": "registry/2.0", **(headers or {})}
+        if isinstance(body, dict):
+            headers.setdefault("Content-Type", "application/json")
+        headers.setdefault("Content-Length", str(len(data)))
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        if send_body and data:
+            self.wfile.write(data)
+
+    def _error(self, status: int, code: str, message: str, user: str = "") -> None:
+        body = {"errors": [{"code": code, "message": message, "detail": None}]}
+        self._reply(status, body, user=user, send_body=self.command != "HEAD")
+
+    def _authorized(self) -> tuple[bool, str]:
+        """Whether the credentials are valid, and the Basic user they name."""
+        header = self.headers.get("Authorization", "")
+        user, password = "", ""
+        if header.lower().startswith("basic "):
+            try:
+                decoded = base64.b64decode(header[6:].strip()).decode()
+            except (ValueError, UnicodeDecodeError):
+                decoded = ""
+            user, _, password = decoded.partition(":")
+        if not self.registry.username:
+            return True, user
+        ok = (user, password) == (self.registry.username, self.registry.password)
+        return ok, user
+
+    def _dispatch(self) -> None:
+        body = self._body() if self.command in ("PUT", "PATCH", "POST") else b""
+        ok, user = self._authorized()
+        if not ok:
+            self._reply(
+                401,
+                {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]},
+                {"WWW-Authenticate": 'Basic realm="fake-registry"'},
+                user=user,
+                send_body=self.command != "HEAD",
+            )
+            return
+        split = urlsplit(self.path)
+        query = {k: v[0] for k, v in parse_qs(split.query).items()}
+        if split.path in ("/v2", "/v2/"):
+            self._reply(200, {}, user=user, send_body=self.command != "HEAD")
+            return
+        for kind, pattern in _ROUTES:
+            match = pattern.match(split.path)
+            if match:
+                handler = getattr(self, f"_{kind}_{self.command.lower()}", None)
+                if handler is None:
+                    break
+                handler(user=user, body=body, query=query, **match.groupdict())
+                return
+        self._error(404, "NOT_FOUND", f"{self.command} {split.path} is not served", user)
+
+    do_GET = do_HEAD = do_POST = do_PATCH = do_PUT = do_DELETE = _dispatch
+
+    # ------------------------------------------------------------ blobs
+    def _blob_head(self, name: str, digest: str, user: str, **_: Any) -> None:
+        self._blob_get(name, digest, user, send_body=False)
+
+    def _blob_get(
+        self, name: str, digest: str, user: str, send_body: bool = True, **_: Any
+    ) -> None:
+        state = self.registry.state
+        with state.lock:
+            data = state.blobs.get(digest) if digest in state.links.get(name, set()) else None
+        if data is None:
+            self._error(404, "BLOB_UNKNOWN", f"blob {digest} unknown", user)
+            return
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "Docker-Content-Digest": digest,
+            "Content-Length": str(len(data)),
+        }
+        self._reply(200, data, headers, user=user, send_body=send_body)
+
+    def _uploads_post(
+        self, name: str, user: str, body: bytes, query: dict[str, str], **_: Any
+    ) -> None:
+        state = self.registry.state
+        mount = query.get("mount", "")
+        with state.lock:
+            if mount and mount in state.blobs:
+                state.links.setdefault(name, set()).add(mount)
+                mounted = True
+            else:
+                mounted = False
+        if mounted:
+            headers = {"Location": f"/v2/{name}/blobs/{mount}", "Docker-Content-Digest": mount}
+            self._reply(201, b"", headers, user=user)
+            return
+        if "digest" in query:  # a monolithic upload in one POST
+            self._finish(name, query["digest"], bytearray(body), user)
+            return
+        upload = str(uuid.uuid4())
+        with state.lock:
+            state.uploads[upload] = (name, bytearray(body))
+        self._reply(202, b"", self._upload_headers(name, upload, len(body)), user=user)
+
+    def _upload_patch(self, name: str, upload: str, user: str, body: bytes, **_: Any) -> None:
+        state = self.registry.state
+        with state.lock:
+            held = state.uploads.get(upload)
+            if held is not None and held[0] == name:
+                held[1].extend(body)
+        if held is None or held[0] != name:
+            self._error(404, "BLOB_UPLOAD_UNKNOWN", f"upload {upload} unknown", user)
+            return
+        self._reply(202, b"", self._upload_headers(name, upload, len(held[1])), user=user)
+
+    def _upload_put(
+        self, name: str, upload: str, user: str, body: bytes, query: dict[str, str], **_: Any
+    ) -> None:
+        with self.registry.state.lock:
+            held = self.registry.state.uploads.pop(upload, None)
+        if held is None or held[0] != name:
+            self._error(404, "BLOB_UPLOAD_UNKNOWN", f"upload {upload} unknown", user)
+            return
+        held[1].extend(body)
+        self._finish(name, query.get("digest", ""), held[1], user)
+
+    def _finish(self, name: str, digest: str, data: bytearray, user: str) -> None:
+        actual = sha256_digest(bytes(data))
+        if digest != actual:
+            self._error(400, "DIGEST_INVALID", f"got {actual}, expected {digest!r}", user)
+            return
+        with self.registry.state.lock:
+            self.registry.state.blobs[digest] = bytes(data)
+            self.registry.state.links.setdefault(name, set()).add(digest)
+        headers = {"Location": f"/v2/{name}/blobs/{digest}", "Docker-Content-Digest": digest}
+        self._reply(201, b"", headers, user=user)
+
+    @staticmethod
+    def _upload_headers(name: str, upload: str, size: int) -> dict[str, str]:
+        return {
+            "Location": f"/v2/{name}/blobs/uploads/{upload}",
+            "Docker-Upload-UUID": upload,
+            "Range": f"0-{max(size - 1, 0)}",
+        }
+
+    # ------------------------------------------------------------ manifests
+    def _manifest_put(self, name: str, ref: str, user: str, body: bytes, **_: Any) -> None:
+        with self.registry.state.lock:
+            locked = (name, ref) in self.registry.state.locked
+        if locked:
+            self._error(403, "DENIED", f"{name}:{ref} is locked: writes are disabled", user)
+            return
+        media_type = self.headers.get("Content-Type", MANIFEST_V2)
+        manifest = Manifest(media_type, body)
+        try:
+            parsed = manifest.json()
+        except ValueError:
+            self._error(400, "MANIFEST_INVALID", "not JSON", user)
+            return
+        referenced = [parsed.get("config", {}).get("digest")]
+        referenced += [layer.get("digest") for layer in parsed.get("layers", [])]
+        state = self.registry.state
+        with state.lock:
+            missing = [d for d in referenced if d and d not in state.links.get(name, set())]
+            if not missing:
+                state.manifests.setdefault(name, {})[manifest.digest] = manifest
+                if not ref.startswith("sha256:"):
+                    state.tags.setdefault(name, {})[ref] = manifest.digest
+        if missing:
+            self._error(400, "MANIFEST_BLOB_UNKNOWN", f"blob {missing[0]} unknown", user)
+            return
+        if ref.startswith("sha256:") and ref != manifest.digest:
+            self._error(400, "DIGEST_INVALID", f"manifest digest is {manifest.digest}", user)
+            return
+        headers = {
+            "Location": f"/v2/{name}/manifests/{manifest.digest}",
+            "Docker-Content-Digest": manifest.digest,
+        }
+        self._reply(201, b"", headers, user=user)
+
+    def _manifest_get(
+        self, name: str, ref: str, user: str, send_body: bool = True, **_: Any
+    ) -> None:
+        manifest = self.registry.manifest(name, ref)
+        if manifest is None:
+            self._error(404, "MANIFEST_UNKNOWN", f"manifest {ref} unknown", user)
+            return
+        headers = {
+            "Content-Type": manifest.media_type,
+            "Docker-Content-Digest": manifest.digest,
+            "Content-Length": str(len(manifest.body)),
+        }
+        self._reply(200, manifest.body, headers, user=user, send_body=send_body)
+
+    def _manifest_head(self, name: str, ref: str, user: str, **_: Any) -> None:
+        self._manifest_get(name, ref, user, send_body=False)
+
+    def _tags_get(self, name: str, user: str, **_: Any) -> None:
+        with self.registry.state.lock:
+            tags = sorted(self.registry.state.tags.get(name, {}))
+        self._reply(200, {"name": name, "tags": tags}, user=user)
