@@ -102,10 +102,15 @@ class ReleaseBackends:
 
 def get_release_backends(settings: Settings, *, start_engine: bool = True) -> ReleaseBackends:
     """Build the release backends: Docker when an engine runs or can be started, else processes.
+    In the Azure profile: images built by the local engine and pushed to ACR, QA on ACI,
+    production on AKS.
 
     Unlike ``get_backends`` this may start the project's Docker engine (a local service);
     ``start_engine=False`` only uses an engine that already runs (for read-only commands).
     """
+    if settings.profile == "azure":
+        return _azure_release_backends(settings, start_engine=start_engine)
+
     from backends.local.process_target import ProcessTarget
 
     ports = {"qa": settings.qa_port, "production": settings.production_port}
@@ -143,4 +148,62 @@ def get_release_backends(settings: Settings, *, start_engine: bool = True) -> Re
         kind="process",
         builder=None,
         target=ProcessTarget(settings.targets_path / "process", ports),
+    )
+
+
+def _azure_release_backends(settings: Settings, *, start_engine: bool) -> ReleaseBackends:
+    """ACR for images, ACI for QA, AKS (an Azure ML Kubernetes compute) for production.
+
+    The image is built on this machine's engine, exactly as locally, and pushed to ACR with
+    the Entra ID identity; ACI pulls it with the pull-only registry token of the settings,
+    AKS with the cluster's own identity.
+    """
+    from backends.base import BackendError
+
+    azure = settings.azure
+    qa_key, pull_password = azure.qa_api_key, azure.registry_password
+    if qa_key is None or pull_password is None or azure.release_missing():
+        raise BackendError("a release in Azure needs: " + ", ".join(azure.release_missing()))
+
+    from azure.identity import DefaultAzureCredential
+    from azure.mgmt.containerinstance import ContainerInstanceManagementClient
+
+    from backends.azure.aci import AciTarget
+    from backends.azure.acr import AcrImageBuilder
+    from backends.azure.aks import AksOnlineTarget
+    from backends.azure.client import workspace_client
+    from backends.local.docker_image import DockerImageBuilder
+    from backends.local.dockerd import DockerEngine
+    from backends.routed import TargetsByEnvironment
+
+    credential = DefaultAzureCredential()
+    engine = DockerEngine(
+        settings.docker_path, candidates=[settings.docker_host] if settings.docker_host else None
+    )
+    # Read-only commands (start_engine=False) never build: an engine is not needed for them.
+    host = engine.ensure() if start_engine else (engine.find() or "")
+    qa = AciTarget(
+        ContainerInstanceManagementClient(credential, azure.subscription_id),
+        azure.resource_group,
+        azure.location,
+        keys=lambda environment: qa_key.get_secret_value(),
+        registry_server=azure.registry,
+        registry_username=azure.registry_username,
+        registry_password=pull_password.get_secret_value(),
+    )
+    production = AksOnlineTarget(
+        workspace_client(azure, credential),
+        azure.kubernetes_compute,
+        min_replicas=settings.production_replicas,
+    )
+    return ReleaseBackends(
+        kind="azure",
+        builder=AcrImageBuilder(
+            DockerImageBuilder(
+                host, settings.docker_path / "cache", base_image=settings.base_image
+            ),
+            azure.registry,
+            credential=credential,
+        ),
+        target=TargetsByEnvironment({"qa": qa, "production": production}),
     )

@@ -60,11 +60,15 @@ def up() -> None:
         raise typer.Exit(1) from None
     if settings.release_target != "process":
         from backends import get_release_backends
+        from backends.base import BackendError
 
-        kind = get_release_backends(settings).kind
-        typer.echo(
-            f"{'release target':15} {kind}" + (" (no Docker engine)" if kind == "process" else "")
-        )
+        try:
+            kind = get_release_backends(settings).kind
+        except BackendError as exc:  # the stack runs; only releases cannot yet
+            typer.secho(f"{'release target':15} unusable: {exc}", fg="yellow", err=True)
+        else:
+            note = " (no Docker engine)" if kind == "process" else ""
+            typer.echo(f"{'release target':15} {kind}{note}")
     lake = _lake(settings)
     lake.ensure()
     if lake.curated_set() is None and not lake.landed():

@@ -31,6 +31,35 @@ class AzureSettings(BaseModel):
     storage_account_url: str = ""  # https://<account>.blob.core.windows.net
     job_poll_seconds: float = 15.0
 
+    # Release (read only by the release): images in Azure Container Registry, QA on Azure
+    # Container Instances, production on an AKS cluster attached to the workspace.
+    registry: str = ""  # the ACR login server, <name>.azurecr.io
+    location: str = ""  # the region of the QA container group, e.g. westeurope
+    kubernetes_compute: str = "aks-production"  # the workspace's attached AKS compute
+    # ACI keeps no keys of its own: the QA service's key comes from here (a CI secret or a
+    # Key Vault reference). Production's key is the AKS endpoint's own.
+    qa_api_key: SecretStr | None = None
+    # ACI pulls the image with a pull-only ACR token (az acr token create ... _repositories_pull);
+    # images are pushed with the Entra ID identity (AcrPush), AKS pulls with its own (AcrPull).
+    registry_username: str = ""
+    registry_password: SecretStr | None = None
+
+    def release_missing(self) -> list[str]:
+        """The ``MLOPS_AZURE__*`` variables a release in Azure needs and lacks."""
+        needed = {
+            "registry": self.registry,
+            "location": self.location,
+            "qa_api_key": self.qa_api_key,
+            "registry_username": self.registry_username,
+            "registry_password": self.registry_password,
+        }
+        return [f"MLOPS_AZURE__{name.upper()}" for name, value in needed.items() if not value]
+
+    def secrets(self) -> dict[str, str]:
+        """The secret fields that are set, by field name, in clear (for ``to_env``)."""
+        fields = {"qa_api_key": self.qa_api_key, "registry_password": self.registry_password}
+        return {name: value.get_secret_value() for name, value in fields.items() if value}
+
 
 class Settings(BaseSettings):
     """Typed configuration for every part of the system."""
@@ -101,8 +130,10 @@ class Settings(BaseSettings):
                 env[f"MLOPS_{name.upper()}"] = str(value)
         if self.blob_connection_string is not None:
             env["MLOPS_BLOB_CONNECTION_STRING"] = self.blob_connection_string.get_secret_value()
+        secrets = self.azure.secrets()
         for name, value in self.azure.model_dump(mode="json").items():
-            env[f"MLOPS_AZURE__{name.upper()}"] = str(value)
+            if value is not None:
+                env[f"MLOPS_AZURE__{name.upper()}"] = secrets.get(name, str(value))
         env["MLOPS_STATE_DIR"] = str(self.state_path)  # absolute: workers run elsewhere
         return env
 

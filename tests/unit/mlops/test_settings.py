@@ -185,3 +185,43 @@ def test_a_connection_string_is_used_and_kept_secret(monkeypatch: pytest.MonkeyP
     assert settings.blob_connection == secret
     for shown in (repr(settings), str(settings), settings.model_dump_json()):
         assert "s3cr3t-key-value" not in shown
+
+
+def test_azure_release_settings_name_what_a_release_lacks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for key, value in AZURE_ENV.items():
+        monkeypatch.setenv(key, value)
+    settings = load_settings()  # retraining needs none of them
+    assert settings.azure.release_missing() == [
+        "MLOPS_AZURE__REGISTRY",
+        "MLOPS_AZURE__LOCATION",
+        "MLOPS_AZURE__QA_API_KEY",
+        "MLOPS_AZURE__REGISTRY_USERNAME",
+        "MLOPS_AZURE__REGISTRY_PASSWORD",
+    ]
+    monkeypatch.setenv("MLOPS_AZURE__REGISTRY", "mlops.azurecr.io")
+    monkeypatch.setenv("MLOPS_AZURE__LOCATION", "westeurope")
+    monkeypatch.setenv("MLOPS_AZURE__QA_API_KEY", "qa-k3y-0123456789abcdef")
+    monkeypatch.setenv("MLOPS_AZURE__REGISTRY_USERNAME", "aci-pull")
+    monkeypatch.setenv("MLOPS_AZURE__REGISTRY_PASSWORD", "pu11-passw0rd")
+    settings = load_settings()
+    assert settings.azure.release_missing() == []
+    assert settings.azure.kubernetes_compute == "aks-production"
+
+
+def test_release_secrets_stay_secret_but_reach_the_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in AZURE_ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("MLOPS_AZURE__QA_API_KEY", "qa-k3y-0123456789abcdef")
+    monkeypatch.setenv("MLOPS_AZURE__REGISTRY_PASSWORD", "pu11-passw0rd")
+    settings = load_settings()
+    for shown in (repr(settings), str(settings), settings.model_dump_json()):
+        assert "qa-k3y" not in shown and "pu11-passw0rd" not in shown
+    env = settings.to_env()
+    assert env["MLOPS_AZURE__QA_API_KEY"] == "qa-k3y-0123456789abcdef"
+    assert env["MLOPS_AZURE__REGISTRY_PASSWORD"] == "pu11-passw0rd"
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    worker = load_settings()  # a worker started with to_env() sees the same
+    assert worker.azure == settings.azure and worker.state_path == settings.state_path

@@ -114,3 +114,74 @@ def test_azure_profile_loads_azure_ml_only_when_used() -> None:
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "False"
+
+
+RELEASE = AZURE.model_copy(
+    update={
+        "registry": "mlops.azurecr.io",
+        "location": "westeurope",
+        "kubernetes_compute": "aks-prod",
+        "qa_api_key": SecretStr("qa-k3y-0123456789abcdef"),
+        "registry_username": "aci-pull",
+        "registry_password": SecretStr("pu11-passw0rd"),
+    }
+)
+
+
+def test_azure_release_builds_acr_aci_and_aks(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import azure.identity
+
+    from backends import get_release_backends
+    from backends.azure.aci import AciTarget
+    from backends.azure.acr import AcrImageBuilder
+    from backends.azure.aks import AksOnlineTarget
+    from backends.base import DeploymentTarget, ImageBuilder
+    from backends.routed import TargetsByEnvironment
+
+    class Credential:
+        def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+            raise AssertionError("building the release backends must not ask for a token")
+
+    monkeypatch.setattr(azure.identity, "DefaultAzureCredential", Credential)
+    settings = Settings(profile="azure", azure=RELEASE, state_dir=tmp_path)
+
+    release = get_release_backends(settings, start_engine=False)
+
+    assert release.kind == "azure"
+    assert isinstance(release.builder, AcrImageBuilder)
+    assert isinstance(release.builder, ImageBuilder)
+    assert release.builder.login_server == "mlops.azurecr.io"
+    assert "pu11-passw0rd" not in repr(release.builder)
+    target = release.target
+    assert isinstance(target, TargetsByEnvironment) and isinstance(target, DeploymentTarget)
+    qa, production = target.target("qa"), target.target("production")
+    assert isinstance(qa, AciTarget) and isinstance(production, AksOnlineTarget)
+    assert (qa.resource_group, qa.location, qa.registry_server) == (
+        "rg-1",
+        "westeurope",
+        "mlops.azurecr.io",
+    )
+    assert qa._keys("qa") == "qa-k3y-0123456789abcdef"
+    assert production.compute == "aks-prod"
+    assert production.min_replicas == settings.production_replicas
+    # The same credential everywhere: one sign-in for ACR, ACI and Azure ML.
+    client: Any = production._client
+    assert isinstance(client, LazyMLClient) and not client.built
+    credential = release.builder._credential
+    assert isinstance(credential, Credential)
+    assert qa._client._config.credential is credential
+    assert client.resolve()._credential is credential
+
+
+def test_azure_release_without_its_settings_names_them(tmp_path: Path) -> None:
+    from backends import get_release_backends
+    from backends.base import BackendError
+
+    settings = Settings(profile="azure", azure=AZURE, state_dir=tmp_path)
+    with pytest.raises(BackendError) as caught:
+        get_release_backends(settings, start_engine=False)
+    message = str(caught.value)
+    assert message.startswith("a release in Azure needs: MLOPS_AZURE__REGISTRY")
+    assert "MLOPS_AZURE__QA_API_KEY" in message and "MLOPS_AZURE__REGISTRY_PASSWORD" in message
