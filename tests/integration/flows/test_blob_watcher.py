@@ -47,7 +47,7 @@ def events_of(datalake: DataLake, container: str) -> list[Event]:
     )
     with get_client(sync_client=True) as client:
         page = client.read_events(filter=query, limit=50)  # the server allows 50 at most
-        events = list(page.events)
+        events: list[Event] = list(page.events)
         while page.next_page:
             page = client.read_events_page(str(page.next_page))
             events += page.events

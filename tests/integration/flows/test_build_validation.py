@@ -73,7 +73,7 @@ def test_all_checks_pass_and_publishing_can_be_skipped(prefect_server: str) -> N
 
     assert state.is_completed(), state.message
     assert state.message == "all checks passed; publishing skipped"
-    summary = state.result()
+    summary = summary_of(state)
     assert summary["passed"] and summary["failing"] == [] and summary["published"] is None
     found = artifacts(state)
     assert found["build-validation"].startswith("# Build validation: passed")

@@ -52,7 +52,7 @@ def train_version(settings: Settings, file: str) -> str:
     ref = lake.put(settings.landing_container, file, (DATA / "good" / file).read_bytes())
     state = retraining(data_uri=ref.uri, return_state=True)
     assert state.is_completed(), state.message
-    return str(state.result()["version"])
+    return str(summary_of(state)["version"])
 
 
 def run(**kwargs: Any) -> tuple[Any, dict[str, Any]]:

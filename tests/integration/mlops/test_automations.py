@@ -30,7 +30,7 @@ def receiver(tmp_path: Path) -> Iterator[NotifyServer]:
 
 
 @pytest.fixture
-def applied(prefect_server: str, receiver: NotifyServer) -> Iterator[list[str]]:
+def applied(prefect_server: str, receiver: NotifyServer) -> Iterator[list[list[str]]]:
     """The automations, applied twice (the second run must change nothing); removed after."""
     first = apply_automations(prefect_server, receiver.url)
     try:

@@ -31,7 +31,8 @@ class Keeper:
         return self._endpoint(environment, release) if release else None
 
     def current_release(self, environment: str) -> ReleaseSpec | None:
-        return (self.live.get(environment) or [None])[-1]
+        history = self.live.get(environment) or []
+        return history[-1] if history else None
 
     def previous(self, environment: str) -> ReleaseSpec | None:
         history = self.live.get(environment) or []

@@ -15,6 +15,7 @@ from uuid import UUID, uuid4
 import pytest
 from prefect.events.schemas.automations import AutomationCore
 from prefect.server.events.schemas.automations import Automation as ServerAutomation
+from prefect.server.events.schemas.automations import EventTrigger
 from prefect.server.events.schemas.events import ReceivedEvent
 from prefect.server.utilities.user_templates import render_user_template_sync
 
@@ -43,9 +44,8 @@ def automations() -> dict[str, AutomationCore]:
 
 
 def _event(event: str, resource: dict[str, str], **kw: Any) -> ReceivedEvent:
-    return ReceivedEvent(
-        id=uuid4(), occurred=datetime.now(UTC), event=event, resource=resource, **kw
-    )
+    fields = {"id": uuid4(), "occurred": datetime.now(UTC), "event": event, "resource": resource}
+    return ReceivedEvent.model_validate(fields | kw)
 
 
 def _rejected() -> ReceivedEvent:
@@ -119,7 +119,9 @@ def test_triggers_match_only_their_events(
     automations: dict[str, AutomationCore], name: str, make: EventFactory, fires: bool
 ) -> None:
     event = make()
-    assert _server_side(automations[name]).trigger.covers(event) is fires
+    trigger = _server_side(automations[name]).trigger
+    assert isinstance(trigger, EventTrigger)
+    assert trigger.covers(event) is fires
 
 
 @pytest.mark.parametrize(

@@ -98,7 +98,9 @@ def test_module_command_line_serves_until_sigterm(tmp_path: Path) -> None:
             except httpx.TransportError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"receiver did not start: {proc.stderr.read() if proc.stderr else ''}")
+                pytest.fail(
+                    f"receiver did not start: {proc.stderr.read() if proc.stderr else b''!r}"
+                )
             time.sleep(0.05)
         assert httpx.post(f"http://127.0.0.1:{port}/x", json={"a": 1}).status_code == 204
     finally:

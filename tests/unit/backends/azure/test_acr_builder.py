@@ -189,7 +189,7 @@ def test_remote_reference_keeps_the_local_repository_unless_one_is_given(tmp_pat
 
 
 # --------------------------------------------------------------------------- push stream
-PROGRESS = [
+PROGRESS: list[dict[str, Any]] = [
     {"status": "The push refers to repository [myacr.azurecr.io/mlops/diabetes-ridge]"},
     {"status": "Preparing", "progressDetail": {}, "id": "5f70bf18a086"},
     {"status": "Pushing", "progressDetail": {"current": 512, "total": 2048}, "id": "5f70bf18a086"},
@@ -198,7 +198,7 @@ PROGRESS = [
 
 
 def test_the_digest_comes_from_the_aux_item() -> None:
-    items = [
+    items: list[dict[str, Any]] = [
         *PROGRESS,
         {"status": f"3-0123456789ab: digest: {DIGEST} size: 1573"},
         {"progressDetail": {}, "aux": {"Tag": "3-0123456789ab", "Digest": DIGEST, "Size": 1573}},
@@ -207,7 +207,10 @@ def test_the_digest_comes_from_the_aux_item() -> None:
 
 
 def test_the_digest_status_line_is_enough_without_aux() -> None:
-    items = [*PROGRESS, {"status": f"3-0123456789ab: digest: {DIGEST} size: 1573"}]
+    items: list[dict[str, Any]] = [
+        *PROGRESS,
+        {"status": f"3-0123456789ab: digest: {DIGEST} size: 1573"},
+    ]
     assert read_push_stream(items, "r:t") == DIGEST
     assert read_push_stream(PROGRESS, "r:t") is None
 
@@ -223,7 +226,11 @@ def test_an_error_item_fails_the_push_even_if_the_stream_ends_normally(
     error: dict[str, Any],
 ) -> None:
     # The engine answered 200: the failure is only in the stream, then it just ends.
-    items = [*PROGRESS[:2], error, {"status": "Pushed", "progressDetail": {}, "id": "5f70bf18a086"}]
+    items: list[dict[str, Any]] = [
+        *PROGRESS[:2],
+        error,
+        {"status": "Pushed", "progressDetail": {}, "id": "5f70bf18a086"},
+    ]
     with pytest.raises(ImagePushError, match="unauthorized: authentication required") as caught:
         read_push_stream(items, "myacr.azurecr.io/mlops/diabetes-ridge:3")
     assert isinstance(caught.value, ImageBuildError) and isinstance(caught.value, BackendError)
@@ -231,6 +238,6 @@ def test_an_error_item_fails_the_push_even_if_the_stream_ends_normally(
 
 
 def test_an_error_after_the_digest_still_fails() -> None:
-    items = [{"aux": {"Digest": DIGEST}}, {"error": "blob upload unknown"}]
+    items: list[dict[str, Any]] = [{"aux": {"Digest": DIGEST}}, {"error": "blob upload unknown"}]
     with pytest.raises(ImagePushError, match="blob upload unknown"):
         read_push_stream(items, "r:t")
