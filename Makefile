@@ -3,6 +3,12 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 MLOPS := .venv/bin/mlops
 AZURITE_VERSION := 3.35.0
+# The CDN files of GX Data Docs pages, at the versions their templates load (vega@5, vega-lite@5
+# and vega-embed@6: the newest when pinned); mlops/docs_server.py serves them offline.
+DOCS_ASSETS := bootstrap@4.3.1 bootstrap-table@1.19.1 \
+	bootstrap-table-1.19.0@npm:bootstrap-table@1.19.0 bootstrap-datepicker@1.9.0 \
+	@forevolve/bootstrap-dark@1.1.0 @fortawesome/fontawesome-free@6.6.0 jquery@3.7.1 \
+	popper.js@1.12.9 vega@5.33.1 vega-lite@5.23.0 vega-embed@6.29.0
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
@@ -11,7 +17,7 @@ export DO_NOT_TRACK := 1
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-setup: .venv/.installed .tools/.installed ## Install system packages, Python deps (.venv) and Azurite (.tools)
+setup: .venv/.installed .tools/.installed .tools/.docs-assets ## Install system packages, Python deps (.venv), Azurite and Data Docs assets (.tools)
 
 .venv/.installed: pyproject.toml constraints.txt deployments/local/install-system.sh
 	bash deployments/local/install-system.sh
@@ -24,6 +30,16 @@ setup: .venv/.installed .tools/.installed ## Install system packages, Python dep
 	bash deployments/local/install-system.sh
 	mkdir -p .tools
 	cd .tools && npm install --silent --no-audit --no-fund --no-save azurite@$(AZURITE_VERSION)
+	touch $@
+
+# A folder of their own: an npm install with no package.json prunes what an earlier one put
+# in the same node_modules (Azurite). --legacy-peer-deps: bootstrap 4.3.1 asks for popper.js
+# ^1.14.7, the pages load 1.12.9.
+.tools/.docs-assets: deployments/local/install-system.sh Makefile
+	bash deployments/local/install-system.sh
+	mkdir -p .tools/docs-assets
+	npm install --prefix .tools/docs-assets --silent --no-audit --no-fund --no-save \
+		--legacy-peer-deps $(DOCS_ASSETS)
 	touch $@
 
 demo: setup ## Stack up, deploy, new data -> retrain -> release -> production; a bad file quarantined

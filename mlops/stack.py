@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from backends.local.azurite import AzuriteService
+from mlops.docs_server import DEFAULT_ASSETS
 from mlops.services import ManagedProcess, http_ok
 from mlops.settings import Settings
 
@@ -111,7 +112,8 @@ def prefect_worker(settings: Settings) -> ManagedProcess:
 
 
 def docs_server(settings: Settings) -> ManagedProcess:
-    """Serves the Data Docs folder on loopback, so the links in run artifacts open in a browser.
+    """Serves the Data Docs folder on loopback, so the links in run artifacts open in a browser,
+    styled offline: their CDN assets come from ``.tools/docs-assets`` (``mlops.docs_server``).
     (In Azure the same folder would go to the storage account's static website.)"""
     settings.data_docs_path.mkdir(parents=True, exist_ok=True)
     return ManagedProcess(
@@ -119,12 +121,15 @@ def docs_server(settings: Settings) -> ManagedProcess:
         [
             sys.executable,
             "-m",
-            "http.server",
+            "mlops.docs_server",
             "--bind",
             "127.0.0.1",
+            "--port",
             str(settings.docs_port),
             "--directory",
             str(settings.data_docs_path),
+            "--assets",
+            str(DEFAULT_ASSETS),
         ],
         settings.run_path,
         host="127.0.0.1",
