@@ -55,6 +55,7 @@ def build_validation(
     corpus: str | None = None,
     publish_command: list[str] | None = None,
     timeout_seconds: float = 1800.0,
+    min_coverage: float = 65.0,
 ) -> State[dict[str, Any]]:
     """Run the checks concurrently; publish the deployments only if all pass.
 
@@ -67,11 +68,13 @@ def build_validation(
         publish_command: The publishing command (default: create the work pool if missing,
             then ``prefect --no-prompt deploy --all``).
         timeout_seconds: Time allowed to each command.
+        min_coverage: The unit tests fail below this line coverage (percent) of the
+            project's packages; 0 turns the floor off.
     """
     logger = get_run_logger()
     futures = {
         "code-quality": code_quality.submit(lint_paths, timeout_seconds),
-        "unit-tests": unit_tests.submit(pytest_args, timeout_seconds),
+        "unit-tests": unit_tests.submit(pytest_args, timeout_seconds, min_coverage),
         "data-tests": data_tests.submit(corpus),
     }
     checks = [_wait(name, future) for name, future in futures.items()]

@@ -89,8 +89,11 @@ def code_quality(paths: list[str] | None, timeout: float) -> State[CheckResult]:
 
 
 @task(name="unit-tests", cache_policy=NONE)
-def unit_tests(pytest_args: list[str] | None, timeout: float) -> State[CheckResult]:
-    """pytest (default: ``tests/unit``) with coverage of the project's packages."""
+def unit_tests(
+    pytest_args: list[str] | None, timeout: float, min_coverage: float = 0.0
+) -> State[CheckResult]:
+    """pytest (default: ``tests/unit``) with coverage of the project's packages; fails when
+    the coverage is below ``min_coverage`` percent."""
     with tempfile.TemporaryDirectory(prefix="build-validation-") as tmp:
         coverage, junit = Path(tmp) / "coverage.json", Path(tmp) / "junit.xml"
         argv = [sys.executable, "-m", "pytest", *(pytest_args or ["tests/unit"]), "-q"]
@@ -111,6 +114,9 @@ def unit_tests(pytest_args: list[str] | None, timeout: float) -> State[CheckResu
     )
     if counts["tests"] == 0:
         result.passed, result.summary = False, "no tests ran: " + result.summary
+    elif min_coverage and (percent is None or percent < min_coverage):
+        result.passed = False
+        result.summary += f"; coverage below the {min_coverage:g}% floor"
     return _finish(result)
 
 

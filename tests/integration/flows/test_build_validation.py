@@ -28,6 +28,7 @@ SMALL = {  # small, real targets: the checks stay quick
     "pytest_args": ["tests/unit/mlops/test_watch.py"],
     "lint_paths": ["mlops/watch.py"],
     "timeout_seconds": 300.0,
+    "min_coverage": 0.0,  # one test file covers little of the project
 }
 
 
@@ -106,7 +107,7 @@ def test_publishes_with_the_current_prefect_api_when_all_checks_pass(
     assert "| publish | ✅ published |" in artifacts(state)["build-validation"]
 
 
-@pytest.mark.parametrize("broken", ["lint", "data", "both"])
+@pytest.mark.parametrize("broken", ["lint", "data", "both", "coverage"])
 def test_a_failing_check_fails_the_run_and_blocks_publishing(
     prefect_server: str, tmp_path: Path, broken: str
 ) -> None:
@@ -120,12 +121,20 @@ def test_a_failing_check_fails_the_run_and_blocks_publishing(
         corpus=small_corpus(tmp_path, mislabel=broken in ("data", "both")),
         publish_command=recorder(marker),
         return_state=True,
-        **{**SMALL, "lint_paths": lint_paths},
+        **{
+            **SMALL,
+            "lint_paths": lint_paths,
+            # One test file covers a few percent of the project: far below a 90% floor.
+            "min_coverage": 90.0 if broken == "coverage" else 0.0,
+        },
     )
 
-    expected = {"lint": ["code-quality"], "data": ["data-tests"]}.get(
-        broken, ["code-quality", "data-tests"]
-    )
+    expected = {
+        "lint": ["code-quality"],
+        "data": ["data-tests"],
+        "both": ["code-quality", "data-tests"],
+        "coverage": ["unit-tests"],
+    }[broken]
     assert state.is_failed()
     assert state.message == "build validation failed: " + ", ".join(expected)
     assert summary_of(state)["failing"] == expected
@@ -133,7 +142,10 @@ def test_a_failing_check_fails_the_run_and_blocks_publishing(
     report = artifacts(state)["build-validation"]
     assert report.startswith(f"# Build validation: FAILED ({', '.join(expected)})")
     assert "| publish | ⏭ not run | checks failed |" in report
-    assert "| unit-tests | ✅ passed |" in report
+    if broken == "coverage":
+        assert "coverage below the 90% floor" in report
+    else:
+        assert "| unit-tests | ✅ passed |" in report
     if "code-quality" in expected:
         assert "F401" in report  # the failing output's tail
     if "data-tests" in expected:
