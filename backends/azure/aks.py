@@ -31,11 +31,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from azure.core.exceptions import AzureError, ResourceNotFoundError
-
+from backends.azure.client import call
 from backends.base import BackendError, Endpoint, NotFoundError, ReleaseSpec
 
 if TYPE_CHECKING:
@@ -45,7 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
 PORT = 5001
 PREVIOUS_TAG = "previous"
@@ -202,7 +199,7 @@ class AksOnlineTarget:
         """Delete the environment's endpoint with its deployments; a no-op if there is none."""
         name = self._name(environment)
         try:
-            self._call(
+            call(
                 f"delete AKS endpoint {name}",
                 lambda: self._wait(self._client.online_endpoints.begin_delete(name=name)),
             )
@@ -221,7 +218,7 @@ class AksOnlineTarget:
             description="Scoring service (one deployment per release)",
         )
         log.info("creating AKS endpoint %s on compute %s", name, self.compute)
-        self._call(
+        call(
             f"create AKS endpoint {name}",
             lambda: self._wait(self._client.online_endpoints.begin_create_or_update(endpoint)),
         )
@@ -267,7 +264,7 @@ class AksOnlineTarget:
             replicas,
         )
         try:
-            self._call(
+            call(
                 f"deploy {deployment}",
                 lambda: self._wait(self._client.online_deployments.begin_create_or_update(spec)),
             )
@@ -288,13 +285,13 @@ class AksOnlineTarget:
             endpoint.tags = tags | ({PREVIOUS_TAG: previous} if previous else {})
             self._wait(self._client.online_endpoints.begin_create_or_update(endpoint))
 
-        self._call(f"send the traffic of AKS endpoint {name} to {deployment}", update)
+        call(f"send the traffic of AKS endpoint {name} to {deployment}", update)
         log.info("AKS %s: 100%% of the traffic goes to %s", name, deployment)
 
     def _prune(self, name: str, keep: set[str | None]) -> None:
         """Delete the deployments other than ``keep`` (best effort: the release is done)."""
         try:
-            deployments = self._call(
+            deployments = call(
                 f"list the deployments of AKS endpoint {name}",
                 lambda: list(self._client.online_deployments.list(endpoint_name=name)),
             )
@@ -308,7 +305,7 @@ class AksOnlineTarget:
     def _delete_deployment(self, name: str, deployment: str) -> None:
         log.info("deleting deployment %s of AKS %s", deployment, name)
         try:
-            self._call(
+            call(
                 f"delete deployment {deployment}",
                 lambda: self._wait(
                     self._client.online_deployments.begin_delete(
@@ -330,7 +327,7 @@ class AksOnlineTarget:
 
     def _endpoint(self, name: str) -> OnlineEndpoint | None:
         try:
-            return self._call(
+            return call(
                 f"read AKS endpoint {name}", lambda: self._client.online_endpoints.get(name=name)
             )
         except NotFoundError:
@@ -345,7 +342,7 @@ class AksOnlineTarget:
 
     def _deployment(self, name: str, deployment: str) -> OnlineDeployment | None:
         try:
-            return self._call(
+            return call(
                 f"read deployment {deployment} of AKS endpoint {name}",
                 lambda: self._client.online_deployments.get(name=deployment, endpoint_name=name),
             )
@@ -355,7 +352,7 @@ class AksOnlineTarget:
     def _keys(self, name: str) -> EndpointAuthKeys:
         from azure.ai.ml.entities import EndpointAuthKeys
 
-        keys = self._call(
+        keys = call(
             f"read the keys of AKS endpoint {name}",
             lambda: self._client.online_endpoints.get_keys(name=name),
         )
@@ -390,24 +387,6 @@ class AksOnlineTarget:
         poller.wait(timeout=self.timeout)
         if not poller.done():
             raise BackendError(f"Azure ML did not finish within {self.timeout:g} s")
-
-    @staticmethod
-    def _call(what: str, fn: Callable[[], T]) -> T:
-        # The messages are the service's errors, never a request body (which holds the keys).
-        try:
-            return fn()
-        except ResourceNotFoundError as exc:
-            raise NotFoundError(f"cannot {what}: {exc}") from exc
-        except AzureError as exc:
-            raise BackendError(f"cannot {what}: {exc}") from exc
-        except BackendError as exc:
-            raise BackendError(f"cannot {what}: {exc}") from exc
-        except Exception as exc:
-            from azure.ai.ml.exceptions import MlException  # the SDK's own validation errors
-
-            if isinstance(exc, MlException):
-                raise BackendError(f"cannot {what}: {exc}") from exc
-            raise
 
 
 def _live(endpoint: OnlineEndpoint) -> str | None:

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+from backends.base import BackendError, NotFoundError
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
@@ -76,3 +82,26 @@ def workspace_client(settings: AzureSettings, credential: Any = None) -> MLClien
         )
 
     return cast("MLClient", LazyMLClient(build))
+
+
+def call(what: str, fn: Callable[[], T]) -> T:
+    """Run an Azure ML SDK call; its failures become ``BackendError``s saying what failed.
+
+    ``NotFoundError`` for a missing resource. The messages are the service's errors, never a
+    request body (which may hold keys). The SDK's own ``MlException`` (artifact transfers,
+    validation) counts as a failure too; any other exception is a bug and propagates.
+    """
+    try:
+        return fn()
+    except ResourceNotFoundError as exc:
+        raise NotFoundError(f"cannot {what}: {exc}") from exc
+    except AzureError as exc:
+        raise BackendError(f"cannot {what}: {exc}") from exc
+    except BackendError as exc:  # from a step inside fn (e.g. a wait that timed out)
+        raise type(exc)(f"cannot {what}: {exc}") from exc
+    except Exception as exc:
+        from azure.ai.ml.exceptions import MlException
+
+        if isinstance(exc, MlException):
+            raise BackendError(f"cannot {what}: {exc}") from exc
+        raise

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 
@@ -34,14 +33,13 @@ from backends.azure._tags import (
     pick,
     version_key,
 )
+from backends.azure.client import call
 from backends.base import BackendError, IntegrityError, ModelVersion, NotFoundError
 from backends.local.registry import sha256_file
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
     from azure.ai.ml.entities import Model
-
-T = TypeVar("T")
 
 
 class AmlModelRegistry:
@@ -79,9 +77,7 @@ class AmlModelRegistry:
             type="custom_model",
             tags={**tags, SHA_TAG: sha256_file(source), FILE_TAG: model_file},
         )
-        created = self._call(
-            f"register {name}", lambda: self._client.models.create_or_update(model)
-        )
+        created = call(f"register {name}", lambda: self._client.models.create_or_update(model))
         return self._to_version(created, {})
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
@@ -154,7 +150,7 @@ class AmlModelRegistry:
         staging = dest / f".download-{uuid.uuid4().hex}"
         target = dest / name / str(model.version)
         try:
-            self._call(
+            call(
                 f"download {label}",
                 lambda: self._client.models.download(name, str(model.version), staging),
             )
@@ -190,7 +186,7 @@ class AmlModelRegistry:
 
     def _save(self, model: Model) -> None:
         # A PUT of an existing version with the same path updates its tags in place.
-        self._call(
+        call(
             f"update {model.name} v{model.version}",
             lambda: self._client.models.create_or_update(model),
         )
@@ -198,22 +194,6 @@ class AmlModelRegistry:
     def _untag(self, model: Model, key: str) -> None:
         model.tags = {k: v for k, v in (model.tags or {}).items() if k != key}
         self._save(model)
-
-    @staticmethod
-    def _call(what: str, fn: Callable[[], T]) -> T:
-        try:
-            return fn()
-        except ResourceNotFoundError as exc:
-            raise NotFoundError(f"cannot {what}: {exc}") from exc
-        except AzureError as exc:
-            raise BackendError(f"cannot {what}: {exc}") from exc
-        except Exception as exc:
-            # Artifact transfers fail with the SDK's own MlException, not an AzureError.
-            from azure.ai.ml.exceptions import MlException
-
-            if isinstance(exc, MlException):
-                raise BackendError(f"cannot {what}: {exc}") from exc
-            raise
 
     @staticmethod
     def _to_version(model: Model, owners: dict[str, str]) -> ModelVersion:
