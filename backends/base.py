@@ -199,6 +199,16 @@ class ReleaseSpec:
     model_uri: str = ""  # registry artifact folder URI (file:// locally)
     replicas: int = 1
 
+    def model_env(self) -> dict[str, str]:
+        """The scoring service's variables naming the model it must serve. The release, not
+        the image, is the truth: the service refuses a model whose sha256 differs, so a wrong
+        image never becomes ready."""
+        return {
+            "SCORING_MODEL_NAME": self.model_name,
+            "SCORING_MODEL_VERSION": self.model_version,
+            "SCORING_MODEL_SHA256": self.model_sha256,
+        }
+
 
 @dataclass(frozen=True)
 class Endpoint:

@@ -34,12 +34,12 @@ from azure.mgmt.containerinstance.models import (
     ResourceRequirements,
 )
 
+from backends.azure._release_tags import release_from_tags, release_tags
 from backends.base import BackendError, Endpoint, ReleaseSpec
 
 log = logging.getLogger(__name__)
 
 PORT = 5001
-_FIELDS = ("model_name", "model_version", "model_sha256", "image")
 
 
 class AciTarget:
@@ -94,10 +94,10 @@ class AciTarget:
         if not release.image:
             raise ValueError("ACI runs images: the release has no image")
         existing = self._group(environment)
-        replaced = _release(existing.tags or {}, "") if existing else None
-        tags = _tags(release, "")
-        if replaced is not None and _tags(replaced, "") != tags:
-            tags |= _tags(replaced, "previous.")
+        replaced = release_from_tags(existing.tags or {}) if existing else None
+        tags = release_tags(release)
+        if replaced is not None and release_tags(replaced) != tags:
+            tags |= release_tags(replaced, "previous.")
         elif existing is not None:  # a redeploy keeps what it would roll back to
             tags |= {k: v for k, v in (existing.tags or {}).items() if k.startswith("previous.")}
         group = self._group_spec(environment, release, tags)
@@ -120,7 +120,7 @@ class AciTarget:
     def current(self, environment: str) -> Endpoint | None:
         """What the environment serves, or None if it has no group."""
         group = self._group(environment)
-        release = _release(group.tags or {}, "") if group else None
+        release = release_from_tags(group.tags or {}) if group else None
         if group is None or release is None:
             return None
         fqdn = group.ip_address.fqdn if group.ip_address else None
@@ -135,11 +135,11 @@ class AciTarget:
 
     def current_release(self, environment: str) -> ReleaseSpec | None:
         group = self._group(environment)
-        return _release(group.tags or {}, "") if group else None
+        return release_from_tags(group.tags or {}) if group else None
 
     def previous(self, environment: str) -> ReleaseSpec | None:
         group = self._group(environment)
-        return _release(group.tags or {}, "previous.") if group else None
+        return release_from_tags(group.tags or {}, "previous.") if group else None
 
     def health(self, environment: str) -> bool:
         """Whether the group is provisioned and its scoring container is running."""
@@ -190,13 +190,10 @@ class AciTarget:
     def _group_spec(
         self, environment: str, release: ReleaseSpec, tags: dict[str, str]
     ) -> ContainerGroup:
-        env = [
-            EnvironmentVariable(name="SCORING_MODEL_NAME", value=release.model_name),
-            EnvironmentVariable(name="SCORING_MODEL_VERSION", value=release.model_version),
-            # The release, not the image, is the truth: a wrong image never becomes ready.
-            EnvironmentVariable(name="SCORING_MODEL_SHA256", value=release.model_sha256),
-            EnvironmentVariable(name="SCORING_API_KEY", secure_value=self._keys(environment)),
-        ]
+        env = [EnvironmentVariable(name=k, value=v) for k, v in release.model_env().items()]
+        env.append(
+            EnvironmentVariable(name="SCORING_API_KEY", secure_value=self._keys(environment))
+        )
         container = Container(
             name="scoring",
             image=release.image,
@@ -238,14 +235,3 @@ def _probe(path: str, delay: int) -> ContainerProbe:
         period_seconds=10,
         failure_threshold=3,
     )
-
-
-def _tags(release: ReleaseSpec, prefix: str) -> dict[str, str]:
-    return {f"{prefix}{f}": str(getattr(release, f)) for f in _FIELDS}
-
-
-def _release(tags: dict[str, Any], prefix: str) -> ReleaseSpec | None:
-    name, version, sha, image = (str(tags.get(f"{prefix}{f}") or "") for f in _FIELDS)
-    if not (name and version and sha and image):
-        return None
-    return ReleaseSpec(model_name=name, model_version=version, model_sha256=sha, image=image)

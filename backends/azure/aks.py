@@ -33,6 +33,7 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
+from backends.azure._release_tags import release_from_tags, release_tags
 from backends.azure.client import call
 from backends.base import BackendError, Endpoint, NotFoundError, ReleaseSpec
 
@@ -52,7 +53,6 @@ ROUTES = {
     "readiness_route": {"path": "/", "port": PORT},
     "scoring_route": {"path": "/score", "port": PORT},
 }
-_FIELDS = ("model_name", "model_version", "model_sha256", "image")
 # Azure ML endpoint and deployment names: 3-32 characters, a letter first, letters, digits
 # and hyphens, no hyphen last.
 _NAME = re.compile(r"^[a-zA-Z]([-a-zA-Z0-9]{1,30})[a-zA-Z0-9]$")
@@ -245,16 +245,13 @@ class AksOnlineTarget:
             endpoint_name=name,
             environment=Environment(image=release.image, inference_config=ROUTES),
             environment_variables={
-                "SCORING_MODEL_NAME": release.model_name,
-                "SCORING_MODEL_VERSION": release.model_version,
-                # The release, not the image, is the truth: a wrong image never gets ready.
-                "SCORING_MODEL_SHA256": release.model_sha256,
+                **release.model_env(),
                 "SCORING_API_KEY": str(keys.primary_key or ""),
                 "SCORING_SECONDARY_API_KEY": str(keys.secondary_key or ""),
             },
             instance_count=replicas,
             instance_type=self.instance_type or None,
-            tags=_tags(release),
+            tags=release_tags(release),
         )
         log.info(
             "deploying %s to AKS %s as %s (%d replicas)",
@@ -404,17 +401,8 @@ def _succeeded(state: object) -> bool:
     return str(getattr(state, "value", state) or "").lower() == "succeeded"
 
 
-def _tags(release: ReleaseSpec) -> dict[str, str]:
-    return {f: str(getattr(release, f)) for f in _FIELDS}
-
-
 def _release(deployment: OnlineDeployment) -> ReleaseSpec | None:
-    tags = deployment.tags or {}
-    name, version, sha, image = (str(tags.get(f) or "") for f in _FIELDS)
-    if not (name and version and sha and image):
-        return None
-    replicas = int(deployment.instance_count or 1)
-    return ReleaseSpec(name, version, sha, image=image, replicas=replicas)
+    return release_from_tags(deployment.tags or {}, replicas=int(deployment.instance_count or 1))
 
 
 def _as_deployed(release: ReleaseSpec, replicas: int) -> ReleaseSpec:

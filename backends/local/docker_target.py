@@ -86,11 +86,7 @@ class DockerTarget(RollingTarget):
             "SCORING_HOST": HOST,  # host network: bind loopback only, never every interface
             "SCORING_PORT": str(port),
             "SCORING_API_KEY": key,
-            # The release, not the image, is the source of truth: a mismatching sha256 makes
-            # the service refuse the baked model, so a wrong image never becomes healthy.
-            "SCORING_MODEL_NAME": release.model_name,
-            "SCORING_MODEL_VERSION": release.model_version,
-            "SCORING_MODEL_SHA256": release.model_sha256,
+            **release.model_env(),
         }
         try:
             container = self.client.containers.run(

@@ -76,9 +76,7 @@ class ProcessTarget(RollingTarget):
         log = self.state_dir / environment / "logs" / f"replica-{port}.log"
         env = {
             "SCORING_MODEL_DIR": str(model_dir(release)),
-            "SCORING_MODEL_NAME": release.model_name,
-            "SCORING_MODEL_VERSION": release.model_version,
-            "SCORING_MODEL_SHA256": release.model_sha256,
+            **release.model_env(),
             "SCORING_API_KEY": key,
             "SCORING_HOST": HOST,
             "SCORING_PORT": str(port),
