@@ -3,12 +3,12 @@ docstring): reserved names, alias holders, version order and tag checks."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from backends.base import NotFoundError
+from backends.local.registry import check_tags as check_values
 
 if TYPE_CHECKING:
     from azure.ai.ml.entities import Model
@@ -17,7 +17,6 @@ RESERVED = "mlops."
 SHA_TAG = "mlops.sha256"
 FILE_TAG = "mlops.model_file"
 ALIAS_TAG = "mlops.alias."
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 def holders(models: Iterable[Model]) -> dict[str, str]:
@@ -54,16 +53,9 @@ def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def check_name(value: str, what: str) -> None:
-    """Refuse names Azure ML or the local registry would not accept alike."""
-    if not _NAME.match(value) or ".." in value:
-        raise ValueError(f"invalid {what} {value!r}: use letters, digits, '.', '_' and '-'")
-
-
 def check_tags(tags: dict[str, str]) -> None:
-    """Refuse non-string tags and the registry's own ``mlops.`` keys."""
-    for key, value in tags.items():
-        if not isinstance(key, str) or not key or not isinstance(value, str):
-            raise ValueError(f"tags must map non-empty strings to strings: {key!r}: {value!r}")
+    """Refuse what the local registry refuses, and the registry's own ``mlops.`` keys."""
+    check_values(tags)
+    for key in tags:
         if key.startswith(RESERVED):
             raise ValueError(f"tag {key!r}: the {RESERVED!r} prefix is reserved for the registry")

@@ -26,7 +26,6 @@ from backends.azure._tags import (
     FILE_TAG,
     RESERVED,
     SHA_TAG,
-    check_name,
     check_tags,
     holders,
     now,
@@ -35,7 +34,7 @@ from backends.azure._tags import (
 )
 from backends.azure.client import call
 from backends.base import BackendError, IntegrityError, ModelVersion, NotFoundError
-from backends.local.registry import sha256_file
+from backends.local.registry import check_name, sha256_file, verify
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
@@ -208,19 +207,3 @@ class AmlModelRegistry:
             aliases=tuple(sorted(a for a, v in owners.items() if v == str(model.version))),
             created_at=created if isinstance(created, datetime) else None,
         )
-
-
-def verify(folder: Path, model_file: str, expected: str, label: str) -> None:
-    """Check ``folder/model_file`` against its recorded sha256; remove ``folder`` if it fails.
-
-    Raises:
-        IntegrityError: The file is missing or its digest differs.
-    """
-    try:
-        actual = sha256_file(folder / model_file)
-    except FileNotFoundError:
-        actual = "(missing)"
-    if actual != expected:
-        # Never leave a file that failed the check where someone might load it.
-        shutil.rmtree(folder, ignore_errors=True)
-        raise IntegrityError(f"{label}: {model_file} sha256 is {actual}, expected {expected}")

@@ -49,8 +49,8 @@ class LocalModelRegistry:
         Returns:
             The new version ("1", "2", ...).
         """
-        _check_name(name, "model name")
-        _check_tags(tags)
+        check_name(name, "model name")
+        check_tags(tags)
         source = artifact_dir / model_file
         if Path(model_file).is_absolute() or ".." in Path(model_file).parts:
             raise ValueError(f"model_file must be relative to the artifact folder: {model_file!r}")
@@ -90,7 +90,7 @@ class LocalModelRegistry:
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
         """Point ``alias`` at ``version`` (moving it from any other version, atomically)."""
-        _check_name(alias, "alias")
+        check_name(alias, "alias")
         with _sqlite.write(self.db_path, self._busy_timeout) as db:
             number = self._existing(db, name, version)
             db.execute(
@@ -106,7 +106,7 @@ class LocalModelRegistry:
 
     def set_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
         """Add tags to a version, replacing the values of keys it already has."""
-        _check_tags(tags)
+        check_tags(tags)
         with _sqlite.write(self.db_path, self._busy_timeout) as db:
             number = self._existing(db, name, version)
             db.executemany(
@@ -170,16 +170,7 @@ class LocalModelRegistry:
         target = dest / name / str(number)
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(stored, target)
-        try:
-            actual = sha256_file(target / model_file)
-        except FileNotFoundError:
-            actual = "(missing)"
-        if actual != expected:
-            # Never leave a file that failed the check where someone might load it.
-            shutil.rmtree(target, ignore_errors=True)
-            raise IntegrityError(
-                f"{name} v{number}: {model_file} sha256 is {actual}, expected {expected}"
-            )
+        verify(target, model_file, expected, f"{name} v{number}")
         return target
 
     # ------------------------------------------------------------------ helpers
@@ -231,13 +222,31 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _check_name(value: str, what: str) -> None:
-    # Names become folder names: no separators, no "..", no leading dot.
+def verify(folder: Path, model_file: str, expected: str, label: str) -> None:
+    """Check ``folder/model_file`` against its recorded sha256; remove ``folder`` if it fails.
+
+    Raises:
+        IntegrityError: The file is missing or its digest differs.
+    """
+    try:
+        actual = sha256_file(folder / model_file)
+    except FileNotFoundError:
+        actual = "(missing)"
+    if actual != expected:
+        # Never leave a file that failed the check where someone might load it.
+        shutil.rmtree(folder, ignore_errors=True)
+        raise IntegrityError(f"{label}: {model_file} sha256 is {actual}, expected {expected}")
+
+
+def check_name(value: str, what: str) -> None:
+    """Refuse names that are not safe folder names (the Azure ML registry applies the same
+    rule, so a name works alike in both): no separators, no "..", no leading dot."""
     if not _NAME.match(value) or ".." in value:
         raise ValueError(f"invalid {what} {value!r}: use letters, digits, '.', '_' and '-'")
 
 
-def _check_tags(tags: dict[str, str]) -> None:
+def check_tags(tags: dict[str, str]) -> None:
+    """Refuse tags that are not non-empty strings mapped to strings."""
     for key, value in tags.items():
         if not isinstance(key, str) or not key or not isinstance(value, str):
             raise ValueError(f"tags must map non-empty strings to strings: {key!r}: {value!r}")
