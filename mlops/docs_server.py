@@ -81,6 +81,7 @@ class DocsServer(ThreadingHTTPServer):
         self.directory = Path(directory)
         self.assets = Path(assets)
         self._warned: set[str] = set()
+        self._sri: dict[tuple[str, Path], bool] = {}  # assets do not change while serving
         self._lock = threading.Lock()
         super().__init__((host, port), partial(_Handler, directory=str(directory)))
 
@@ -130,9 +131,20 @@ class DocsServer(ThreadingHTTPServer):
             return tag
         tag = tag[: attr.start(1)] + local[0] + tag[attr.end(1) :]
         integrity = INTEGRITY.search(tag)
-        if integrity and not sri_matches(integrity.group(1), local[1].read_bytes()):
+        if integrity and not self._integrity_ok(integrity.group(1), local[1]):
             tag = SRI_ATTRS.sub("", tag)
         return tag
+
+    def _integrity_ok(self, integrity: str, file: Path) -> bool:
+        """``sri_matches`` for an asset, hashed once rather than on every page served."""
+        key = (integrity, file)
+        with self._lock:
+            known = self._sri.get(key)
+        if known is None:
+            known = sri_matches(integrity, file.read_bytes())
+            with self._lock:
+                self._sri[key] = known
+        return known
 
 
 class _Handler(SimpleHTTPRequestHandler):
