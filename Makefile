@@ -49,10 +49,11 @@ test: setup ## Lint, type-check and run every test (unit, integration, end-to-en
 	$(MAKE) lint
 	$(PY) -m pytest
 
-lint: ## ruff + mypy
+lint: ## ruff + mypy + the import-linter layer contracts (pyproject.toml)
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
+	.venv/bin/lint-imports
 
 up: setup ## Start the local stack
 	$(MLOPS) up

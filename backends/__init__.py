@@ -1,4 +1,4 @@
-"""Backends: the data lake, compute and model registry behind ``backends.base``'s interfaces.
+"""Backends: the data lake, compute and model registry behind ``core.interfaces``'s interfaces.
 
 ``get_backends(settings)`` is the one place that picks implementations for a profile.
 Adapters are imported inside it, so importing this package loads no cloud SDK.
@@ -10,10 +10,10 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from backends.base import Compute, DataLake, DeploymentTarget, ImageBuilder, ModelRegistry
+from core.interfaces import Compute, DataLake, DeploymentTarget, ImageBuilder, ModelRegistry
 
 if TYPE_CHECKING:
-    from mlops.settings import Settings
+    from core.settings import Settings
 
 __all__ = ["Backends", "ReleaseBackends", "get_backends", "get_release_backends"]
 
@@ -158,7 +158,7 @@ def _azure_release_backends(settings: Settings, *, start_engine: bool) -> Releas
     the Entra ID identity; ACI pulls it with the pull-only registry token of the settings,
     AKS with the cluster's own identity.
     """
-    from backends.base import BackendError
+    from core.interfaces import BackendError
 
     azure = settings.azure
     qa_key, pull_password = azure.qa_api_key, azure.registry_password

@@ -25,7 +25,7 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import BlobProperties, BlobServiceClient, LinearRetry
 
-from backends.base import BackendError, BlobRef, ConflictError, NotFoundError
+from core.interfaces import BackendError, BlobRef, ConflictError, NotFoundError
 
 log = logging.getLogger(__name__)
 

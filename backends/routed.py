@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from backends.base import BackendError, DeploymentTarget, Endpoint, ReleaseSpec
+from core.interfaces import BackendError, DeploymentTarget, Endpoint, ReleaseSpec
 
 
 class TargetsByEnvironment:

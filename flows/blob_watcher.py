@@ -3,7 +3,7 @@
 In Azure, Event Grid announces new blobs (``Microsoft.Storage.BlobCreated``). Azurite has no
 Event Grid and the open-source Prefect server has no webhooks, so locally this flow polls (run
 it on a short interval schedule): it lists the landing container, compares names and etags
-with the marks every watcher shares (``mlops.watch.WatchState``: a JSON blob in the curated
+with the marks every watcher shares (``core.watch.WatchState``: a JSON blob in the curated
 container, written with etag conditions) and emits ONE event per new blob::
 
     event:    azure.storage.blob.created
@@ -25,7 +25,7 @@ loses the other's marks (conditional writes, merged and retried). Blobs that lef
 run that took it, e.g. it fell into a trigger's ``within`` window after the run had listed).
 
 In a real Azure deployment nothing polls: Event Grid delivers ``BlobCreated`` to a relay that
-emits the very same event (``mlops.blob_events.from_event_grid`` builds it): a small Azure
+emits the very same event (``core.blob_events.from_event_grid`` builds it): a small Azure
 Function that sends it to the Prefect events API, or a Prefect Cloud webhook whose template
 has that shape; ``deployments/README.md`` shows both. The retraining trigger does not change.
 There, this flow may still run now and then (hourly, say) as a safety net that re-announces
@@ -40,8 +40,8 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from backends import get_backends
-from mlops.settings import get_settings
-from mlops.watch import Mark, WatchState, departed, pending
+from core.settings import get_settings
+from core.watch import Mark, WatchState, departed, pending
 from tasks.watch import announce_blobs, list_container, mark_announced, read_watch_state
 
 

@@ -15,12 +15,12 @@ from prefect.flow_runs import pause_flow_run
 from prefect.states import State
 
 from backends import get_backends, get_release_backends
-from backends.base import ReleaseSpec
+from core.interfaces import ReleaseSpec
+from core.paths import scratch_dir
+from core.settings import get_settings
+from core.smoke import SmokeConfig
+from core.version import code_version
 from flows.outcome import completed, failed
-from mlops.paths import scratch_dir
-from mlops.settings import get_settings
-from mlops.version import code_version
-from scoring.smoke import SmokeConfig
 from tasks.release import (
     build_image,
     clear_stage,

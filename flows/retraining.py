@@ -13,11 +13,11 @@ from prefect.runtime import flow_run
 from prefect.states import State
 
 from backends import get_backends
-from backends.base import BlobRef, TrainingJobSpec
+from core.interfaces import BlobRef, TrainingJobSpec
+from core.lake import Lake
+from core.paths import scratch_dir
+from core.settings import get_settings
 from flows.outcome import completed, failed
-from mlops.lake import Lake
-from mlops.paths import scratch_dir
-from mlops.settings import get_settings
 from tasks.data import (
     current_curated_set,
     find_new_data,

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mlops.settings import Settings, SettingsError, get_settings
+from core.settings import Settings, SettingsError, get_settings
 
 if TYPE_CHECKING:
-    from backends.base import DeploymentTarget, Endpoint
-    from mlops.lake import Lake
+    from core.interfaces import DeploymentTarget, Endpoint
+    from core.lake import Lake
 
 app = typer.Typer(help="Run the model's life cycle with Prefect.", no_args_is_help=True)
 logger = logging.getLogger("mlops")
@@ -30,7 +30,7 @@ def _settings() -> Settings:
 
 def _use_local_prefect(settings: Settings) -> None:
     """Point this process's Prefect client at the project's server (before Prefect is imported)."""
-    from mlops.stack import prefect_env
+    from core.deploy import prefect_env
 
     for key, value in prefect_env(settings).items():
         os.environ.setdefault(key, value)
@@ -38,7 +38,7 @@ def _use_local_prefect(settings: Settings) -> None:
 
 def _lake(settings: Settings) -> Lake:
     from backends import get_backends
-    from mlops.lake import Lake
+    from core.lake import Lake
 
     return Lake.of(get_backends(settings).datalake, settings)
 
@@ -60,7 +60,7 @@ def up() -> None:
         raise typer.Exit(1) from None
     if settings.release_target != "process":
         from backends import get_release_backends
-        from backends.base import BackendError
+        from core.interfaces import BackendError
 
         try:
             kind = get_release_backends(settings).kind
@@ -107,7 +107,7 @@ def deploy() -> None:
     """Publish prefect.yaml's deployments (schedules, triggers) and the automations."""
     settings = _settings()
     _require_prefect(settings)
-    from mlops.deploy import DeployError, publish
+    from core.deploy import DeployError, publish
 
     _use_local_prefect(settings)
     from mlops.automations import apply_automations

@@ -1,7 +1,7 @@
 """The guided demo behind ``make demo``: the deployed system doing its job with no human step.
 
-New data lands in blob storage (uploaded with the Azure SDK) -> the watcher announces it ->
-the retraining deployment runs -> a model is registered -> the release deployment runs -> the
+New data lands in blob storage (through the data lake adapter) -> the watcher announces it -> the
+retraining deployment runs -> a model is registered -> the release deployment runs -> the
 new version serves in production. Then a bad file is quarantined and a notification recorded.
 Everything here only watches the Prefect server; the work happens in the deployed flows.
 """
@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from mlops.lake import Lake
-from mlops.settings import Settings
-from mlops.version import REPO_ROOT
+from core.lake import Lake
+from core.settings import Settings
+from core.version import REPO_ROOT
 
 T = TypeVar("T")
 BAD_FILE = "tests/data/bad/out_of_range.csv"
@@ -64,7 +64,6 @@ def _finished(runs: list[Any]) -> list[Any]:
 def run_demo(settings: Settings, lake: Lake) -> DemoResult:
     """Drive the deployed loop once with new data and once with bad data; report what happened."""
     import pandas as pd
-    from azure.storage.blob import BlobServiceClient
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
     from rich.console import Console
@@ -73,15 +72,14 @@ def run_demo(settings: Settings, lake: Lake) -> DemoResult:
     from training.data import reference_dataset
 
     console, result = Console(), DemoResult()
-    blobs = BlobServiceClient.from_connection_string(settings.blob_connection)
     with get_client(sync_client=True) as client, console.status("starting") as status:
         start = time.time()
         stamp = pd.Timestamp.now("UTC").strftime("%Y%m%dT%H%M%S")
         name = f"new-batch-{stamp}.csv"
         buf = io.StringIO()
         reference_dataset().sample(200, random_state=int(start) % 10_000).to_csv(buf, index=False)
-        blobs.get_blob_client(settings.landing_container, name).upload_blob(buf.getvalue())
-        console.print(f"uploaded {name} to the landing container (Azure SDK)")
+        lake.datalake.put(settings.landing_container, name, buf.getvalue().encode())
+        console.print(f"uploaded {name} to the landing container")
         run_deployment("blob-watcher/blob-watcher", timeout=0)
         console.print("blob watcher started (it also runs every minute by itself)")
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from mlops.version import REPO_ROOT
+from core.version import REPO_ROOT
 
 logger = logging.getLogger(__name__)
 

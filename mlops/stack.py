@@ -6,20 +6,10 @@ import sys
 from pathlib import Path
 
 from backends.local.azurite import AzuriteService
+from core.deploy import WORK_POOL, prefect_env
+from core.settings import Settings
 from mlops.docs_server import DEFAULT_ASSETS
 from mlops.services import ManagedProcess, http_ok
-from mlops.settings import Settings
-
-
-def prefect_env(settings: Settings) -> dict[str, str]:
-    """Environment for every Prefect client and server process of this project."""
-    return {
-        "PREFECT_API_URL": settings.prefect_api_url,
-        "PREFECT_HOME": str(settings.state_path / "prefect"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_UI_URL": settings.prefect_ui_url,
-        "DO_NOT_TRACK": "1",
-    }
 
 
 def prefect_server(settings: Settings) -> ManagedProcess:
@@ -81,8 +71,6 @@ def prefect_worker(settings: Settings) -> ManagedProcess:
 
     Its flow runs read their settings from the environment it passes on (``to_env``).
     """
-    from mlops.deploy import WORK_POOL
-
     prefect = Path(sys.executable).with_name("prefect")
     return ManagedProcess(
         "prefect-worker",

@@ -1,4 +1,4 @@
-"""The predict function: ``X @ coef_ + intercept_`` for a plain Ridge, ``predict`` otherwise."""
+"""The predict function: ``X @ coef_ + intercept_`` for a linear model, ``predict`` otherwise."""
 
 from __future__ import annotations
 
@@ -19,11 +19,13 @@ logger = logging.getLogger("scoring.model")
 
 
 def make_predictor(estimator: Any) -> tuple[Predictor, bool]:
-    """Build the predict function: closed form for a plain Ridge, ``predict`` otherwise.
+    """Build the predict function: closed form for a linear model, ``predict`` otherwise.
 
-    ``Ridge.predict`` spends ~160 µs per call checking its input; ``X @ coef_ + intercept_``
-    takes ~3 µs. The closed form is used only when it matches ``estimator.predict`` on a
-    probe matrix within ``TOLERANCE``.
+    A linear model's ``predict`` spends ~160 µs per call checking its input;
+    ``X @ coef_ + intercept_`` takes ~3 µs. Linear is read off the fitted estimator (a 1-D
+    ``coef_`` and a scalar ``intercept_``), never off its class name, and the closed form is
+    used only when it matches ``estimator.predict`` on a probe matrix within ``TOLERANCE``:
+    any other estimator (trees, boosting, a pipeline) takes the general path.
 
     Args:
         estimator: A fitted scikit-learn regressor.
@@ -31,20 +33,24 @@ def make_predictor(estimator: Any) -> tuple[Predictor, bool]:
     Returns:
         The predictor and whether it is the closed form.
     """
-    from sklearn.linear_model import Ridge
-
     coef: Any = getattr(estimator, "coef_", None)
-    if type(estimator) is Ridge and np.ndim(coef) == 1 and np.ndim(estimator.intercept_) == 0:
+    intercept: Any = getattr(estimator, "intercept_", None)
+    if (
+        coef is not None
+        and np.ndim(coef) == 1
+        and intercept is not None
+        and np.ndim(intercept) == 0
+    ):
         weights = np.ascontiguousarray(coef, dtype=np.float64)
-        intercept = float(estimator.intercept_)
+        offset = float(intercept)
 
         def closed_form(rows: np.ndarray) -> np.ndarray:
-            return rows @ weights + intercept
+            return rows @ weights + offset
 
         probe = np.random.default_rng(0).normal(size=(16, N_FEATURES))
         if close(closed_form(probe), _quiet_predict(estimator, probe)):
             return closed_form, True
-        logger.warning("closed-form prediction disagrees with Ridge.predict; using predict")
+        logger.warning("closed-form prediction disagrees with predict; using predict")
     return (lambda rows: np.asarray(_quiet_predict(estimator, rows), dtype=np.float64)), False
 
 

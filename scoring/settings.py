@@ -1,6 +1,6 @@
 """The scoring service's own settings: the only place the service reads environment variables.
 
-The service runs alone in a container, so it does not share ``mlops.settings``: every field
+The service runs alone in a container, so it does not share ``core.settings``: every field
 is read from ``SCORING_<FIELD>`` (``SCORING_MODEL_DIR``, ``SCORING_API_KEY``, ...).
 """
 

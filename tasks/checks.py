@@ -22,7 +22,7 @@ from prefect.cache_policies import NONE
 from prefect.settings import get_current_settings
 from prefect.states import Completed, Failed, State
 
-from mlops.checks import (
+from core.checks import (
     CheckResult,
     coverage_percent,
     judge,
@@ -31,9 +31,9 @@ from mlops.checks import (
     run_command,
     tail,
 )
-from mlops.deploy import DeployError, deploy_env, ensure_work_pool
-from mlops.settings import get_settings
-from mlops.version import REPO_ROOT
+from core.deploy import DeployError, deploy_env, ensure_work_pool
+from core.settings import get_settings
+from core.version import REPO_ROOT
 
 __all__ = [
     "CheckResult",
@@ -44,7 +44,7 @@ __all__ = [
     "unit_tests",
 ]
 
-COVERED_PACKAGES = ("training", "expectations", "scoring", "mlops", "backends")
+COVERED_PACKAGES = ("training", "core", "expectations", "scoring", "mlops", "backends")
 CORPUS = REPO_ROOT / "tests" / "data" / "corpus.json"
 DEPLOY_COMMAND = [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"]
 
@@ -77,13 +77,15 @@ def _run_steps(
 
 @task(name="code-quality", cache_policy=NONE)
 def code_quality(paths: list[str] | None, timeout: float) -> State[CheckResult]:
-    """ruff check, ruff format --check and mypy, on ``paths`` (default: the project)."""
+    """ruff check, ruff format --check, mypy and the import-linter layer contracts, on
+    ``paths`` (default: the project; the contracts always cover the whole tree)."""
     targets = paths or ["."]
     python = sys.executable
     commands = {
         "ruff check": [python, "-m", "ruff", "check", *targets],
         "ruff format": [python, "-m", "ruff", "format", "--check", *targets],
         "mypy": [python, "-m", "mypy", *(paths or [])],  # no paths: those in pyproject.toml
+        "import contracts": [str(Path(python).with_name("lint-imports"))],
     }
     return _finish(_run_steps("code-quality", commands, timeout))
 

@@ -10,8 +10,8 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.events import emit_event
 
-from backends.base import BlobRef, NotFoundError
-from mlops.lake import CuratedSet, Lake, MergeResult
+from core.interfaces import BlobRef, NotFoundError
+from core.lake import CuratedSet, Lake, MergeResult
 
 
 @task(name="find-new-data", retries=3, retry_delay_seconds=2, cache_policy=NONE)

@@ -9,8 +9,8 @@ from prefect import task
 from prefect.cache_policies import NONE
 from prefect.events import emit_event
 
-from backends.base import ModelRegistry, ModelVersion
-from mlops.version import code_version
+from core.interfaces import ModelRegistry, ModelVersion
+from core.version import code_version
 from training import model
 from training.evaluate import Decision
 from training.params import TrainingParams

@@ -11,7 +11,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 
-from backends.base import (
+from core.interfaces import (
     DeploymentTarget,
     Endpoint,
     ImageBuilder,
@@ -20,7 +20,7 @@ from backends.base import (
     NotFoundError,
     ReleaseSpec,
 )
-from scoring.smoke import SmokeConfig, SmokeReport, run_smoke_test
+from core.smoke import SmokeConfig, SmokeReport, run_smoke_test
 
 
 @task(name="resolve-version", retries=2, retry_delay_seconds=1, cache_policy=NONE)

@@ -8,7 +8,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
-from backends.base import Compute, JobState, TrainingJobSpec
+from core.interfaces import Compute, JobState, TrainingJobSpec
 from training import data as tdata
 from training import evaluate, model
 from training.params import GateConfig, TrainingParams

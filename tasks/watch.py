@@ -14,9 +14,9 @@ from prefect.events.clients import get_events_client
 from prefect.events.related import related_resources_from_run_context
 from prefect.utilities.asyncutils import run_coro_as_sync
 
-from backends.base import BlobRef, DataLake
-from mlops.blob_events import EventSpec, event_for
-from mlops.watch import Mark, WatchState
+from core.blob_events import EventSpec, event_for
+from core.interfaces import BlobRef, DataLake
+from core.watch import Mark, WatchState
 
 
 @task(name="read-watch-state", retries=3, retry_delay_seconds=2, cache_policy=NONE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from backends.base import ReleaseSpec
+from core.interfaces import ReleaseSpec
 
 FIELDS = ("model_name", "model_version", "model_sha256", "image")
 

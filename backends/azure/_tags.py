@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from backends.base import NotFoundError
 from backends.local.registry import check_tags as check_values
+from core.interfaces import NotFoundError
 
 if TYPE_CHECKING:
     from azure.ai.ml.entities import Model

@@ -35,7 +35,7 @@ from azure.mgmt.containerinstance.models import (
 )
 
 from backends.azure._release_tags import release_from_tags, release_tags
-from backends.base import BackendError, Endpoint, ReleaseSpec
+from core.interfaces import BackendError, Endpoint, ReleaseSpec
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from backends.azure._release_tags import release_from_tags, release_tags
 from backends.azure.client import call
-from backends.base import BackendError, Endpoint, NotFoundError, ReleaseSpec
+from core.interfaces import BackendError, Endpoint, NotFoundError, ReleaseSpec
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient

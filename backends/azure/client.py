@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 
-from backends.base import BackendError, NotFoundError
+from core.interfaces import BackendError, NotFoundError
 
 T = TypeVar("T")
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
 
-    from mlops.settings import AzureSettings
+    from core.settings import AzureSettings
 
 
 class LazyMLClient:

@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 
-from backends.base import BackendError, JobState, JobStatus, NotFoundError, TrainingJobSpec
+from core.interfaces import BackendError, JobState, JobStatus, NotFoundError, TrainingJobSpec
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
 
-    from mlops.settings import AzureSettings
+    from core.settings import AzureSettings
 
 log = logging.getLogger(__name__)
 

@@ -33,8 +33,8 @@ from backends.azure._tags import (
     version_key,
 )
 from backends.azure.client import call
-from backends.base import BackendError, IntegrityError, ModelVersion, NotFoundError
 from backends.local.registry import check_name, sha256_file, verify
+from core.interfaces import BackendError, IntegrityError, ModelVersion, NotFoundError
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient

@@ -20,7 +20,7 @@ from pathlib import Path
 import docker
 from docker.errors import DockerException, ImageNotFound
 
-from backends.base import BackendError
+from core.interfaces import BackendError
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,9 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from backends.base import (
+from backends.local._proc import kill_group, pid_alive, wait_gone
+from backends.local._runner import log_tail, now, write_json
+from core.interfaces import (
     BackendError,
     DataLake,
     JobState,
@@ -32,8 +34,6 @@ from backends.base import (
     NotFoundError,
     TrainingJobSpec,
 )
-from backends.local._proc import kill_group, pid_alive, wait_gone
-from backends.local._runner import log_tail, now, write_json
 
 log = logging.getLogger(__name__)
 

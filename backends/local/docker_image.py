@@ -21,7 +21,6 @@ from pathlib import Path
 import docker
 from docker.errors import BuildError, DockerException, ImageNotFound
 
-from backends.base import BackendError
 from backends.local.base_image import ensure_base_image
 from backends.local.wheelhouse import (
     LOCK_FILE,
@@ -32,6 +31,7 @@ from backends.local.wheelhouse import (
     recorded_versions,
     requirements_for,
 )
+from core.interfaces import BackendError
 
 logger = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from typing import Any
 
 from docker.errors import DockerException, NotFound
 
-from backends.base import BackendError, ReleaseSpec
 from backends.local.envstate import HOST
 from backends.local.rolling import RollingTarget
+from core.interfaces import BackendError, ReleaseSpec
 
 LABEL_PREFIX = "mlops."
 

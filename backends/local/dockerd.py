@@ -27,8 +27,8 @@ from pathlib import Path
 import docker
 from docker.errors import DockerException
 
-from backends.base import BackendError
 from backends.local._proc import pid_alive, reap
+from core.interfaces import BackendError
 
 logger = logging.getLogger(__name__)
 

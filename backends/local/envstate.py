@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from backends.base import BackendError, ReleaseSpec
 from backends.local.jsonfile import read_json, write_json_atomic
+from core.interfaces import BackendError, ReleaseSpec
 
 HOST = "127.0.0.1"
 

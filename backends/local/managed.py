@@ -24,9 +24,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from backends.base import BackendError
 from backends.local import daemons
 from backends.local._proc import kill_group, pid_alive, port_answers
+from core.interfaces import BackendError
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from itertools import count
 from urllib.parse import quote, unquote, urlsplit
 
-from backends.base import BlobRef, ConflictError, NotFoundError
+from core.interfaces import BlobRef, ConflictError, NotFoundError
 
 ENDPOINT = "memory://datalake"
 

@@ -15,10 +15,10 @@ from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
-from backends.base import BackendError, ReleaseSpec
 from backends.local import daemons
 from backends.local.envstate import HOST
 from backends.local.rolling import RollingTarget
+from core.interfaces import BackendError, ReleaseSpec
 
 
 def model_dir(release: ReleaseSpec) -> Path:

@@ -11,11 +11,11 @@ import logging
 import time
 from typing import Any
 
-from backends.base import BackendError
 from backends.local import daemons
 from backends.local.envstate import EnvFiles
 from backends.local.jsonfile import read_json
 from backends.local.proxy import write_config
+from core.interfaces import BackendError
 
 logger = logging.getLogger(__name__)
 

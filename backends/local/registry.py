@@ -14,8 +14,8 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from backends.base import IntegrityError, ModelVersion, NotFoundError
 from backends.local import _sqlite
+from core.interfaces import IntegrityError, ModelVersion, NotFoundError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 

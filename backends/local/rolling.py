@@ -28,10 +28,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from backends.base import BackendError, Endpoint, NotFoundError, ReleaseSpec
 from backends.local import proxyctl
 from backends.local.envstate import EnvFiles, free_port, http_ok, read_release
 from backends.local.jsonfile import read_json
+from core.interfaces import BackendError, Endpoint, NotFoundError, ReleaseSpec
 
 logger = logging.getLogger(__name__)
 

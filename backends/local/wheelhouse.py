@@ -26,7 +26,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from backends.base import BackendError
+from core.interfaces import BackendError
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ import docker
 
 from backends.local.base_image import ensure_base_image
 from backends.local.dockerd import DockerEngine, DockerEngineError
-from mlops.settings import get_settings
+from core.settings import get_settings
 
 logger = logging.getLogger("engine")
 

@@ -30,7 +30,7 @@ import pytest
 
 from backends.blob_datalake import BlobDataLake
 from backends.local.azurite import AzuriteService, find_azurite_binary
-from mlops.settings import Settings, load_settings
+from core.settings import Settings, load_settings
 from tests.utils.net import free_port
 
 

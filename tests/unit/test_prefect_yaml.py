@@ -14,8 +14,8 @@ from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from prefect.flows import Flow, load_flow_from_entrypoint
 
-from mlops.blob_events import BLOB_CREATED
-from mlops.deploy import WORK_POOL, WORK_POOL_TEMPLATE
+from core.blob_events import BLOB_CREATED
+from core.deploy import WORK_POOL, WORK_POOL_TEMPLATE
 from tasks.registry import REGISTERED_EVENT
 
 ROOT = Path(__file__).resolve().parents[2]

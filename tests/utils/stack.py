@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from backends.local._proc import kill_group, pid_alive
-from mlops.settings import Settings
+from core.settings import Settings
 from tests.utils.net import free_port
 
 MLOPS = Path(sys.executable).with_name("mlops")

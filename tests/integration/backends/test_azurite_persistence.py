@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from backends.base import BackendError
 from backends.blob_datalake import BlobDataLake
 from backends.local._proc import pid_alive
 from backends.local.azurite import AzuriteService
-from mlops.settings import Settings
+from core.interfaces import BackendError
+from core.settings import Settings
 from tests.utils.net import free_port
 
 pytestmark = pytest.mark.integration

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from azure.core.credentials import AzureNamedKeyCredential
 
-from backends.base import BackendError, NotFoundError
 from backends.blob_datalake import BlobDataLake
-from mlops.settings import AZURITE_ACCOUNT, AZURITE_KEY, Settings
+from core.interfaces import BackendError, NotFoundError
+from core.settings import AZURITE_ACCOUNT, AZURITE_KEY, Settings
 from tests.utils.net import free_port
 
 pytestmark = pytest.mark.integration

@@ -8,8 +8,8 @@ import pytest
 from sklearn.datasets import load_diabetes
 
 from backends import get_backends
-from backends.base import JobState, TrainingJobSpec
-from mlops.settings import Settings
+from core.interfaces import JobState, TrainingJobSpec
+from core.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from backends.base import BlobRef, ConflictError, DataLake, NotFoundError
 from backends.local.memory import InMemoryDataLake
+from core.interfaces import BlobRef, ConflictError, DataLake, NotFoundError
 
 pytestmark = pytest.mark.integration
 

@@ -21,11 +21,11 @@ from types import ModuleType
 import httpx
 import pytest
 
-from backends.base import BackendError, NotFoundError, ReleaseSpec
 from backends.local import daemons
 from backends.local.envstate import free_port
 from backends.local.process_target import ProcessTarget
 from backends.local.rolling import ReleaseHealthError
+from core.interfaces import BackendError, NotFoundError, ReleaseSpec
 
 pytestmark = pytest.mark.integration
 logger = logging.getLogger(__name__)

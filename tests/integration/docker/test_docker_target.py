@@ -17,11 +17,11 @@ from types import ModuleType
 import docker
 import pytest
 
-from backends.base import ReleaseSpec
 from backends.local.docker_image import DockerImageBuilder, file_sha256
 from backends.local.docker_target import DockerTarget
 from backends.local.envstate import free_port
 from backends.local.rolling import ReleaseHealthError
+from core.interfaces import ReleaseSpec
 
 pytestmark = pytest.mark.docker
 logger = logging.getLogger(__name__)
@@ -98,14 +98,14 @@ def test_releases_roll_forward_and_back_without_a_failed_request(
     assert attrs["HostConfig"]["NetworkMode"] == "host"
     assert attrs["HostConfig"]["RestartPolicy"]["Name"] == "no"
     assert containers[0].labels["mlops.environment"] == "production"
-    assert containers[0].labels["mlops.version"] == "1"
+    assert containers[0].labels["core.version"] == "1"
     assert qa.key != production.key  # one key per environment
 
     with rollout.LoadGenerator(production.url, production.key, rate=200) as forward:
         target.deploy("production", releases["2"])
     logger.info("docker v1 -> v2: %d requests, %d failed", forward.total, len(forward.failures))
     assert forward.failures == [] and forward.switched_once("1", "2")
-    assert {c.labels["mlops.version"] for c in target.containers("production")} == {"2"}
+    assert {c.labels["core.version"] for c in target.containers("production")} == {"2"}
 
     with rollout.LoadGenerator(production.url, production.key, rate=200) as back:
         target.rollback("production")
@@ -124,7 +124,7 @@ def test_an_image_with_the_wrong_model_is_not_switched_in(
         with pytest.raises(ReleaseHealthError, match=r"(?s)exited.*sha256"):
             target.deploy("production", wrong)
     assert load.failures == [] and load.versions() == {"1"}
-    assert {c.labels["mlops.version"] for c in target.containers("production")} == {"1"}
+    assert {c.labels["core.version"] for c in target.containers("production")} == {"1"}
 
 
 def test_state_is_shared_and_teardown_removes_strays(

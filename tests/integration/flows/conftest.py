@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 
 
 @pytest.fixture

@@ -16,11 +16,11 @@ from prefect.events import Event
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 
 from backends import get_backends
-from backends.base import DataLake
+from core.blob_events import BLOB_CREATED
+from core.interfaces import DataLake
+from core.settings import Settings
+from core.watch import WatchState
 from flows.blob_watcher import blob_watcher
-from mlops.blob_events import BLOB_CREATED
-from mlops.settings import Settings
-from mlops.watch import WatchState
 from tasks.watch import announce_blobs
 
 pytestmark = pytest.mark.integration

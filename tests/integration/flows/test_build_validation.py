@@ -15,9 +15,9 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from prefect.states import State
 
+from core.settings import Settings
 from flows.build_validation import build_validation
 from flows.outcome import summary_of
-from mlops.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +26,7 @@ DATA = REPO / "tests" / "data"
 CORPUS = json.loads((DATA / "corpus.json").read_text())
 SMALL = {  # small, real targets: the checks stay quick
     "pytest_args": ["tests/unit/mlops/test_watch.py"],
-    "lint_paths": ["mlops/watch.py"],
+    "lint_paths": ["core/watch.py"],
     "timeout_seconds": 300.0,
     "min_coverage": 0.0,  # one test file covers little of the project
 }

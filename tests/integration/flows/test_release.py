@@ -15,11 +15,11 @@ import pytest
 
 import flows.release as release_module
 from backends import ReleaseBackends, get_backends, get_release_backends
-from backends.base import DeploymentTarget, Endpoint, ModelRegistry, ReleaseSpec
+from core.interfaces import DeploymentTarget, Endpoint, ModelRegistry, ReleaseSpec
+from core.settings import Settings, get_settings
 from flows.outcome import summary_of
 from flows.release import release
 from flows.retraining import retraining
-from mlops.settings import Settings, get_settings
 from tests.utils.net import free_port
 from training.model import MODEL_FILENAME
 

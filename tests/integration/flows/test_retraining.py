@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from backends import get_backends
+from core.lake import Lake
+from core.settings import Settings
 from flows.outcome import summary_of
 from flows.retraining import retraining
-from mlops.lake import Lake
-from mlops.settings import Settings
 from training.params import GateConfig, TrainingParams
 
 DATA = Path(__file__).resolve().parents[2] / "data"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sklearn.datasets import load_diabetes
 
-from backends.base import BlobRef
 from backends.local.memory import InMemoryDataLake
+from core.interfaces import BlobRef
 
 COLUMNS = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6", "target"]
 

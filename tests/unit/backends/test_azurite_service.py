@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from backends.base import BackendError
 from backends.local.azurite import AzuriteService
+from core.interfaces import BackendError
 from tests.utils.net import free_port
 
 

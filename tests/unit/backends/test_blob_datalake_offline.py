@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from backends.blob_datalake import BlobDataLake
-from mlops.settings import Settings
+from core.settings import Settings
 
 
 def test_needs_exactly_one_way_to_connect() -> None:

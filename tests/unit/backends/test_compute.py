@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from backends.base import (
+from backends.local._proc import pid_alive
+from backends.local.compute import REPO_ROOT, SubprocessCompute
+from backends.local.memory import InMemoryDataLake
+from core.interfaces import (
     BackendError,
     BlobRef,
     Compute,
@@ -21,9 +24,6 @@ from backends.base import (
     NotFoundError,
     TrainingJobSpec,
 )
-from backends.local._proc import pid_alive
-from backends.local.compute import REPO_ROOT, SubprocessCompute
-from backends.local.memory import InMemoryDataLake
 
 
 def make_compute(tmp_path: Path, lake: InMemoryDataLake, stub: Path | None) -> SubprocessCompute:
@@ -160,7 +160,7 @@ def test_job_submitted_by_a_process_that_exits_is_watched_by_another(
     script = textwrap.dedent(
         f"""
         from pathlib import Path
-        from backends.base import TrainingJobSpec
+        from core.interfaces import TrainingJobSpec
         from backends.local.compute import SubprocessCompute
         from backends.local.memory import InMemoryDataLake
         lake = InMemoryDataLake()

@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 
 from backends import Backends, get_backends
-from backends.base import Compute, DataLake, ModelRegistry
 from backends.blob_datalake import BlobDataLake
 from backends.local.compute import REPO_ROOT, SubprocessCompute
 from backends.local.registry import LocalModelRegistry
-from mlops.settings import Settings
+from core.interfaces import Compute, DataLake, ModelRegistry
+from core.settings import Settings
 
 
 def test_local_profile(tmp_path: Path) -> None:
@@ -33,7 +33,7 @@ def test_local_profile(tmp_path: Path) -> None:
 
 def test_importing_backends_loads_no_sdk() -> None:
     code = (
-        "import sys, backends, backends.base; "
+        "import sys, backends, core.interfaces; "
         "print(sorted(m for m in sys.modules if m.startswith(('azure', 'prefect'))))"
     )
     done = subprocess.run(

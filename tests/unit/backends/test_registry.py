@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from backends.base import IntegrityError, ModelRegistry, NotFoundError
 from backends.local.compute import REPO_ROOT
 from backends.local.registry import LocalModelRegistry
+from core.interfaces import IntegrityError, ModelRegistry, NotFoundError
 
 NAME = "diabetes-ridge"
 

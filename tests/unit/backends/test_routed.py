@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from backends.base import BackendError, DeploymentTarget, Endpoint, ReleaseSpec
 from backends.routed import TargetsByEnvironment
+from core.interfaces import BackendError, DeploymentTarget, Endpoint, ReleaseSpec
 
 V1 = ReleaseSpec("diabetes-ridge", "1", "a" * 64, image="acr.azurecr.io/d:1")
 V2 = ReleaseSpec("diabetes-ridge", "2", "b" * 64, image="acr.azurecr.io/d:2")

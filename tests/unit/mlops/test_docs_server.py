@@ -23,10 +23,10 @@ from pathlib import Path
 import great_expectations
 import pytest
 
+from core.settings import load_settings
 from expectations.build_suite import reference_frame
 from expectations.validate import validate_frame
 from mlops.docs_server import CDN_ASSETS, DEFAULT_ASSETS, DocsServer, sri_matches
-from mlops.settings import load_settings
 from mlops.stack import docs_server
 from tests.utils.net import free_port
 

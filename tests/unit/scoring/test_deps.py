@@ -11,7 +11,8 @@ import joblib
 import numpy as np
 import pytest
 from sklearn.base import RegressorMixin
-from sklearn.linear_model import Lasso, Ridge
+from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
+from sklearn.linear_model import ElasticNet, Lasso, Ridge
 from sklearn.tree import DecisionTreeRegressor
 from starlette.testclient import TestClient
 
@@ -40,7 +41,31 @@ def test_fast_path_equals_predict(model_dir: Path) -> None:
     np.testing.assert_allclose(predict(rows[:1]), expected[:1], rtol=0, atol=1e-9)
 
 
-@pytest.mark.parametrize("estimator", [Lasso(alpha=0.01), DecisionTreeRegressor(max_depth=3)])
+@pytest.mark.parametrize("estimator", [Lasso(alpha=0.01), ElasticNet(alpha=0.01)])
+def test_every_linear_model_takes_the_fast_path(
+    tmp_path: Path,
+    model_folder_factory: Callable[..., Path],
+    make_settings: Settings,
+    estimator: RegressorMixin,
+) -> None:
+    """Linear is read off the fitted model (coef_, intercept_), not off the class Ridge."""
+    folder = model_folder_factory(tmp_path / "m", estimator=estimator)
+    model = load_model(
+        make_settings(model_dir=folder, model_sha256=sha256_file(folder / "model.joblib"))
+    )
+    assert model.fast_path is True
+    golden = json.loads((folder / "golden.json").read_text())
+    np.testing.assert_allclose(model.predict(np.asarray(golden["data"])), golden["predictions"])
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        DecisionTreeRegressor(max_depth=3),
+        HistGradientBoostingRegressor(max_iter=20),
+        RandomForestRegressor(n_estimators=5, random_state=0),
+    ],
+)
 def test_other_estimators_use_predict(
     tmp_path: Path,
     model_folder_factory: Callable[..., Path],

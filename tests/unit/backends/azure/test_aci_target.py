@@ -10,7 +10,7 @@ import pytest
 from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 
 from backends.azure.aci import AciTarget
-from backends.base import BackendError, DeploymentTarget, ReleaseSpec
+from core.interfaces import BackendError, DeploymentTarget, ReleaseSpec
 
 SUB = "00000000-1111-2222-3333-444444444444"
 PROVIDER = "providers/Microsoft.ContainerInstance"

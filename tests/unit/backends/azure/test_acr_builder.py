@@ -22,8 +22,8 @@ from backends.azure.acr import (
     acr_refresh_token,
     read_push_stream,
 )
-from backends.base import BackendError, ImageBuilder
 from backends.local.docker_image import DockerImageBuilder, ImageBuildError
+from core.interfaces import BackendError, ImageBuilder
 
 SERVER = "myacr.azurecr.io"
 EXCHANGE = r"^https://myacr\.azurecr\.io/oauth2/exchange$"

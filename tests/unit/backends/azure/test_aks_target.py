@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from backends.azure.aks import AksOnlineTarget, deployment_name
-from backends.base import BackendError, DeploymentTarget, NotFoundError, ReleaseSpec
+from core.interfaces import BackendError, DeploymentTarget, NotFoundError, ReleaseSpec
 
 from .conftest import ARM, WS, Recorded, RecordingTransport, Reply
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from backends.azure.compute import AmlCompute, map_status
-from backends.base import BackendError, Compute, JobState, NotFoundError, TrainingJobSpec
-from mlops.settings import AzureSettings
+from core.interfaces import BackendError, Compute, JobState, NotFoundError, TrainingJobSpec
+from core.settings import AzureSettings
 
 DATA = "https://lake.blob.core.windows.net/curated/sets/2026-11/diabetes.csv"
 SAS = "https://wsstore.blob.core.windows.net/azureml-blobstore-0001?sv=2024&sig=fake"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from backends.azure.registry import AmlModelRegistry
-from backends.base import BackendError, IntegrityError, ModelRegistry, NotFoundError
+from core.interfaces import BackendError, IntegrityError, ModelRegistry, NotFoundError
 
 NAME = "diabetes-ridge"
 MODEL_BYTES = b"ridge model bytes"

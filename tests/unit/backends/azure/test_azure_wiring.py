@@ -14,9 +14,9 @@ from backends import get_backends
 from backends.azure.client import LazyMLClient, workspace_client
 from backends.azure.compute import AmlCompute
 from backends.azure.registry import AmlModelRegistry
-from backends.base import Compute, DataLake, ModelRegistry
 from backends.blob_datalake import BlobDataLake
-from mlops.settings import AzureSettings, Settings
+from core.interfaces import Compute, DataLake, ModelRegistry
+from core.settings import AzureSettings, Settings
 
 AZURE = AzureSettings(
     subscription_id="sub-1",
@@ -89,7 +89,7 @@ def test_workspace_client_builds_one_client_on_first_use() -> None:
 
 
 def test_code_dir_without_training_package_is_refused(tmp_path: Path, aml: Any) -> None:
-    from backends.base import BackendError, TrainingJobSpec
+    from core.interfaces import BackendError, TrainingJobSpec
 
     compute = AmlCompute(aml.client, AZURE, tmp_path)
     spec = TrainingJobSpec(
@@ -102,7 +102,7 @@ def test_code_dir_without_training_package_is_refused(tmp_path: Path, aml: Any) 
 
 def test_azure_profile_loads_azure_ml_only_when_used() -> None:
     code = (
-        "import sys; from backends import get_backends; from mlops.settings import Settings, "
+        "import sys; from backends import get_backends; from core.settings import Settings, "
         "AzureSettings\n"
         "azure = AzureSettings(subscription_id='s', resource_group='r', workspace='w', "
         "storage_account_url='https://a.blob.core.windows.net')\n"
@@ -137,8 +137,8 @@ def test_azure_release_builds_acr_aci_and_aks(
     from backends.azure.aci import AciTarget
     from backends.azure.acr import AcrImageBuilder
     from backends.azure.aks import AksOnlineTarget
-    from backends.base import DeploymentTarget, ImageBuilder
     from backends.routed import TargetsByEnvironment
+    from core.interfaces import DeploymentTarget, ImageBuilder
 
     class Credential:
         def get_token(self, *scopes: str, **kwargs: Any) -> Any:
@@ -177,7 +177,7 @@ def test_azure_release_builds_acr_aci_and_aks(
 
 def test_azure_release_without_its_settings_names_them(tmp_path: Path) -> None:
     from backends import get_release_backends
-    from backends.base import BackendError
+    from core.interfaces import BackendError
 
     settings = Settings(profile="azure", azure=AZURE, state_dir=tmp_path)
     with pytest.raises(BackendError) as caught:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from backends.base import ImageBuilder
 from backends.local.docker_image import DockerImageBuilder, file_sha256, image_tag
+from core.interfaces import ImageBuilder
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops.version import REPO_ROOT
+from core.version import REPO_ROOT
 
 TAIL_LINES = 40
 

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from mlops.checks import (
+from core.checks import (
     CheckResult,
     coverage_percent,
     judge,

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mlops.settings import Settings
-from mlops.version import REPO_ROOT, code_version
+from core.settings import Settings
+from core.version import REPO_ROOT, code_version
 
 logger = logging.getLogger(__name__)
 
@@ -22,10 +22,19 @@ class DeployError(RuntimeError):
     """A ``prefect`` command failed; the message carries its output."""
 
 
+def prefect_env(settings: Settings) -> dict[str, str]:
+    """Environment for every Prefect client and server process of this project."""
+    return {
+        "PREFECT_API_URL": settings.prefect_api_url,
+        "PREFECT_HOME": str(settings.state_path / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_URL": settings.prefect_ui_url,
+        "DO_NOT_TRACK": "1",
+    }
+
+
 def deploy_env(settings: Settings) -> dict[str, str]:
     """Variables ``prefect.yaml`` reads when it is published."""
-    from mlops.stack import prefect_env
-
     return {
         **prefect_env(settings),
         "MLOPS_PROJECT_DIR": str(REPO_ROOT),

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from backends.base import BlobRef
+from core.interfaces import BlobRef
 
 BLOB_CREATED = "azure.storage.blob.created"
 EVENT_GRID_BLOB_CREATED = "Microsoft.Storage.BlobCreated"

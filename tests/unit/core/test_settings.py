@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from mlops.settings import (
+from core.settings import (
     AZURITE_ACCOUNT,
     AZURITE_KEY,
     SettingsError,

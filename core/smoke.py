@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, Field
 
-from backends.base import Endpoint
+from core.interfaces import Endpoint
 
-logger = logging.getLogger("scoring.smoke")
+logger = logging.getLogger("core.smoke")
 Problems = tuple[list[str], str]  # what went wrong (empty when passed), summary if passed
 
 

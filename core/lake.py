@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from backends.base import BlobRef, ConflictError, DataLake, NotFoundError
+from core.interfaces import BlobRef, ConflictError, DataLake, NotFoundError
 from training import data as tdata
 
 if TYPE_CHECKING:
-    from mlops.settings import Settings
+    from core.settings import Settings
 
 MANIFEST = "training/manifest.json"
 

@@ -25,10 +25,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from backends.base import Endpoint
+from core.interfaces import Endpoint
+from core.smoke import SmokeConfig, SmokeReport, run_smoke_test
 from scoring.app import create_app
 from scoring.settings import ScoringSettings
-from scoring.smoke import SmokeConfig, SmokeReport, run_smoke_test
 
 CHECKS = ["ready", "auth", "golden", "bad_request", "latency"]
 FAST = SmokeConfig(requests=50, ready_timeout_s=10, timeout_s=5)

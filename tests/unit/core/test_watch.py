@@ -9,16 +9,16 @@ from typing import Any
 
 import pytest
 
-from backends.base import BlobRef
 from backends.local.memory import InMemoryDataLake
-from mlops.blob_events import (
+from core.blob_events import (
     BLOB_CREATED,
     account_of,
     blob_created_event,
     event_for,
     from_event_grid,
 )
-from mlops.watch import Mark, WatchState, departed, merge_marks, pending
+from core.interfaces import BlobRef
+from core.watch import Mark, WatchState, departed, merge_marks, pending
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 

@@ -15,10 +15,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from backends.base import BlobRef, ConflictError, NotFoundError
 from backends.local import memory
 from backends.local.memory import InMemoryDataLake
-from mlops.lake import MANIFEST, Lake, sha256
+from core.interfaces import BlobRef, ConflictError, NotFoundError
+from core.lake import MANIFEST, Lake, sha256
 from training import data as tdata
 
 LANDING, CURATED, QUARANTINE = "landing", "curated", "quarantine"

@@ -11,7 +11,7 @@ lists with what was announced before. This module is that logic, free of Prefect
   blobs announced long ago that still wait in the container (their event went unanswered).
 - ``departed``: marks of blobs that left the container (processed): safe to forget.
 
-The event a new blob produces is built by ``mlops.blob_events`` (shared with the Azure relay).
+The event a new blob produces is built by ``core.blob_events`` (shared with the Azure relay).
 
 The watcher announces first and marks after: a crash in between announces the blob again on
 the next run (harmless: retraining is replay-safe), and nothing is marked before its event was
@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from backends.base import BlobRef, ConflictError, DataLake, NotFoundError
+from core.interfaces import BlobRef, ConflictError, DataLake, NotFoundError
 
 log = logging.getLogger(__name__)
 

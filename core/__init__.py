@@ -1,0 +1,1 @@
+"""What every layer above shares: settings, the lake layout, events, interfaces, results."""
