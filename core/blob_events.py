@@ -17,24 +17,15 @@ Free of Prefect and of cloud SDKs, so a relay can build the event without them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from core.events import BLOB_CREATED, EventSpec
 from core.interfaces import BlobRef
 
-BLOB_CREATED = "azure.storage.blob.created"
+__all__ = ["BLOB_CREATED", "EVENT_GRID_BLOB_CREATED", "EventSpec", "event_for", "from_event_grid"]
+
 EVENT_GRID_BLOB_CREATED = "Microsoft.Storage.BlobCreated"
-
-
-@dataclass(frozen=True)
-class EventSpec:
-    """The arguments of ``prefect.events.emit_event`` (or of a ``prefect.events.Event``)."""
-
-    event: str
-    resource: dict[str, str]
-    related: list[dict[str, str]] = field(default_factory=list)
-    payload: dict[str, Any] = field(default_factory=dict)
 
 
 def account_of(url: str, container: str) -> str:

@@ -8,10 +8,11 @@ from __future__ import annotations
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
-from prefect.events import emit_event
 
+from core.events import data_quarantined
 from core.interfaces import BlobRef, NotFoundError
 from core.lake import CuratedSet, Lake, MergeResult
+from tasks.events import emit
 
 
 @task(name="find-new-data", retries=3, retry_delay_seconds=2, cache_policy=NONE)
@@ -39,19 +40,11 @@ def read_blob(lake: Lake, ref: BlobRef) -> tuple[bytes, BlobRef]:
     return lake.read(ref)
 
 
-QUARANTINED_EVENT = "mlops.data.quarantined"
-
-
 @task(name="quarantine-file", retries=3, retry_delay_seconds=2, cache_policy=NONE)
 def quarantine_file(lake: Lake, ref: BlobRef, summary: str, report: dict[str, object]) -> str:
     """Move the file to quarantine with its reason, and announce it (automations notify)."""
     moved = lake.quarantine(ref, {"reason": summary, "report": report})
-    emit_event(
-        event=QUARANTINED_EVENT,
-        resource={"prefect.resource.id": moved.uri, "prefect.resource.name": ref.name},
-        related=[{"prefect.resource.id": ref.uri, "prefect.resource.role": "source"}],
-        payload={"file": ref.name, "reason": summary, "quarantined_as": moved.uri},
-    )
+    emit(data_quarantined(ref, moved.uri, summary))
     return moved.uri
 
 

@@ -8,15 +8,11 @@ from __future__ import annotations
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
-from prefect.client.orchestration import get_client
-from prefect.events import Event
-from prefect.events.clients import get_events_client
-from prefect.events.related import related_resources_from_run_context
-from prefect.utilities.asyncutils import run_coro_as_sync
 
-from core.blob_events import EventSpec, event_for
+from core.blob_events import event_for
 from core.interfaces import BlobRef, DataLake
 from core.watch import Mark, WatchState
+from tasks.events import send_events
 
 
 @task(name="read-watch-state", retries=3, retry_delay_seconds=2, cache_policy=NONE)
@@ -43,32 +39,11 @@ def announce_blobs(refs: list[BlobRef]) -> list[str]:
     and the task returns only after the connection closed cleanly, i.e. after the server
     received every event.
     """
-    events = run_coro_as_sync(_send([event_for(ref) for ref in refs])) if refs else []
+    events = send_events([event_for(ref) for ref in refs])
     logger = get_run_logger()
     for ref, event in zip(refs, events, strict=True):
         logger.info("announced %s (etag %s, event %s)", ref.name, ref.etag, event.id)
     return [str(event.id) for event in events]
-
-
-async def _send(specs: list[EventSpec]) -> list[Event]:
-    async with get_client() as client:
-        # What emit_event attaches too: the flow run, flow, deployment... that announced.
-        context = await related_resources_from_run_context(client)
-    events = [
-        Event.model_validate(
-            {
-                "event": spec.event,
-                "resource": spec.resource,
-                "related": [*spec.related, *context],
-                "payload": spec.payload,
-            }
-        )
-        for spec in specs
-    ]
-    async with get_events_client() as emitter:
-        for event in events:
-            await emitter.emit(event)
-    return events
 
 
 @task(name="mark-announced", retries=3, retry_delay_seconds=2, cache_policy=NONE)

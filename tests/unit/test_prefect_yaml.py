@@ -14,9 +14,8 @@ from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from prefect.flows import Flow, load_flow_from_entrypoint
 
-from core.blob_events import BLOB_CREATED
 from core.deploy import WORK_POOL, WORK_POOL_TEMPLATE
-from tasks.registry import REGISTERED_EVENT
+from core.events import BLOB_CREATED, MODEL_REGISTERED
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = yaml.safe_load((ROOT / "prefect.yaml").read_text())
@@ -64,7 +63,7 @@ def test_triggers_listen_for_the_events_the_code_emits() -> None:
     assert retrain["expect"] == [BLOB_CREATED]
     assert retrain["parameters"] == {"data_uri": "{{ event.resource.id }}", "drain_landing": True}
     (release,) = DEPLOYMENTS["release"]["triggers"]
-    assert release["expect"] == [REGISTERED_EVENT]
+    assert release["expect"] == [MODEL_REGISTERED]
     assert set(release["parameters"]) == {"model_name", "version"}
 
 

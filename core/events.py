@@ -1,0 +1,83 @@
+"""Every Prefect event this project sends or listens for: the names and the payload shapes.
+
+``prefect.yaml``'s triggers and ``deployments/automations.yaml`` name these events; tests hold
+both files to the constants here. The builders return an ``EventSpec`` (the arguments of
+``prefect.events.emit_event``), so this module needs neither Prefect nor a cloud SDK, and a
+relay or a test can build the same events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from core.interfaces import BlobRef, ModelVersion
+    from training.evaluate import Decision
+
+# A new blob in a watched container (the blob watcher locally, Event Grid's relay in Azure):
+# the retraining deployment's trigger.
+BLOB_CREATED = "azure.storage.blob.created"
+# A model version was registered with the ``candidate`` alias: the release deployment's trigger.
+MODEL_REGISTERED = "mlops.model.registered"
+# The gate kept the champion: automations notify.
+CHALLENGER_REJECTED = "mlops.challenger.rejected"
+# A landing file failed validation and moved to quarantine: automations notify.
+DATA_QUARANTINED = "mlops.data.quarantined"
+
+ALL_EVENTS = (BLOB_CREATED, MODEL_REGISTERED, CHALLENGER_REJECTED, DATA_QUARANTINED)
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """The arguments of ``prefect.events.emit_event`` (or of a ``prefect.events.Event``)."""
+
+    event: str
+    resource: dict[str, str]
+    related: list[dict[str, str]] = field(default_factory=list)
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+def model_resource_id(name: str, version: str | None = None) -> str:
+    """The resource id of a registered model (``mlops.model.<name>[.<version>]``)."""
+    return f"mlops.model.{name}" + (f".{version}" if version is not None else "")
+
+
+def model_registered(version: ModelVersion, flow_run_id: str) -> EventSpec:
+    """``mlops.model.registered`` for ``version``, related to the run that registered it."""
+    return EventSpec(
+        event=MODEL_REGISTERED,
+        resource={
+            "prefect.resource.id": model_resource_id(version.name, version.version),
+            "prefect.resource.name": f"{version.name} v{version.version}",
+            "mlops.model.name": version.name,
+            "mlops.model.version": version.version,
+        },
+        related=[
+            {
+                "prefect.resource.id": f"prefect.flow-run.{flow_run_id}",
+                "prefect.resource.role": "flow-run",
+            }
+        ],
+        payload={"name": version.name, "version": version.version, "sha256": version.sha256},
+    )
+
+
+def challenger_rejected(name: str, decision: Decision) -> EventSpec:
+    """``mlops.challenger.rejected`` with the gate's decision record (automations notify)."""
+    return EventSpec(
+        event=CHALLENGER_REJECTED,
+        resource={"prefect.resource.id": model_resource_id(name), "prefect.resource.name": name},
+        payload={"reason": decision.reason, "decision": decision.model_dump(mode="json")},
+    )
+
+
+def data_quarantined(source: BlobRef, quarantined_as: str, reason: str) -> EventSpec:
+    """``mlops.data.quarantined``: the quarantined copy is the resource, the landing blob the
+    ``source``."""
+    return EventSpec(
+        event=DATA_QUARANTINED,
+        resource={"prefect.resource.id": quarantined_as, "prefect.resource.name": source.name},
+        related=[{"prefect.resource.id": source.uri, "prefect.resource.role": "source"}],
+        payload={"file": source.name, "reason": reason, "quarantined_as": quarantined_as},
+    )
