@@ -35,13 +35,14 @@ blobs whose event started no run that took them.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from prefect import flow, get_run_logger
 
-from backends import get_backends
+from core.interfaces import DataLake
+from core.results import WatchReport
 from core.settings import get_settings
 from core.watch import Mark, WatchState, departed, pending
+from flows.resources import default_backends
 from tasks.watch import announce_blobs, list_container, mark_announced, read_watch_state
 
 
@@ -50,7 +51,8 @@ def blob_watcher(
     container: str | None = None,
     prefix: str = "",
     reannounce_after_seconds: float | None = 120.0,
-) -> dict[str, Any]:
+    datalake: DataLake | None = None,
+) -> WatchReport:
     """Announce the blobs of ``container`` that were not announced in their current version.
 
     Args:
@@ -59,15 +61,15 @@ def blob_watcher(
         reannounce_after_seconds: Announce a blob again when it is still in the container
             this long after its announcement (its event triggered no run that took it, e.g.
             it was absorbed by a trigger's window); None: never.
+        datalake: The blob storage to watch; default: the settings' profile's.
 
     Returns:
-        ``container``, ``listed`` (blob count), ``announced`` (names, oldest first),
-        ``reannounced`` (those of them announced before) and ``forgotten`` (names whose
-        blobs left the container).
+        What was listed, announced (``reannounced``: announced before) and forgotten (names
+        whose blobs left the container).
     """
     logger = get_run_logger()
     settings = get_settings()
-    datalake = get_backends(settings).datalake
+    datalake = datalake or default_backends(settings).datalake
     watched = container or settings.landing_container
     state = WatchState(datalake, settings.curated_container, watched)
     again = (
@@ -94,10 +96,10 @@ def blob_watcher(
         len(names),
         f": {', '.join(names)}" if names else "",
     )
-    return {
-        "container": watched,
-        "listed": len(listing),
-        "announced": names,
-        "reannounced": repeated,
-        "forgotten": sorted(gone),
-    }
+    return WatchReport(
+        container=watched,
+        listed=len(listing),
+        announced=names,
+        reannounced=repeated,
+        forgotten=sorted(gone),
+    )

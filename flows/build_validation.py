@@ -23,6 +23,7 @@ from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture
 from prefect.states import State
 
+from core.results import BuildValidationReport
 from flows.outcome import completed, failed
 from tasks.checks import (
     CheckResult,
@@ -56,7 +57,7 @@ def build_validation(
     publish_command: list[str] | None = None,
     timeout_seconds: float = 1800.0,
     min_coverage: float = 65.0,
-) -> State[dict[str, Any]]:
+) -> State[BuildValidationReport]:
     """Run the checks concurrently; publish the deployments only if all pass.
 
     Args:
@@ -88,12 +89,12 @@ def build_validation(
             failing.append(published.name)
     publish_build_report(checks, published, publish)
 
-    summary = {
-        "passed": not failing,
-        "failing": failing,
-        "checks": {check.name: check.summary for check in checks},
-        "published": None if published is None else published.passed,
-    }
+    summary = BuildValidationReport(
+        passed=not failing,
+        failing=tuple(failing),
+        checks={check.name: check.summary for check in checks},
+        published=None if published is None else published.passed,
+    )
     if failing:
         message = "build validation failed: " + ", ".join(failing)
         logger.error(message)

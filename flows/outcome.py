@@ -1,39 +1,43 @@
-"""How flows end: Completed with their summary, or Failed with an exception carrying it.
+"""How flows end: Completed with their result, or Failed with an exception carrying it.
 
 Prefect accepts only an exception as the data of a Failed state (a deployed run crashes on
-anything else), so the summary of a failed run travels inside ``RunFailed``.
+anything else), so the result of a failed run travels inside ``RunFailed``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from prefect.states import Completed, Failed, State
+from pydantic import BaseModel
+
+R = TypeVar("R", bound=BaseModel)
 
 
 class RunFailed(Exception):
-    """A flow's clean, explained failure; ``summary`` is what the run did before failing."""
+    """A flow's clean, explained failure; ``result`` is what the run concluded."""
 
-    def __init__(self, message: str, summary: dict[str, Any]) -> None:
-        super().__init__(message, summary)  # both in args, so it pickles
+    def __init__(self, message: str, result: BaseModel) -> None:
+        super().__init__(message, result)  # both in args, so it pickles
         self.message = message
-        self.summary = summary
+        self.result = result
 
     def __str__(self) -> str:
         return self.message
 
 
-def completed(message: str, summary: dict[str, Any]) -> State[dict[str, Any]]:
-    return Completed(message=message, data=summary)
+def completed(message: str, result: R) -> State[R]:
+    return Completed(message=message, data=result)
 
 
-def failed(message: str, summary: dict[str, Any]) -> State[Any]:
-    return Failed(message=message, data=RunFailed(message, summary))
+def failed(message: str, result: BaseModel) -> State[Any]:
+    return Failed(message=message, data=RunFailed(message, result))
 
 
-def summary_of(state: State[Any]) -> dict[str, Any]:
-    """The summary a finished run returned, whether it completed or failed cleanly."""
-    result = state.result(raise_on_failure=False)
-    if isinstance(result, RunFailed):
-        return result.summary
-    return result if isinstance(result, dict) else {}
+def result_of(state: State[Any], kind: type[R]) -> R | None:
+    """The typed result a finished run returned, whether it completed or failed cleanly;
+    None when it crashed or returned something else."""
+    value = state.result(raise_on_failure=False)
+    if isinstance(value, RunFailed):
+        value = value.result
+    return value if isinstance(value, kind) else None

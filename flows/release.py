@@ -14,13 +14,21 @@ from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.states import State
 
-from backends import get_backends, get_release_backends
-from core.interfaces import ReleaseSpec
+from core.interfaces import ModelVersion, ReleaseSpec
+from core.outcomes import (
+    release_is_no_op,
+    release_no_op,
+    release_released,
+    release_stopped,
+    stop_rejects_version,
+)
 from core.paths import scratch_dir
+from core.results import ReleaseReport, ReleaseStage
 from core.settings import get_settings
 from core.smoke import SmokeConfig
 from core.version import code_version
 from flows.outcome import completed, failed
+from flows.resources import ReleaseResources, default_release_resources
 from tasks.release import (
     build_image,
     clear_stage,
@@ -38,8 +46,12 @@ from tasks.release import (
 )
 
 
-class ReleaseRejected(RuntimeError):
-    """The candidate failed its QA smoke test."""
+class ReleaseStopped(RuntimeError):
+    """A stage of the release failed its check; ``smoke`` is the failing smoke report."""
+
+    def __init__(self, reason: str, smoke: dict[str, Any] | None = None) -> None:
+        super().__init__(reason)
+        self.smoke = smoke
 
 
 @flow(name="release")
@@ -48,46 +60,51 @@ def release(
     version: str | None = None,
     require_approval: bool = False,
     approval_timeout_seconds: int = 3600,
-) -> State[dict[str, Any]]:
+    resources: ReleaseResources | None = None,
+) -> State[ReleaseReport]:
     """Release a registered model version through QA to production.
+
+    Every failure ends the same way (``_stop``): production restored and checked, QA torn
+    down, the version tagged rejected (unless only the approval was missing), a report.
 
     Args:
         model_name: Registered model name; default from settings.
         version: The version to release; default: the ``candidate`` alias.
         require_approval: Pause after QA until a person resumes the run in the Prefect UI.
         approval_timeout_seconds: How long to wait for that approval before failing.
+        resources: Registry, image builder, deployment target and smoke test client;
+            default: those of the settings' profile (tests hand in-memory ones).
     """
     logger = get_run_logger()
     settings = get_settings()
-    registry = get_backends(settings).registry
-    rel = get_release_backends(settings)
+    res = resources or default_release_resources(settings)
     name = model_name or settings.model_name
     smoke = SmokeConfig(
         requests=settings.smoke_requests, p95_budget_ms=settings.smoke_p95_budget_ms
     )
 
-    mv = resolve_version(registry, name, version)
-    before, running = production_state(registry, rel.target, name)
-    report: dict[str, Any] = {
-        "model": name,
-        "version": mv.version,
-        "production_before": before.version if before else None,
-    }
-    if before and before.version == mv.version and running and running.model_version == mv.version:
-        report |= {
-            "outcome": "no-op",
-            "production_after": mv.version,
-            "message": f"{name} v{mv.version} is already in production: nothing to do.",
-        }
-        publish_release_report(report)
-        return completed(report["message"], report)
+    mv = resolve_version(res.registry, name, version)
+    registered, running = production_state(res.registry, res.target, name)
+    before = registered.version if registered else None
+    if release_is_no_op(mv.version, before, running.model_version if running else None):
+        # The target's records say so; only the live service can confirm it (no retries: when
+        # it does not answer, redeploying is the remedy, not waiting).
+        ask = verify_serving.with_options(retries=0)
+        live = ask(res.target, "production", res.probe, return_state=True)
+        if live.is_completed() and release_is_no_op(mv.version, before, live.result()):
+            report = release_no_op(name, mv.version)
+            publish_release_report(report)
+            return completed(report.message, report)
+        logger.warning("production should serve v%s but does not answer: redeploying", mv.version)
 
-    # Everything up to a passed QA smoke test can fail without touching production.
-    workdir = scratch_dir(settings.jobs_path, "release-")
-    qa_report = None
+    stage: ReleaseStage = "qa"
+    switched = False  # whether production took this release (a failed deploy never switches)
+    image: str | None = None
+    smoke_md: dict[str, str] = {}
     try:
-        artifact_dir = download_model(registry, mv, workdir)
-        image = build_image(rel.builder, mv, artifact_dir, code_version())
+        workdir = scratch_dir(settings.jobs_path, "release-")
+        artifact_dir = download_model(res.registry, mv, workdir)
+        image = build_image(res.builder, mv, artifact_dir, code_version())
         spec = ReleaseSpec(
             model_name=name,
             model_version=mv.version,
@@ -96,91 +113,101 @@ def release(
             model_uri=artifact_dir.resolve().as_uri(),
             replicas=settings.production_replicas,
         )
-        report["image"] = image or f"(process target: {artifact_dir})"
-        qa_report = smoke_test(deploy(rel.target, "qa", spec), artifact_dir, mv.version, smoke)
-        report["smoke_qa"] = qa_report.to_markdown()
-        if not qa_report.passed:
-            raise ReleaseRejected(qa_report.summary())
-    except Exception as exc:  # any failure before production rejects the version
-        teardown(rel.target, "qa")
-        reject_version(
-            registry,
-            mv,
-            {
-                "stage": "qa",
-                "reason": str(exc),
-                "smoke": qa_report.to_dict() if qa_report else None,
-            },
-        )
-        report |= {
-            "outcome": "rejected in QA",
-            "production_after": report["production_before"],
-            "message": f"{name} v{mv.version} failed QA ({exc}); production unchanged.",
-        }
-        publish_release_report(report)
-        return failed(report["message"], report)
-    set_stage(registry, mv, "qa", {"release.qa": "passed"})
+        qa = smoke_test(deploy(res.target, "qa", spec), artifact_dir, mv.version, smoke, res.probe)
+        smoke_md["qa"] = qa.to_markdown()
+        if not qa.passed:
+            raise ReleaseStopped(qa.summary(), qa.to_dict())
+        set_stage(res.registry, mv, "qa", {"release.qa": "passed"})
 
-    if require_approval:
-        logger.info("waiting for approval: resume this run in the Prefect UI to promote")
-        try:
-            pause_flow_run(timeout=approval_timeout_seconds)
-        except FlowPauseTimeout:
-            teardown(rel.target, "qa")
-            clear_stage(registry, mv, "qa")
-            report |= {
-                "outcome": "not approved",
-                "production_after": report["production_before"],
-                "message": f"{name} v{mv.version} passed QA but was not approved within "
-                f"{approval_timeout_seconds} s; production unchanged.",
-            }
-            publish_release_report(report)
-            return failed(report["message"], report)
+        if require_approval:
+            stage = "approval"
+            logger.info("waiting for approval: resume this run in the Prefect UI to promote")
+            try:
+                # Poll at least every 10 s (Prefect's default), sooner for short timeouts.
+                poll = max(1, min(10, approval_timeout_seconds // 10))
+                pause_flow_run(timeout=approval_timeout_seconds, poll_interval=poll)
+            except FlowPauseTimeout:
+                raise ReleaseStopped(f"no approval within {approval_timeout_seconds} s") from None
 
-    # Production: rolling replacement behind the stable URL. A deploy that fails never
-    # switched traffic; a switched release that fails its smoke test is rolled back.
-    prod_state = deploy(rel.target, "production", spec, return_state=True)
-    prod_report = None
-    if prod_state.is_completed():
-        prod_report = smoke_test(prod_state.result(), artifact_dir, mv.version, smoke)
-        report["smoke_production"] = prod_report.to_markdown()
-    if prod_report is None or not prod_report.passed:
-        why = prod_state.message if prod_report is None else prod_report.summary()
-        if prod_report is not None:
-            roll_back(rel.target, "production")
-        serving = verify_serving(rel.target, "production")
-        teardown(rel.target, "qa")
-        clear_stage(registry, mv, "qa")
-        reject_version(
-            registry,
-            mv,
-            {
-                "stage": "production",
-                "reason": why,
-                "smoke": prod_report.to_dict() if prod_report else None,
-            },
-        )
-        report |= {
-            "outcome": "rolled back",
-            "production_after": serving,
-            "message": f"{name} v{mv.version} failed in production ({why}); production "
-            + (f"serves v{serving}" if serving else "is empty (first release)")
-            + ".",
-        }
-        publish_release_report(report)
-        return failed(report["message"], report)
+        # Production: rolling replacement behind the stable URL. A deploy that fails never
+        # switched traffic; a switched release that fails its smoke test is rolled back.
+        stage = "production"
+        endpoint = deploy(res.target, "production", spec)
+        switched = True
+        prod = smoke_test(endpoint, artifact_dir, mv.version, smoke, res.probe)
+        smoke_md["production"] = prod.to_markdown()
+        if not prod.passed:
+            raise ReleaseStopped(prod.summary(), prod.to_dict())
+    except Exception as exc:  # every failure, expected or not, ends in one known state
+        smoke_report = exc.smoke if isinstance(exc, ReleaseStopped) else None
+        reason = str(exc) or type(exc).__name__
+        return _stop(res, mv, before, stage, switched, reason, smoke_report, image, smoke_md)
 
-    endpoint = prod_state.result()
-    set_stage(registry, mv, "production", {"release.status": "production", "release.image": image})
-    teardown(rel.target, "qa")
-    clear_stage(registry, mv, "qa")
-    report |= {
-        "outcome": "released",
-        "production_after": mv.version,
-        "endpoint": endpoint.url,
-        "smoke_production": prod_report.to_markdown(),
-        "message": f"{name} v{mv.version} is in production at {endpoint.url}/score",
-    }
+    set_stage(
+        res.registry, mv, "production", {"release.status": "production", "release.image": image}
+    )
+    teardown(res.target, "qa")
+    clear_stage(res.registry, mv, "qa")
+    report = release_released(
+        name,
+        mv.version,
+        before,
+        image,
+        endpoint.url,
+        smoke_md.get("qa"),
+        smoke_md.get("production"),
+    )
     publish_release_report(report)
-    logger.info(report["message"])
-    return completed(report["message"], report)
+    logger.info(report.message)
+    return completed(report.message, report)
+
+
+def _stop(
+    res: ReleaseResources,
+    mv: ModelVersion,
+    before: str | None,
+    stage: ReleaseStage,
+    switched: bool,
+    reason: str,
+    smoke: dict[str, Any] | None,
+    image: str | None,
+    smoke_md: dict[str, str],
+) -> State[Any]:
+    """The one ending of a failed release. Each cleanup step runs even when an earlier one
+    failed; what failed is named in the report instead of crashing the run."""
+    problems: list[str] = []
+
+    def attempt(what: str, state: State[Any]) -> Any:
+        if state.is_completed():
+            return state.result()
+        problems.append(f"{what}: {state.message}")
+        return None
+
+    serving = before
+    if switched:
+        attempt("roll back", roll_back(res.target, "production", return_state=True))
+    if stage == "production":
+        serving = attempt(
+            "check production",
+            verify_serving(res.target, "production", res.probe, return_state=True),
+        )
+    attempt("tear down QA", teardown(res.target, "qa", return_state=True))
+    attempt("clear the qa alias", clear_stage(res.registry, mv, "qa", return_state=True))
+    if stop_rejects_version(stage):
+        record = {"stage": stage, "reason": reason, "smoke": smoke}
+        attempt("tag rejected", reject_version(res.registry, mv, record, return_state=True))
+    report = release_stopped(
+        mv.name,
+        mv.version,
+        before,
+        stage,
+        reason,
+        serving,
+        image=image,
+        smoke_qa=smoke_md.get("qa"),
+        smoke_production=smoke_md.get("production"),
+        problems=problems,
+    )
+    publish_release_report(report)
+    get_run_logger().error(report.message)
+    return failed(report.message, report)

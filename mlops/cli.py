@@ -179,21 +179,22 @@ def retrain(
         typer.echo(f"uploaded {data} -> {ref.uri}")
         data = f"{ref.container}/{ref.name}"
 
-    from flows.outcome import summary_of
+    from core.results import RetrainingSummary
+    from flows.outcome import result_of
     from flows.retraining import retraining
     from training.params import TrainingParams
 
     params = TrainingParams(alpha=alpha) if alpha is not None else None
     state = retraining(data_uri=data, params=params, return_state=True)
-    summary = summary_of(state)
+    summary = result_of(state, RetrainingSummary)
     color = "green" if state.is_completed() else "red"
     typer.secho(f"retraining {state.name}: {state.message}", fg=color)
-    for f in summary.get("files", []):
-        typer.echo(f"  {f['file']}: {f['result']} ({f['details']})")
-        if f.get("quarantined_as"):
-            typer.echo(f"    quarantined as: {f['quarantined_as']} (+ .reason.json)")
-        if f.get("data_docs"):
-            typer.echo(f"    Data Docs: {f['data_docs']}")
+    for f in summary.files if summary else ():
+        typer.echo(f"  {f.file}: {f.result} ({f.details})")
+        if f.quarantined_as:
+            typer.echo(f"    quarantined as: {f.quarantined_as} (+ .reason.json)")
+        if f.data_docs:
+            typer.echo(f"    Data Docs: {f.data_docs}")
     typer.echo(f"Prefect UI: {settings.prefect_ui_url}/runs")
     if not state.is_completed():
         raise typer.Exit(1)
@@ -209,16 +210,17 @@ def release(
     settings = _settings()
     _use_local_prefect(settings)
     _require_prefect(settings)
-    from flows.outcome import summary_of
+    from core.results import ReleaseReport
+    from flows.outcome import result_of
     from flows.release import release as release_flow
 
     state = release_flow(version=version, return_state=True)
-    report = summary_of(state)
+    report = result_of(state, ReleaseReport)
     typer.secho(
         f"release {state.name}: {state.message}", fg="green" if state.is_completed() else "red"
     )
-    if report.get("endpoint"):
-        typer.echo(f"  production URL: {report['endpoint']}/score")
+    if report is not None and report.endpoint:
+        typer.echo(f"  production URL: {report.endpoint}/score")
         typer.echo("  API key:        mlops key production")
     typer.echo(f"Prefect UI: {settings.prefect_ui_url}/runs")
     if not state.is_completed():

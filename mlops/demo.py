@@ -68,10 +68,13 @@ def run_demo(settings: Settings, lake: Lake) -> DemoResult:
     from prefect.deployments import run_deployment
     from rich.console import Console
 
+    from backends import get_backends
     from mlops.notify import read_notifications
     from training.data import reference_dataset
 
     console, result = Console(), DemoResult()
+    registry = get_backends(settings).registry
+    before = registry.get_alias(settings.model_name, "candidate")
     with get_client(sync_client=True) as client, console.status("starting") as status:
         start = time.time()
         stamp = pd.Timestamp.now("UTC").strftime("%Y%m%dT%H%M%S")
@@ -91,7 +94,9 @@ def run_demo(settings: Settings, lake: Lake) -> DemoResult:
         )[0]
         console.print(f"retraining: {retrain.state.name}: {retrain.state.message}")
         result.add(f"retraining  {retrain.state.name}: {retrain.state.message}")
-        if "Registered" in (retrain.state.message or ""):
+        # A registration moves the candidate alias; the run's words are for people only.
+        candidate = registry.get_alias(settings.model_name, "candidate")
+        if candidate is not None and (before is None or candidate.version != before.version):
             release = _wait(
                 "release run (triggered by mlops.model.registered)",
                 lambda: _finished(_runs(client, "release", start)),

@@ -7,16 +7,14 @@ from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NONE
-from prefect.events import emit_event
 
+from core.events import challenger_rejected, model_registered
 from core.interfaces import ModelRegistry, ModelVersion
 from core.version import code_version
+from tasks.events import emit, send_events
 from training import model
 from training.evaluate import Decision
 from training.params import TrainingParams
-
-REGISTERED_EVENT = "mlops.model.registered"
-REJECTED_EVENT = "mlops.challenger.rejected"
 
 
 @task(name="find-trained-version", retries=2, retry_delay_seconds=1, cache_policy=NONE)
@@ -71,32 +69,14 @@ def register_model(
     return registry.get(name, version.version)
 
 
-@task(name="announce-model", cache_policy=NONE)
+@task(name="announce-model", retries=3, retry_delay_seconds=2, cache_policy=NONE)
 def announce_model(version: ModelVersion, flow_run_id: str) -> None:
-    """Emit ``mlops.model.registered``: the release deployment's trigger listens for it."""
-    emit_event(
-        event=REGISTERED_EVENT,
-        resource={
-            "prefect.resource.id": f"mlops.model.{version.name}.{version.version}",
-            "prefect.resource.name": f"{version.name} v{version.version}",
-            "mlops.model.name": version.name,
-            "mlops.model.version": version.version,
-        },
-        related=[
-            {
-                "prefect.resource.id": f"prefect.flow-run.{flow_run_id}",
-                "prefect.resource.role": "flow-run",
-            }
-        ],
-        payload={"name": version.name, "version": version.version, "sha256": version.sha256},
-    )
+    """Send ``mlops.model.registered`` (the release deployment's trigger) and wait until the
+    server took it: unlike ``emit_event``, a lost event fails the task."""
+    send_events([model_registered(version, flow_run_id)])
 
 
 @task(name="announce-rejection", cache_policy=NONE)
 def announce_rejection(name: str, decision: Decision) -> None:
     """Emit ``mlops.challenger.rejected`` with the decision record (automations notify)."""
-    emit_event(
-        event=REJECTED_EVENT,
-        resource={"prefect.resource.id": f"mlops.model.{name}", "prefect.resource.name": name},
-        payload={"reason": decision.reason, "decision": decision.model_dump(mode="json")},
-    )
+    emit(challenger_rejected(name, decision))

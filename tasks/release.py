@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
@@ -20,7 +19,8 @@ from core.interfaces import (
     NotFoundError,
     ReleaseSpec,
 )
-from core.smoke import SmokeConfig, SmokeReport, run_smoke_test
+from core.results import ReleaseReport
+from core.smoke import ServiceProbe, SmokeConfig, SmokeReport
 
 
 @task(name="resolve-version", retries=2, retry_delay_seconds=1, cache_policy=NONE)
@@ -59,11 +59,15 @@ def deploy(target: DeploymentTarget, environment: str, spec: ReleaseSpec) -> End
 
 @task(name="smoke-test", cache_policy=NONE)
 def smoke_test(
-    endpoint: Endpoint, artifact_dir: Path, expected_version: str, config: SmokeConfig
+    endpoint: Endpoint,
+    artifact_dir: Path,
+    expected_version: str,
+    config: SmokeConfig,
+    probe: ServiceProbe,
 ) -> SmokeReport:
     """Run the smoke test against an endpoint and keep its report as an artifact."""
     golden = json.loads((artifact_dir / "golden.json").read_text())
-    report = run_smoke_test(endpoint, golden, expected_version, config)
+    report = probe.smoke_test(endpoint, golden, expected_version, config)
     verdict = "passed" if report.passed else "FAILED"
     create_markdown_artifact(
         key=f"smoke-test-{endpoint.environment}",
@@ -88,16 +92,13 @@ def roll_back(target: DeploymentTarget, environment: str) -> Endpoint | None:
 
 
 @task(name="verify-serving", retries=3, retry_delay_seconds=2, cache_policy=NONE)
-def verify_serving(target: DeploymentTarget, environment: str) -> str | None:
-    """The version the environment serves, checked over HTTP (None when nothing is deployed)."""
+def verify_serving(target: DeploymentTarget, environment: str, probe: ServiceProbe) -> str | None:
+    """The version the environment serves, asked of the service itself (None when nothing is
+    deployed)."""
     endpoint = target.current(environment)
     if endpoint is None:
         return None
-    response = httpx.get(
-        f"{endpoint.url}/model", headers={"Authorization": f"Bearer {endpoint.key}"}, timeout=10
-    )
-    response.raise_for_status()
-    served = str(response.json()["version"])
+    served = probe.served_version(endpoint)
     if served != endpoint.model_version:
         raise RuntimeError(f"{environment} serves v{served}, expected v{endpoint.model_version}")
     return served
@@ -136,15 +137,15 @@ def reject_version(registry: ModelRegistry, version: ModelVersion, report: dict[
 
 
 @task(name="publish-release-report", cache_policy=NONE)
-def publish_release_report(report: dict[str, Any]) -> None:
-    lines = [f"# Release {report['outcome']}", "", report["message"], "", "| | |", "|---|---|"]
+def publish_release_report(report: ReleaseReport) -> None:
+    lines = [f"# Release {report.outcome}", "", report.message, "", "| | |", "|---|---|"]
     for key in ("model", "version", "production_before", "production_after", "image", "endpoint"):
-        if report.get(key):
-            lines.append(f"| {key.replace('_', ' ')} | `{report[key]}` |")
-    for stage in ("qa", "production"):
-        smoke = report.get(f"smoke_{stage}")
+        value = getattr(report, key)
+        if value:
+            lines.append(f"| {key.replace('_', ' ')} | `{value}` |")
+    for stage, smoke in (("qa", report.smoke_qa), ("production", report.smoke_production)):
         if smoke is not None:
             lines += ["", f"## Smoke test, {stage}", "", smoke]
     create_markdown_artifact(
-        key="release-report", markdown="\n".join(lines), description=report["message"]
+        key="release-report", markdown="\n".join(lines), description=report.message
     )

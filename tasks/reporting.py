@@ -8,6 +8,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
+from core.results import RetrainingSummary
 from training.evaluate import Decision
 
 
@@ -30,13 +31,15 @@ def _metrics_rows(decision: Decision) -> list[dict[str, Any]]:
 
 
 @task(name="publish-retraining-report", cache_policy=NONE)
-def publish_retraining_report(summary: dict[str, Any], decision: Decision | None) -> None:
+def publish_retraining_report(summary: RetrainingSummary) -> None:
     """A markdown summary of the run and, when a model was trained, a metrics table."""
-    lines = [f"# Retraining: {summary['outcome']}", "", summary["message"], ""]
+    decision = summary.decision
+    lines = [f"# Retraining: {summary.outcome}", "", summary.message, ""]
     lines += ["| | |", "|---|---|"]
     for key in ("model", "version", "data_fingerprint", "curated_rows", "data_uri", "job_id"):
-        if summary.get(key) is not None:
-            lines.append(f"| {key.replace('_', ' ')} | `{summary[key]}` |")
+        value = getattr(summary, key)
+        if value is not None:
+            lines.append(f"| {key.replace('_', ' ')} | `{value}` |")
     if decision is not None:
         lines += [
             "",
@@ -54,8 +57,7 @@ def publish_retraining_report(summary: dict[str, Any], decision: Decision | None
             f"| {r['metric']} | {_fmt(r['challenger'])} | {_fmt(r['champion'])} |"
             for r in _metrics_rows(decision)
         ]
-    files = summary.get("files", [])
-    if files:
+    if summary.files:
         lines += [
             "",
             "## Files",
@@ -63,11 +65,11 @@ def publish_retraining_report(summary: dict[str, Any], decision: Decision | None
             "| file | result | details | Data Docs |",
             "|---|---|---|---|",
         ]
-        for f in files:
-            docs = f"[report]({f['data_docs']})" if f.get("data_docs") else ""
-            lines.append(f"| `{f['file']}` | {f['result']} | {f['details']} | {docs} |")
+        for f in summary.files:
+            docs = f"[report]({f.data_docs})" if f.data_docs else ""
+            lines.append(f"| `{f.file}` | {f.result} | {f.details} | {docs} |")
     create_markdown_artifact(
-        key="retraining-summary", markdown="\n".join(lines), description=summary["message"]
+        key="retraining-summary", markdown="\n".join(lines), description=summary.message
     )
     if decision is not None:
         create_table_artifact(

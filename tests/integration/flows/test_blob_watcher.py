@@ -18,6 +18,7 @@ from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFi
 from backends import get_backends
 from core.blob_events import BLOB_CREATED
 from core.interfaces import DataLake
+from core.results import WatchReport
 from core.settings import Settings
 from core.watch import WatchState
 from flows.blob_watcher import blob_watcher
@@ -74,13 +75,13 @@ def test_new_blobs_are_announced_once_and_again_when_overwritten(settings: Setti
     upload(datalake, settings, "a.csv", "b.csv", "dir/c.csv")
 
     first = blob_watcher()
-    assert sorted(first["announced"]) == ["a.csv", "b.csv", "dir/c.csv"]
-    assert first["listed"] == 3 and first["container"] == landing
+    assert sorted(first.announced) == ["a.csv", "b.csv", "dir/c.csv"]
+    assert first.listed == 3 and first.container == landing
 
-    assert blob_watcher()["announced"] == []  # nothing new
+    assert blob_watcher().announced == []  # nothing new
 
     upload(datalake, settings, "b.csv", data=b"a,b\n3,4\n")  # overwritten: a new etag
-    assert blob_watcher()["announced"] == ["b.csv"]
+    assert blob_watcher().announced == ["b.csv"]
 
     events = wait_for_events(datalake, landing, {"a.csv": 1, "b.csv": 2, "dir/c.csv": 1})
     refs = {r.name: r for r in datalake.list(landing)}
@@ -119,7 +120,7 @@ def test_departed_blobs_are_forgotten(settings: Settings) -> None:
     blob_watcher()
     datalake.delete(settings.landing_container, "a.csv")  # processed: left landing
     summary = blob_watcher()
-    assert summary["announced"] == [] and summary["forgotten"] == ["a.csv"]
+    assert summary.announced == [] and summary.forgotten == ["a.csv"]
     state = WatchState(datalake, settings.curated_container, settings.landing_container)
     assert list(state.read()) == ["b.csv"]
 
@@ -129,7 +130,7 @@ def test_two_concurrent_watchers_lose_no_blob(settings: Settings) -> None:
     names = [f"batch-{i}.csv" for i in range(5)]
     upload(datalake, settings, *names)
     start = threading.Barrier(2)
-    summaries: list[dict[str, Any]] = []
+    summaries: list[WatchReport] = []
     errors: list[BaseException] = []
 
     def watch() -> None:
@@ -148,12 +149,12 @@ def test_two_concurrent_watchers_lose_no_blob(settings: Settings) -> None:
     for t in threads:
         t.join(timeout=120)
     assert errors == [] and len(summaries) == 2
-    announced = Counter(name for s in summaries for name in s["announced"])
+    announced = Counter(name for s in summaries for name in s.announced)
     assert set(announced) == set(names)  # some maybe twice (harmless), none missed
 
     state = WatchState(datalake, settings.curated_container, settings.landing_container)
     assert sorted(state.read()) == names
-    assert blob_watcher()["announced"] == []
+    assert blob_watcher().announced == []
     events = wait_for_events(datalake, settings.landing_container, dict(announced))
     assert {e.resource["prefect.resource.name"] for e in events} == set(names)
 
@@ -168,17 +169,17 @@ def test_a_crash_between_announcing_and_marking_announces_again(settings: Settin
     # The watcher's emit step alone, as if the run died before marking.
     assert len(announce_blobs(listing)) == 1
 
-    assert blob_watcher()["announced"] == ["late.csv"]
-    assert blob_watcher()["announced"] == []
+    assert blob_watcher().announced == ["late.csv"]
+    assert blob_watcher().announced == []
     wait_for_events(datalake, settings.landing_container, {"a.csv": 1, "late.csv": 2})
 
 
 def test_blobs_still_waiting_are_announced_again_after_a_while(settings: Settings) -> None:
     datalake = lake_of(settings)
     upload(datalake, settings, "waiting.csv")
-    assert blob_watcher()["announced"] == ["waiting.csv"]
-    assert blob_watcher(reannounce_after_seconds=3600)["announced"] == []
+    assert blob_watcher().announced == ["waiting.csv"]
+    assert blob_watcher(reannounce_after_seconds=3600).announced == []
 
     summary = blob_watcher(reannounce_after_seconds=0)  # "a while" has passed
-    assert summary["announced"] == summary["reannounced"] == ["waiting.csv"]
+    assert summary.announced == summary.reannounced == ["waiting.csv"]
     wait_for_events(datalake, settings.landing_container, {"waiting.csv": 2})

@@ -15,9 +15,10 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from prefect.states import State
 
+from core.results import BuildValidationReport
 from core.settings import Settings
 from flows.build_validation import build_validation
-from flows.outcome import summary_of
+from flows.outcome import result_of
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +26,7 @@ REPO = Path(__file__).resolve().parents[3]
 DATA = REPO / "tests" / "data"
 CORPUS = json.loads((DATA / "corpus.json").read_text())
 SMALL = {  # small, real targets: the checks stay quick
-    "pytest_args": ["tests/unit/mlops/test_watch.py"],
+    "pytest_args": ["tests/unit/core/test_watch.py"],
     "lint_paths": ["core/watch.py"],
     "timeout_seconds": 300.0,
     "min_coverage": 0.0,  # one test file covers little of the project
@@ -74,8 +75,9 @@ def test_all_checks_pass_and_publishing_can_be_skipped(prefect_server: str) -> N
 
     assert state.is_completed(), state.message
     assert state.message == "all checks passed; publishing skipped"
-    summary = summary_of(state)
-    assert summary["passed"] and summary["failing"] == [] and summary["published"] is None
+    summary = result_of(state, BuildValidationReport)
+    assert summary is not None
+    assert summary.passed and summary.failing == () and summary.published is None
     found = artifacts(state)
     assert found["build-validation"].startswith("# Build validation: passed")
     assert "| publish | ⏭ not run | publish=False |" in found["build-validation"]
@@ -137,7 +139,8 @@ def test_a_failing_check_fails_the_run_and_blocks_publishing(
     }[broken]
     assert state.is_failed()
     assert state.message == "build validation failed: " + ", ".join(expected)
-    assert summary_of(state)["failing"] == expected
+    summary = result_of(state, BuildValidationReport)
+    assert summary is not None and list(summary.failing) == expected
     assert not marker.exists()  # nothing published
     report = artifacts(state)["build-validation"]
     assert report.startswith(f"# Build validation: FAILED ({', '.join(expected)})")

@@ -13,12 +13,13 @@ from typing import Any
 import httpx
 import pytest
 
-import flows.release as release_module
-from backends import ReleaseBackends, get_backends, get_release_backends
+from backends import get_backends, get_release_backends
 from core.interfaces import DeploymentTarget, Endpoint, ModelRegistry, ReleaseSpec
+from core.results import ReleaseReport, RetrainingSummary
 from core.settings import Settings, get_settings
-from flows.outcome import summary_of
+from flows.outcome import result_of
 from flows.release import release
+from flows.resources import ReleaseResources
 from flows.retraining import retraining
 from tests.utils.net import free_port
 from training.model import MODEL_FILENAME
@@ -52,12 +53,16 @@ def train_version(settings: Settings, file: str) -> str:
     ref = lake.put(settings.landing_container, file, (DATA / "good" / file).read_bytes())
     state = retraining(data_uri=ref.uri, return_state=True)
     assert state.is_completed(), state.message
-    return str(summary_of(state)["version"])
+    summary = result_of(state, RetrainingSummary)
+    assert summary is not None and summary.version is not None
+    return summary.version
 
 
-def run(**kwargs: Any) -> tuple[Any, dict[str, Any]]:
+def run(**kwargs: Any) -> tuple[Any, ReleaseReport]:
     state = release(**kwargs, return_state=True)
-    return state, summary_of(state)
+    report = result_of(state, ReleaseReport)
+    assert report is not None, state
+    return state, report
 
 
 def score(endpoint: Endpoint) -> dict[str, Any]:
@@ -94,16 +99,16 @@ def test_release_promotes_through_qa_and_is_idempotent(release_settings: Setting
 
     state, report = run()
     assert state.is_completed(), state.message
-    assert report["outcome"] == "released" and report["production_after"] == v1
+    assert report.outcome == "released" and report.production_after == v1
     assert "production" in registry.get(release_settings.model_name, v1).aliases
     production = target.current("production")
     assert production is not None and production.model_version == v1
     assert score(production)["model"]["version"] == v1
     assert target.current("qa") is None  # QA torn down after promotion
-    assert "smoke_qa" in report and "smoke_production" in report
+    assert report.smoke_qa is not None and report.smoke_production is not None
 
     state, report = run()
-    assert state.is_completed() and report["outcome"] == "no-op"
+    assert state.is_completed() and report.outcome == "no-op"
 
 
 def test_broken_candidate_is_rejected_in_qa_and_production_keeps_serving(
@@ -118,7 +123,7 @@ def test_broken_candidate_is_rejected_in_qa_and_production_keeps_serving(
     v2 = register_copy(registry, release_settings, v1, {"scikit-learn": "1.0.2"})
     state, report = run()
     assert state.is_failed()
-    assert report["outcome"] == "rejected in QA"
+    assert report.outcome == "rejected in QA"
     assert "production unchanged" in state.message
     assert registry.get(release_settings.model_name, v2).tags["release.status"] == "rejected"
     assert registry.get_alias(release_settings.model_name, "production").version == v1  # type: ignore[union-attr]
@@ -143,9 +148,7 @@ class FailsInProduction:
         return getattr(self.inner, name)
 
 
-def test_candidate_failing_in_production_is_rolled_back(
-    release_settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_candidate_failing_in_production_is_rolled_back(release_settings: Settings) -> None:
     registry = get_backends(release_settings).registry
     target = get_release_backends(release_settings).target
     v1 = train_version(release_settings, "diabetes_batch_a.csv")
@@ -153,14 +156,10 @@ def test_candidate_failing_in_production_is_rolled_back(
     v2 = train_version(release_settings, "diabetes_batch_b.csv")
 
     real = get_release_backends(release_settings)
-    monkeypatch.setattr(
-        release_module,
-        "get_release_backends",
-        lambda _settings: ReleaseBackends(real.kind, real.builder, FailsInProduction(real.target)),
-    )
-    state, report = run(version=v2)
+    failing = ReleaseResources(registry, real.builder, FailsInProduction(real.target))
+    state, report = run(version=v2, resources=failing)
     assert state.is_failed()
-    assert report["outcome"] == "rolled back" and report["production_after"] == v1
+    assert report.outcome == "rolled back" and report.production_after == v1
     assert f"serves v{v1}" in state.message
     assert registry.get_alias(release_settings.model_name, "production").version == v1  # type: ignore[union-attr]
     assert registry.get(release_settings.model_name, v2).tags["release.status"] == "rejected"

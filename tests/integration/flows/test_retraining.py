@@ -11,8 +11,9 @@ import pytest
 
 from backends import get_backends
 from core.lake import Lake
+from core.results import RetrainingSummary
 from core.settings import Settings
-from flows.outcome import summary_of
+from flows.outcome import result_of
 from flows.retraining import retraining
 from training.params import GateConfig, TrainingParams
 
@@ -32,9 +33,11 @@ def land(settings: Settings, path: Path, name: str | None = None) -> str:
     return ref.uri
 
 
-def run(**kwargs: Any) -> tuple[Any, dict[str, Any]]:
+def run(**kwargs: Any) -> tuple[Any, RetrainingSummary]:
     state = retraining(**kwargs, return_state=True)
-    return state, summary_of(state)
+    summary = result_of(state, RetrainingSummary)
+    assert summary is not None, state
+    return state, summary
 
 
 def test_good_data_registers_replay_is_a_no_op_and_more_data_registers_v2(
@@ -45,13 +48,13 @@ def test_good_data_registers_replay_is_a_no_op_and_more_data_registers_v2(
 
     state, summary = run(data_uri=land(settings, DATA / "good" / "diabetes_batch_a.csv"))
     assert state.is_completed(), state.message
-    assert summary["outcome"] == "registered"
+    assert summary.outcome == "registered"
     v1 = registry.get(settings.model_name, "1")
     assert "candidate" in v1.aliases
-    assert v1.tags["data_fingerprint"] == summary["data_fingerprint"]
+    assert v1.tags["data_fingerprint"] == summary.data_fingerprint
     assert json.loads(v1.tags["decision"])["verdict"] == "register"
     curated = lake.curated_set()
-    assert curated is not None and curated.rows == summary["curated_rows"]
+    assert curated is not None and curated.rows == summary.curated_rows
     assert lake.landed() == []  # accepted files leave landing ...
     assert any(
         r.name.startswith("accepted/") for r in lake.datalake.list(settings.curated_container)
@@ -60,15 +63,15 @@ def test_good_data_registers_replay_is_a_no_op_and_more_data_registers_v2(
     # The same file again: recognised, not merged twice, no new version.
     state, summary = run(data_uri=land(settings, DATA / "good" / "diabetes_batch_a.csv"))
     assert state.is_completed(), state.message
-    assert summary["outcome"] == "up to date"
-    assert summary["files"][0]["result"].startswith("replay")
+    assert summary.outcome == "up to date"
+    assert summary.files[0].result == "replay"
     assert lake.curated_set() == curated
     assert [v.version for v in registry.list_versions(settings.model_name)] == ["1"]
 
     # More data: a new curated set, a new version; the candidate alias moves to it.
     state, summary = run(data_uri=land(settings, DATA / "good" / "diabetes_batch_b.csv"))
     assert state.is_completed(), state.message
-    assert summary["outcome"] == "registered"
+    assert summary.outcome == "registered"
     assert [v.version for v in registry.list_versions(settings.model_name)] == ["1", "2"]
     assert registry.get_alias(settings.model_name, "candidate").version == "2"  # type: ignore[union-attr]
     new_curated = lake.curated_set()
@@ -84,8 +87,8 @@ def test_worse_challenger_is_rejected_and_the_run_completes(settings: Settings) 
     # Heavy regularisation makes a clearly worse model on the same data and holdout.
     state, summary = run(params=TrainingParams(alpha=500.0), gate=GateConfig(quality_floor=-10.0))
     assert state.is_completed(), state.message
-    assert summary["outcome"] == "challenger rejected"
-    assert summary["message"].startswith("challenger is not better")
+    assert summary.outcome == "challenger rejected"
+    assert summary.message.startswith("challenger is not better")
     assert [v.version for v in registry.list_versions(settings.model_name)] == ["1"]
 
 
@@ -105,7 +108,7 @@ def test_bad_file_is_quarantined_with_its_reason_and_nothing_changes(
             continue
         assert failure["expectation"] in state.message
         assert failure["column"] is None or failure["column"] in state.message
-    assert summary["outcome"] == "data rejected"
+    assert summary.outcome == "data rejected"
     assert lake.landed() == []  # it left landing ...
     quarantined = {r.name for r in lake.datalake.list(settings.quarantine_container)}
     data_blob = next(n for n in quarantined if not n.endswith(".reason.json"))

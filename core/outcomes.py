@@ -1,0 +1,211 @@
+"""How a run ends: the rules that turn what a retraining or release run saw into its result.
+
+Pure functions over plain values, so every outcome is tested without Prefect or a backend;
+the flows only decide which steps to run and hand what they saw to these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from core.interfaces import ModelVersion
+from core.lake import CuratedSet
+from core.results import FileResult, ReleaseReport, ReleaseStage, RetrainingSummary
+from training.evaluate import Decision
+
+
+# --------------------------------------------------------------------------- retraining
+def retraining_without_training(
+    model: str,
+    files: Sequence[FileResult],
+    curated: CuratedSet | None,
+    trained: ModelVersion | None,
+) -> RetrainingSummary | None:
+    """The run's result when nothing needs training; None when a challenger must be trained.
+
+    Args:
+        model: Registered model name.
+        files: What became of each landing file taken by the run.
+        curated: The curated training set after the merge (None: there is none yet).
+        trained: A version already trained on exactly this data with these parameters.
+    """
+    base = _summary(model, files, curated)
+    if base.failed and all(f.result == "quarantined" for f in files):
+        return _with(
+            base,
+            {
+                "outcome": "data rejected",
+                "message": "Nothing trained: no file passed validation.",
+            },
+        )
+    if curated is None:
+        return base
+    if trained is not None:
+        return _with(
+            base,
+            {
+                "outcome": "up to date",
+                "message": f"{model} v{trained.version} was already trained on this exact data "
+                "with these parameters: nothing to do.",
+                "version": trained.version,
+            },
+        )
+    return None
+
+
+def retraining_after_gate(
+    model: str,
+    files: Sequence[FileResult],
+    curated: CuratedSet,
+    job_id: str,
+    decision: Decision,
+    registered: ModelVersion | None,
+) -> RetrainingSummary:
+    """The run's result once the challenger was trained and judged.
+
+    Args:
+        registered: The version registered when the gate said ``register``, else None.
+    """
+    update: dict[str, object] = {"job_id": job_id, "decision": decision}
+    if registered is None:
+        update |= {"outcome": "challenger rejected", "message": decision.reason}
+    else:
+        update |= {
+            "outcome": "registered",
+            "message": f"Registered {model} v{registered.version} (alias candidate). "
+            + decision.reason,
+            "version": registered.version,
+        }
+    return _with(_summary(model, files, curated), update)
+
+
+def retraining_state_message(summary: RetrainingSummary) -> str:
+    """What the run's state says: the quarantined files when it failed, else its message."""
+    bad = summary.quarantined
+    if not bad:
+        return summary.message
+    return f"{len(bad)} file(s) quarantined: " + "; ".join(f.details for f in bad)
+
+
+def _with(summary: RetrainingSummary, update: dict[str, object]) -> RetrainingSummary:
+    """``summary`` with ``update`` applied, validated again (an outcome outside the Literal,
+    or a wrong type, raises here instead of reaching a report)."""
+    return RetrainingSummary.model_validate({**dict(summary), **update})
+
+
+def _summary(
+    model: str, files: Sequence[FileResult], curated: CuratedSet | None
+) -> RetrainingSummary:
+    """What every outcome records: the files, whether one was quarantined, and the data."""
+    return RetrainingSummary(
+        model=model,
+        outcome="no data",
+        message="No curated training data yet: nothing trained.",
+        failed=any(f.result == "quarantined" for f in files),
+        files=tuple(files),
+        data_fingerprint=curated.fingerprint if curated else None,
+        curated_rows=curated.rows if curated else None,
+        data_uri=curated.data_uri if curated else None,
+    )
+
+
+# --------------------------------------------------------------------------- release
+_STOPPED = {"qa": "rejected in QA", "approval": "not approved", "production": "rolled back"}
+
+
+def release_is_no_op(version: str, registry_production: str | None, serving: str | None) -> bool:
+    """Nothing to do: the registry and the live production environment both have ``version``."""
+    return registry_production == version and serving == version
+
+
+def stop_rejects_version(stage: ReleaseStage) -> bool:
+    """A failed QA or production stage rejects the version; a missing approval does not."""
+    return stage != "approval"
+
+
+def release_no_op(model: str, version: str) -> ReleaseReport:
+    return ReleaseReport(
+        model=model,
+        version=version,
+        outcome="no-op",
+        message=f"{model} v{version} is already in production: nothing to do.",
+        production_before=version,
+        production_after=version,
+    )
+
+
+def release_released(
+    model: str,
+    version: str,
+    before: str | None,
+    image: str,
+    endpoint: str,
+    smoke_qa: str | None,
+    smoke_production: str | None,
+) -> ReleaseReport:
+    return ReleaseReport(
+        model=model,
+        version=version,
+        outcome="released",
+        message=f"{model} v{version} is in production at {endpoint}/score",
+        production_before=before,
+        production_after=version,
+        image=image,
+        endpoint=endpoint,
+        smoke_qa=smoke_qa,
+        smoke_production=smoke_production,
+    )
+
+
+def release_stopped(
+    model: str,
+    version: str,
+    before: str | None,
+    stage: ReleaseStage,
+    reason: str,
+    serving: str | None,
+    *,
+    image: str | None = None,
+    smoke_qa: str | None = None,
+    smoke_production: str | None = None,
+    problems: Sequence[str] = (),
+) -> ReleaseReport:
+    """The one ending of every failed release: which stage stopped it, and what serves now.
+
+    Args:
+        before: The version production served when the release started.
+        stage: The stage that stopped it.
+        reason: Why, in words (the smoke test's summary, an error).
+        serving: The version production serves after cleanup (None: empty).
+        problems: Cleanup steps that failed; named in the message, never hidden.
+    """
+    if stage == "production":
+        if any(problem.startswith("check production") for problem in problems):
+            now = "production did not answer as expected"
+        elif serving is not None:
+            now = f"production serves v{serving}"
+        else:
+            now = "production is empty" + (" (first release)" if before is None else "")
+        message = f"{model} v{version} failed in production ({reason}); {now}."
+    elif stage == "approval":
+        message = f"{model} v{version} passed QA but was not approved ({reason}); production "
+        message += "unchanged."
+    else:
+        message = f"{model} v{version} failed QA ({reason}); production unchanged."
+    if problems:
+        message += " Cleanup problems: " + "; ".join(problems) + "."
+    return ReleaseReport(
+        model=model,
+        version=version,
+        outcome=_STOPPED[stage],  # type: ignore[arg-type]
+        message=message,
+        failed=True,
+        failed_at=stage,
+        reason=reason,
+        production_before=before,
+        production_after=serving,
+        image=image,
+        smoke_qa=smoke_qa,
+        smoke_production=smoke_production,
+        problems=tuple(problems),
+    )

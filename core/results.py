@@ -1,0 +1,115 @@
+"""What a retraining or release run concluded, as typed records.
+
+Flows return them, the reporting tasks render them, the CLI, the demo and the tests read
+them: nothing parses a human message. ``outcome`` is a closed set of words; ``message`` is
+for people only.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from training.evaluate import Decision
+
+RetrainingOutcome = Literal[
+    "registered", "challenger rejected", "up to date", "data rejected", "no data"
+]
+FileOutcome = Literal["merged", "replay", "quarantined"]
+ReleaseOutcome = Literal["released", "no-op", "rejected in QA", "not approved", "rolled back"]
+ReleaseStage = Literal["qa", "approval", "production"]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FileResult(_Record):
+    """One landing file of a retraining run and what became of it."""
+
+    file: str
+    result: FileOutcome
+    details: str
+    data_docs: str | None = None
+    quarantined_as: str | None = None
+
+
+class RetrainingSummary(_Record):
+    """The conclusion of one retraining run.
+
+    Attributes:
+        outcome: What the run concluded (see ``RetrainingOutcome``).
+        failed: Whether the run ends Failed: a file was quarantined.
+        version: The version registered (``registered``) or already trained on this data
+            with these parameters (``up to date``).
+        decision: The gate's decision when a challenger was trained.
+    """
+
+    model: str
+    outcome: RetrainingOutcome
+    message: str
+    failed: bool = False
+    files: tuple[FileResult, ...] = ()
+    data_fingerprint: str | None = None
+    curated_rows: int | None = None
+    data_uri: str | None = None
+    version: str | None = None
+    job_id: str | None = None
+    decision: Decision | None = None
+
+    @property
+    def quarantined(self) -> tuple[FileResult, ...]:
+        return tuple(f for f in self.files if f.result == "quarantined")
+
+
+class ReleaseReport(_Record):
+    """The conclusion of one release run.
+
+    Attributes:
+        outcome: How the release ended (see ``ReleaseOutcome``).
+        failed: Whether the run ends Failed (every outcome but ``released`` and ``no-op``).
+        failed_at: The stage that stopped a failed release.
+        production_before: The version production served when the run started.
+        production_after: The version production serves now (None: empty).
+        problems: Cleanup steps that failed while ending a release (empty when all held).
+    """
+
+    model: str
+    version: str
+    outcome: ReleaseOutcome
+    message: str
+    failed: bool = False
+    failed_at: ReleaseStage | None = None
+    reason: str | None = None
+    production_before: str | None = None
+    production_after: str | None = None
+    image: str | None = None
+    endpoint: str | None = None
+    smoke_qa: str | None = None
+    smoke_production: str | None = None
+    problems: tuple[str, ...] = ()
+
+
+class BuildValidationReport(_Record):
+    """The conclusion of a build validation: which checks failed, and whether it published.
+
+    Attributes:
+        checks: One-line summary per check, by check name.
+        published: None when publishing did not run (checks failed, or ``publish=False``).
+    """
+
+    passed: bool
+    failing: tuple[str, ...] = ()
+    checks: dict[str, str] = {}
+    published: bool | None = None
+
+
+class WatchReport(_Record):
+    """One blob-watcher pass: what it listed, announced (oldest first) and forgot."""
+
+    container: str
+    listed: int
+    announced: list[str]
+    reannounced: list[str]
+    forgotten: list[str]

@@ -1,0 +1,38 @@
+"""The resources flows are handed, like Dagster resources: resolved once, never looked up mid-run.
+
+A deployed run gets the defaults the settings choose (``default_*``); a test hands a flow
+in-memory ones (``backends.local.memory``) through the same parameter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from backends import Backends, get_backends, get_release_backends
+from core.interfaces import DeploymentTarget, ImageBuilder, ModelRegistry
+from core.settings import Settings
+from core.smoke import HttpProbe, ServiceProbe
+
+
+@dataclass(frozen=True)
+class ReleaseResources:
+    """What a release works with: the registry, the image builder (None when the target runs
+    the model folder itself), the deployment target, and the client that checks a service."""
+
+    registry: ModelRegistry
+    builder: ImageBuilder | None
+    target: DeploymentTarget
+    probe: ServiceProbe = field(default_factory=HttpProbe)
+
+
+def default_backends(settings: Settings) -> Backends:
+    """The data lake, compute and registry of the settings' profile."""
+    return get_backends(settings)
+
+
+def default_release_resources(settings: Settings) -> ReleaseResources:
+    """The registry, builder and target of the settings' profile (may start the local engine)."""
+    release = get_release_backends(settings)
+    return ReleaseResources(
+        registry=get_backends(settings).registry, builder=release.builder, target=release.target
+    )

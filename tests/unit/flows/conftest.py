@@ -1,0 +1,39 @@
+"""Flow unit tests: the real flows on in-memory backends, through the session's Prefect server.
+
+No Azurite, no Docker, no scoring process: the data lake lives in a dict, training runs the
+real training command in this process, the registry is the local one in a temporary folder,
+and releases go to an in-memory target checked by a scripted probe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from backends import Backends
+from backends.local.memory import InMemoryDataLake
+from backends.local.memory_compute import InProcessCompute
+from backends.local.registry import LocalModelRegistry
+from core.settings import Settings, get_settings
+
+
+@pytest.fixture
+def settings(
+    prefect_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Settings]:
+    monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path / "state"))
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def backends(settings: Settings, tmp_path: Path) -> Backends:
+    datalake = InMemoryDataLake()
+    return Backends(
+        datalake=datalake,
+        compute=InProcessCompute(datalake, tmp_path / "jobs"),
+        registry=LocalModelRegistry(tmp_path / "registry"),
+    )
