@@ -3,6 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 MLOPS := .venv/bin/mlops
 AZURITE_VERSION := 3.35.0
+CHECKOV_VERSION := 3.3.30
 # The CDN files of GX Data Docs pages, at the versions their templates load (vega@5, vega-lite@5
 # and vega-embed@6: the newest when pinned); mlops/docs_server.py serves them offline.
 DOCS_ASSETS := bootstrap@4.3.1 bootstrap-table@1.19.1 \
@@ -17,7 +18,7 @@ export DO_NOT_TRACK := 1
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-setup: .venv/.installed .tools/.installed .tools/.docs-assets ## Install system packages, Python deps (.venv), Azurite and Data Docs assets (.tools)
+setup: .venv/.installed .tools/.installed .tools/.docs-assets .tools/checkov/.installed ## Install system packages, Python deps (.venv), Azurite, Data Docs assets and checkov (.tools)
 
 .venv/.installed: pyproject.toml constraints.txt deployments/local/install-system.sh
 	bash deployments/local/install-system.sh
@@ -40,6 +41,16 @@ setup: .venv/.installed .tools/.installed .tools/.docs-assets ## Install system 
 	mkdir -p .tools/docs-assets
 	npm install --prefix .tools/docs-assets --silent --no-audit --no-fund --no-save \
 		--legacy-peer-deps $(DOCS_ASSETS)
+	touch $@
+
+# checkov scans deployments/azure/*.bicep (tests/unit/deployments/azure/test_bicep.py). Its
+# dependency tree (boto3, its own pycep-parser and pydantic pins) would fight .venv's, so it
+# lives in a virtualenv of its own, pinned whole by deployments/azure/checkov-constraints.txt.
+.tools/checkov/.installed: deployments/azure/checkov-constraints.txt
+	test -x .tools/checkov/bin/python || python3.11 -m venv .tools/checkov
+	.tools/checkov/bin/python -m pip install -q --upgrade pip
+	.tools/checkov/bin/python -m pip install -q -c deployments/azure/checkov-constraints.txt \
+		checkov==$(CHECKOV_VERSION)
 	touch $@
 
 demo: setup ## Stack up, deploy, new data -> retrain -> release -> production; a bad file quarantined

@@ -155,14 +155,14 @@ def _azure_release_backends(settings: Settings, *, start_engine: bool) -> Releas
     """ACR for images, ACI for QA, AKS (an Azure ML Kubernetes compute) for production.
 
     The image is built on this machine's engine, exactly as locally, and pushed to ACR with
-    the Entra ID identity; ACI pulls it with the pull-only registry token of the settings,
-    AKS with the cluster's own identity.
+    the Entra ID identity; ACI pulls it as the QA identity, AKS with the cluster's own. Keys
+    live in the project's Key Vault: the QA key is created there on the first release, and
+    production's endpoint keys are mirrored there for secret injection.
     """
     from core.interfaces import BackendError
 
     azure = settings.azure
-    qa_key, pull_password = azure.qa_api_key, azure.registry_password
-    if qa_key is None or pull_password is None or azure.release_missing():
+    if azure.release_missing():
         raise BackendError("a release in Azure needs: " + ", ".join(azure.release_missing()))
 
     from azure.identity import DefaultAzureCredential
@@ -172,11 +172,13 @@ def _azure_release_backends(settings: Settings, *, start_engine: bool) -> Releas
     from backends.azure.acr import AcrImageBuilder
     from backends.azure.aks import AksOnlineTarget
     from backends.azure.client import workspace_client
+    from backends.azure.keyvault import KeyVaultSecrets
     from backends.local.docker_image import DockerImageBuilder
     from backends.local.dockerd import DockerEngine
     from backends.routed import TargetsByEnvironment
 
     credential = DefaultAzureCredential()
+    vault = KeyVaultSecrets.from_url(azure.key_vault_url, credential)
     engine = DockerEngine(
         settings.docker_path, candidates=[settings.docker_host] if settings.docker_host else None
     )
@@ -186,14 +188,19 @@ def _azure_release_backends(settings: Settings, *, start_engine: bool) -> Releas
         ContainerInstanceManagementClient(credential, azure.subscription_id),
         azure.resource_group,
         azure.location,
-        keys=lambda environment: qa_key.get_secret_value(),
+        keys=lambda environment: vault.get_or_create(azure.qa_api_key_secret),
+        name_prefix=azure.endpoint_prefix,
+        dns_prefix=azure.endpoint_prefix,
         registry_server=azure.registry,
-        registry_username=azure.registry_username,
-        registry_password=pull_password.get_secret_value(),
+        registry_identity=azure.qa_identity,
     )
     production = AksOnlineTarget(
         workspace_client(azure, credential),
         azure.kubernetes_compute,
+        vault,
+        identity=azure.endpoint_identity,
+        name_prefix=azure.endpoint_prefix,
+        instance_type=azure.online_instance_type,
         min_replicas=settings.production_replicas,
     )
     return ReleaseBackends(

@@ -21,44 +21,51 @@ AZURITE_KEY = (
 
 
 class AzureSettings(BaseModel):
-    """Where the Azure profile points. Only read when ``profile == "azure"``."""
+    """Where the Azure profile points. Only read when ``profile == "azure"``.
+
+    Every field is an output of ``deployments/azure/main.bicep`` (``MLOPS_AZURE__<FIELD>``)
+    or a documented input (``deployments/azure/README.md``); a unit test holds them together.
+    Nothing here is a secret: secrets stay in Key Vault and settings name them.
+    """
 
     subscription_id: str = ""
     resource_group: str = ""
     workspace: str = ""
     compute_name: str = "cpu-cluster"
-    environment: str = "diabetes-train-env@latest"
+    # The training environment's name: the compute adapter registers it, versioned by the hash
+    # of constraints.txt, when that version is missing. "name:version" or "name@label" pins one.
+    environment: str = "diabetes-train-env"
     storage_account_url: str = ""  # https://<account>.blob.core.windows.net
     job_poll_seconds: float = 15.0
 
     # Release (read only by the release): images in Azure Container Registry, QA on Azure
-    # Container Instances, production on an AKS cluster attached to the workspace.
+    # Container Instances, production on an AKS cluster attached to the workspace (or, with
+    # ``kubernetes_compute`` empty, a managed online endpoint).
     registry: str = ""  # the ACR login server, <name>.azurecr.io
     location: str = ""  # the region of the QA container group, e.g. westeurope
     kubernetes_compute: str = "aks-production"  # the workspace's attached AKS compute
-    # ACI keeps no keys of its own: the QA service's key comes from here (a CI secret or a
-    # Key Vault reference). Production's key is the AKS endpoint's own.
-    qa_api_key: SecretStr | None = None
-    # ACI pulls the image with a pull-only ACR token (az acr token create ... _repositories_pull);
-    # images are pushed with the Entra ID identity (AcrPush), AKS pulls with its own (AcrPull).
-    registry_username: str = ""
-    registry_password: SecretStr | None = None
+    online_instance_type: str = ""  # managed endpoint VM size; on AKS: the compute's default
+    endpoint_prefix: str = "diabetes-scoring"  # endpoints and QA group: <prefix>-<environment>
+    # The project's Key Vault (https://<vault>.vault.azure.net/) and the secret holding the QA
+    # service's key (created there on the first release). Production's keys are the endpoint's.
+    key_vault_url: str = ""
+    qa_api_key_secret: str = "scoring-qa-api-key"
+    # Resource ids of user-assigned identities: the QA group pulls its image as ``qa_identity``
+    # (AcrPull, no registry password); the production endpoint reads its keys from Key Vault as
+    # ``endpoint_identity`` (Key Vault Secrets User).
+    qa_identity: str = ""
+    endpoint_identity: str = ""
 
     def release_missing(self) -> list[str]:
         """The ``MLOPS_AZURE__*`` variables a release in Azure needs and lacks."""
         needed = {
             "registry": self.registry,
             "location": self.location,
-            "qa_api_key": self.qa_api_key,
-            "registry_username": self.registry_username,
-            "registry_password": self.registry_password,
+            "key_vault_url": self.key_vault_url,
+            "qa_identity": self.qa_identity,
+            "endpoint_identity": self.endpoint_identity,
         }
         return [f"MLOPS_AZURE__{name.upper()}" for name, value in needed.items() if not value]
-
-    def secrets(self) -> dict[str, str]:
-        """The secret fields that are set, by field name, in clear (for ``to_env``)."""
-        fields = {"qa_api_key": self.qa_api_key, "registry_password": self.registry_password}
-        return {name: value.get_secret_value() for name, value in fields.items() if value}
 
 
 class Settings(BaseSettings):
@@ -130,10 +137,8 @@ class Settings(BaseSettings):
                 env[f"MLOPS_{name.upper()}"] = str(value)
         if self.blob_connection_string is not None:
             env["MLOPS_BLOB_CONNECTION_STRING"] = self.blob_connection_string.get_secret_value()
-        secrets = self.azure.secrets()
         for name, value in self.azure.model_dump(mode="json").items():
-            if value is not None:
-                env[f"MLOPS_AZURE__{name.upper()}"] = secrets.get(name, str(value))
+            env[f"MLOPS_AZURE__{name.upper()}"] = str(value)
         env["MLOPS_STATE_DIR"] = str(self.state_path)  # absolute: workers run elsewhere
         return env
 

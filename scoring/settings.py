@@ -1,12 +1,15 @@
 """The scoring service's own settings: the only place the service reads environment variables.
 
 The service runs alone in a container, so it does not share ``core.settings``: every field
-is read from ``SCORING_<FIELD>`` (``SCORING_MODEL_DIR``, ``SCORING_API_KEY``, ...).
+is read from ``SCORING_<FIELD>`` (``SCORING_MODEL_DIR``, ``SCORING_API_KEY``, ...). A key can
+also come from a file (``SCORING_API_KEY_FILE``, ``SCORING_SECONDARY_API_KEY_FILE``): a
+mounted secret volume keeps it out of the container's environment.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,8 +55,10 @@ class ScoringSettings(BaseSettings):
         model_version: Registered model version, echoed in responses.
         model_sha256: The registry's sha256 of ``model.joblib``; any other file is refused.
         api_key: The key clients send as ``Authorization: Bearer <key>``.
+        api_key_file: A file holding ``api_key`` instead (a trailing newline is ignored).
         secondary_api_key: Optional second valid key, for rotation (Azure ML endpoints
             also have a primary and a secondary key).
+        secondary_api_key_file: A file holding ``secondary_api_key`` instead.
         allow_insecure_dev_key: Accept placeholder or short keys (development only).
         max_rows: Most rows accepted in one ``/score`` request.
         max_body_bytes: Largest request body accepted, in bytes.
@@ -64,7 +69,11 @@ class ScoringSettings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(
-        env_prefix="SCORING_", extra="ignore", protected_namespaces=(), frozen=True
+        env_prefix="SCORING_",
+        extra="ignore",
+        protected_namespaces=(),
+        frozen=True,
+        hide_input_in_errors=True,  # an error must never print a key it was given
     )
 
     model_dir: Path
@@ -72,7 +81,9 @@ class ScoringSettings(BaseSettings):
     model_version: str = Field(min_length=1)
     model_sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
     api_key: SecretStr
+    api_key_file: Path | None = None
     secondary_api_key: SecretStr | None = None
+    secondary_api_key_file: Path | None = None
     allow_insecure_dev_key: bool = False
     max_rows: int = Field(default=1000, ge=1)
     max_body_bytes: int = Field(default=1_000_000, ge=64)
@@ -80,6 +91,24 @@ class ScoringSettings(BaseSettings):
     port: int = Field(default=5001, ge=0, le=65535)
     log_payloads: bool = False
     log_level: str = Field(default="INFO", pattern=r"^(?i:debug|info|warning|error|critical)$")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keys_from_files(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        for field in ("api_key", "secondary_api_key"):
+            path, name = data.get(f"{field}_file"), f"SCORING_{field.upper()}"
+            if path in (None, ""):
+                continue
+            if data.get(field) not in (None, ""):
+                raise ValueError(f"set {name} or {name}_FILE, not both")
+            try:
+                text = Path(path).read_text(encoding="utf-8")
+            except OSError as exc:  # the message names the file, never its content
+                raise ValueError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
+            data = {**data, field: text.rstrip("\r\n")}
+        return data
 
     @field_validator("model_sha256")
     @classmethod

@@ -3,16 +3,22 @@
 Each environment is one container group, ``<prefix>-<environment>``, running the scoring
 image on port 5001 behind the DNS label ``<dns_prefix>-<environment>``. The release it runs,
 and the one before it (for ``rollback``), are kept as tags on the group, so any process can
-read them. The API key travels only as a secure environment variable: Azure never returns
-it, so ``keys`` (Key Vault in practice) supplies it for ``deploy`` and ``current``.
+read them.
+
+Secrets: none in the container's environment. The API key reaches the container as a file on
+a secret volume (``SCORING_API_KEY_FILE``); Azure never returns secret volumes, so ``keys``
+(Key Vault in practice) supplies it for ``deploy`` and ``current``. The image is pulled as a
+user-assigned identity (AcrPull), so there is no registry password at all. The PUT body
+carries the key base64-encoded in the volume: nothing here logs it, and the SDK's HTTP
+logging must stay off.
 
 ACI restarts a group to change it: a deploy has seconds of downtime. That is accepted for
-QA; production runs on AKS with rolling updates. Request bodies carry the key and registry
-password in clear: nothing here logs them, and the SDK's HTTP logging must stay off.
+QA; production runs on AKS with rolling updates.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +29,7 @@ from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 from azure.mgmt.containerinstance.models import (
     Container,
     ContainerGroup,
+    ContainerGroupIdentity,
     ContainerHttpGet,
     ContainerPort,
     ContainerProbe,
@@ -32,6 +39,9 @@ from azure.mgmt.containerinstance.models import (
     Port,
     ResourceRequests,
     ResourceRequirements,
+    UserAssignedIdentities,
+    Volume,
+    VolumeMount,
 )
 
 from backends.azure._release_tags import release_from_tags, release_tags
@@ -40,6 +50,8 @@ from core.interfaces import BackendError, Endpoint, ReleaseSpec
 log = logging.getLogger(__name__)
 
 PORT = 5001
+SECRETS_MOUNT = "/mnt/secrets"  # the secret volume, read-only in the container
+KEY_FILE = "api-key"
 
 
 class AciTarget:
@@ -53,8 +65,8 @@ class AciTarget:
         name_prefix: Container group names are ``<name_prefix>-<environment>``.
         dns_prefix: DNS labels are ``<dns_prefix>-<environment>`` (unique in the region).
         registry_server: The image registry (``<name>.azurecr.io``); empty for public images.
-        registry_username: Registry user (with ``registry_password``), if not by identity.
-        registry_password: Registry password; sent in the PUT body only, never logged.
+        registry_identity: Resource id of the user-assigned identity the group pulls its
+            image as (it holds AcrPull on the registry); the group runs as it too.
         cpu: Cores per group.
         memory_gb: Memory per group.
         timeout: Seconds to wait for a create, update or delete.
@@ -70,8 +82,7 @@ class AciTarget:
         name_prefix: str = "diabetes-scoring",
         dns_prefix: str = "diabetes-scoring",
         registry_server: str = "",
-        registry_username: str = "",
-        registry_password: str = "",
+        registry_identity: str = "",
         cpu: float = 1.0,
         memory_gb: float = 1.5,
         timeout: float = 900.0,
@@ -83,7 +94,7 @@ class AciTarget:
         self.name_prefix = name_prefix
         self.dns_prefix = dns_prefix
         self.registry_server = registry_server
-        self._registry_login = (registry_username, registry_password)
+        self.registry_identity = registry_identity
         self.cpu = cpu
         self.memory_gb = memory_gb
         self.timeout = timeout
@@ -191,9 +202,11 @@ class AciTarget:
         self, environment: str, release: ReleaseSpec, tags: dict[str, str]
     ) -> ContainerGroup:
         env = [EnvironmentVariable(name=k, value=v) for k, v in release.model_env().items()]
+        # The key is a file on a secret volume; the environment only says where it is.
         env.append(
-            EnvironmentVariable(name="SCORING_API_KEY", secure_value=self._keys(environment))
+            EnvironmentVariable(name="SCORING_API_KEY_FILE", value=f"{SECRETS_MOUNT}/{KEY_FILE}")
         )
+        key = base64.b64encode(self._keys(environment).encode()).decode()
         container = Container(
             name="scoring",
             image=release.image,
@@ -202,17 +215,22 @@ class AciTarget:
             ),
             ports=[ContainerPort(port=PORT)],
             environment_variables=env,
+            volume_mounts=[VolumeMount(name="secrets", mount_path=SECRETS_MOUNT, read_only=True)],
             liveness_probe=_probe("/healthz", 20),
             readiness_probe=_probe("/", 5),
         )
         credentials: list[ImageRegistryCredential] | None = None
-        if self.registry_server:
-            user, password = self._registry_login
+        identity: ContainerGroupIdentity | None = None
+        if self.registry_server and self.registry_identity:
             credentials = [
                 ImageRegistryCredential(
-                    server=self.registry_server, username=user or None, password=password or None
+                    server=self.registry_server, identity=self.registry_identity
                 )
             ]
+            identity = ContainerGroupIdentity(
+                type="UserAssigned",
+                user_assigned_identities={self.registry_identity: UserAssignedIdentities()},
+            )
         return ContainerGroup(
             location=self.location,
             containers=[container],
@@ -223,7 +241,9 @@ class AciTarget:
                 ports=[Port(protocol="TCP", port=PORT)],
                 dns_name_label=f"{self.dns_prefix}-{environment}",
             ),
+            volumes=[Volume(name="secrets", secret={KEY_FILE: key})],
             image_registry_credentials=credentials,
+            identity=identity,
             tags=tags,
         )
 

@@ -18,12 +18,16 @@ deployment keeps running as the ``previous`` release (named in the endpoint tag
 Where things are recorded: the live release is the deployment with the traffic; each
 deployment's tags hold its release (model name, version, sha256, image).
 
+Without an AKS compute (``compute`` empty) the same happens on a managed online endpoint:
+Azure ML runs the instances (``instance_type``), for users without a cluster.
+
 Secrets: the container checks the endpoint's own keys (``SCORING_API_KEY`` and
-``SCORING_SECONDARY_API_KEY``), read from Azure ML at deploy time and passed as deployment
-environment variables. Azure ML returns those variables to anyone allowed to read the
-deployment, and regenerating an endpoint key takes a redeploy to reach the container.
-Nothing here logs the keys or puts them in exception messages, and the SDK's HTTP body logging
-(``logging_enable``) must stay off.
+``SCORING_SECONDARY_API_KEY``). They are mirrored into Key Vault at deploy time, and the
+deployment's variables hold only Key Vault references (``${{keyvault:<versioned id>}}``) that
+Azure ML's secret injection resolves when the container starts, as the endpoint's identity
+(``identity``: Key Vault Secrets User). Reading the deployment shows references, never keys.
+A regenerated endpoint key reaches the container with the next deploy. Nothing here logs the
+keys or puts them in exception messages, and the SDK's HTTP body logging must stay off.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from backends.azure._release_tags import release_from_tags, release_tags
 from backends.azure.client import call
@@ -43,6 +47,14 @@ if TYPE_CHECKING:
     from azure.core.polling import LROPoller
 
 log = logging.getLogger(__name__)
+
+
+class SecretWriter(Protocol):
+    """Where endpoint keys are mirrored (``backends.azure.keyvault.KeyVaultSecrets``)."""
+
+    def put(self, name: str, value: str) -> str:
+        """Store ``value`` as secret ``name``; return its versioned id."""
+        ...
 
 
 PORT = 5001
@@ -77,13 +89,18 @@ class AksOnlineTarget:
 
     Args:
         ml_client: The workspace client (see ``backends.azure.client.workspace_client``).
-        compute: Name of the AKS cluster's Kubernetes compute in the workspace.
+        compute: Name of the AKS cluster's Kubernetes compute in the workspace; empty for a
+            managed online endpoint.
+        secrets: The Key Vault the endpoint keys are mirrored to (secret injection).
+        identity: Resource id of the user-assigned identity the endpoint runs as; it reads
+            the mirrored keys (Key Vault Secrets User).
         name_prefix: Endpoint names are ``<name_prefix>-<environment>``; they must be unique
             in the Azure region.
         min_replicas: Fewest instances a deployment runs (a release asking for fewer gets
             this many), so that a node or pod restart never takes production down.
         instance_type: A Kubernetes instance type defined on the compute (CPU and memory per
-            instance); the compute's default when empty.
+            instance; the compute's default when empty), or the VM size of a managed
+            deployment (required then).
         timeout: Seconds to wait for each create, update or delete.
     """
 
@@ -91,7 +108,9 @@ class AksOnlineTarget:
         self,
         ml_client: MLClient,
         compute: str,
+        secrets: SecretWriter,
         *,
+        identity: str = "",
         name_prefix: str = "diabetes-scoring",
         min_replicas: int = 2,
         instance_type: str = "",
@@ -99,8 +118,12 @@ class AksOnlineTarget:
     ) -> None:
         if min_replicas < 1:
             raise ValueError("min_replicas must be at least 1")
+        if not compute and not instance_type:
+            raise ValueError("a managed online endpoint (no compute) needs an instance_type")
         self._client = ml_client
         self.compute = compute
+        self._secrets = secrets
+        self.identity = identity
         self.name_prefix = name_prefix
         self.min_replicas = min_replicas
         self.instance_type = instance_type
@@ -209,15 +232,34 @@ class AksOnlineTarget:
 
     # ------------------------------------------------------------------ steps
     def _create_endpoint(self, name: str) -> OnlineEndpoint:
-        from azure.ai.ml.entities import KubernetesOnlineEndpoint
-
-        endpoint = KubernetesOnlineEndpoint(
-            name=name,
-            compute=self.compute,
-            auth_mode="key",
-            description="Scoring service (one deployment per release)",
+        from azure.ai.ml.entities import (
+            IdentityConfiguration,
+            KubernetesOnlineEndpoint,
+            ManagedIdentityConfiguration,
+            ManagedOnlineEndpoint,
         )
-        log.info("creating AKS endpoint %s on compute %s", name, self.compute)
+
+        # The endpoint's identity reads the Key Vault references of its deployments.
+        identity = (
+            IdentityConfiguration(
+                type="user_assigned",
+                user_assigned_identities=[ManagedIdentityConfiguration(resource_id=self.identity)],
+            )
+            if self.identity
+            else None
+        )
+        common: dict[str, Any] = {
+            "name": name,
+            "auth_mode": "key",
+            "identity": identity,
+            "description": "Scoring service (one deployment per release)",
+        }
+        endpoint: OnlineEndpoint = (
+            KubernetesOnlineEndpoint(compute=self.compute, **common)
+            if self.compute
+            else ManagedOnlineEndpoint(**common)
+        )
+        log.info("creating endpoint %s on %s", name, self.compute or "managed compute")
         call(
             f"create AKS endpoint {name}",
             lambda: self._wait(self._client.online_endpoints.begin_create_or_update(endpoint)),
@@ -237,18 +279,30 @@ class AksOnlineTarget:
         *,
         created: bool,
     ) -> None:
-        from azure.ai.ml.entities import Environment, KubernetesOnlineDeployment
+        from azure.ai.ml.entities import (
+            Environment,
+            KubernetesOnlineDeployment,
+            ManagedOnlineDeployment,
+        )
+
+        from backends.azure.keyvault import injection
 
         keys = self._keys(name)
-        spec = KubernetesOnlineDeployment(
+        # The keys go to Key Vault; the deployment holds references Azure ML resolves.
+        references = {
+            "SCORING_API_KEY": injection(
+                self._secrets.put(f"{name}-primary-key", str(keys.primary_key))
+            )
+        }
+        if keys.secondary_key:
+            secondary = self._secrets.put(f"{name}-secondary-key", str(keys.secondary_key))
+            references["SCORING_SECONDARY_API_KEY"] = injection(secondary)
+        kind = KubernetesOnlineDeployment if self.compute else ManagedOnlineDeployment
+        spec = kind(
             name=deployment,
             endpoint_name=name,
             environment=Environment(image=release.image, inference_config=ROUTES),
-            environment_variables={
-                **release.model_env(),
-                "SCORING_API_KEY": str(keys.primary_key or ""),
-                "SCORING_SECONDARY_API_KEY": str(keys.secondary_key or ""),
-            },
+            environment_variables={**release.model_env(), **references},
             instance_count=replicas,
             instance_type=self.instance_type or None,
             tags=release_tags(release),

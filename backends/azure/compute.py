@@ -1,8 +1,10 @@
 """``Compute`` on Azure Machine Learning: each training run is an AML command job.
 
 The job runs the same ``python -m training.train`` as the local backend, on the cluster
-named in settings, in a registered environment. Its ``model`` output (a ``uri_folder``)
-is what ``download_outputs`` fetches.
+named in settings, in the training environment built from ``constraints.txt``
+(``backends.azure.environment``: registered on first use, versioned by the pins), so the model
+it trains loads in the scoring image. Its ``model`` output (a ``uri_folder``) is what
+``download_outputs`` fetches.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ class AmlCompute:
         settings: Compute cluster, environment and poll interval.
         code_dir: The folder holding the ``training`` package (the repository root); only
             that package is uploaded as the job's code snapshot.
+        lock: The pins of the training environment; ``code_dir/constraints.txt`` by default.
         sleep: Waits between polls (tests pass a fake clock).
         clock: Monotonic seconds (tests pass a fake clock).
         cancel_wait: Seconds ``wait`` gives a cancellation to be acknowledged on timeout.
@@ -92,10 +95,12 @@ class AmlCompute:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         cancel_wait: float = 60.0,
+        lock: Path | None = None,
     ) -> None:
         self._client = ml_client
         self.settings = settings
         self.code_dir = code_dir
+        self.lock = lock or code_dir / "constraints.txt"
         self._sleep = sleep
         self._clock = clock
         self._cancel_wait = cancel_wait
@@ -120,6 +125,7 @@ class AmlCompute:
         stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
         name = f"train-{stamp}-{secrets.token_hex(3)}"
         with self._code_snapshot() as code:
+            environment = self._environment()
             job = command(
                 name=name,
                 code=str(code),
@@ -129,7 +135,7 @@ class AmlCompute:
                 ),
                 inputs={"data": Input(type="uri_file", path=spec.data_uri)},
                 outputs={OUTPUT_NAME: Output(type="uri_folder")},
-                environment=_environment_ref(self.settings.environment),
+                environment=environment,
                 compute=self.settings.compute_name,
                 experiment_name=spec.experiment,
                 display_name=spec.display_name or name,
@@ -202,6 +208,17 @@ class AmlCompute:
         return "\n".join(parts)
 
     # ------------------------------------------------------------------ helpers
+    def _environment(self) -> str:
+        """The job's environment: the lock's version of the named one, registered if missing;
+        a setting of ``name:version`` or ``name@label`` is taken as it is."""
+        configured = self.settings.environment
+        if ":" in configured.removeprefix("azureml:") or "@" in configured:
+            return _environment_ref(configured)
+        from backends.azure.environment import TrainingEnvironment
+
+        name = configured.removeprefix("azureml:")
+        return TrainingEnvironment(self._client, name, self.lock).ensure()
+
     @contextmanager
     def _code_snapshot(self) -> Iterator[Path]:
         # The job needs only the training package; uploading the repository would ship

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 from azure.storage.blob import BlobServiceClient
+from pydantic import SecretStr
 
 from core.settings import (
     AZURITE_ACCOUNT,
     AZURITE_KEY,
+    AzureSettings,
     SettingsError,
     get_settings,
     load_settings,
@@ -196,31 +198,41 @@ def test_azure_release_settings_name_what_a_release_lacks(
     assert settings.azure.release_missing() == [
         "MLOPS_AZURE__REGISTRY",
         "MLOPS_AZURE__LOCATION",
-        "MLOPS_AZURE__QA_API_KEY",
-        "MLOPS_AZURE__REGISTRY_USERNAME",
-        "MLOPS_AZURE__REGISTRY_PASSWORD",
+        "MLOPS_AZURE__KEY_VAULT_URL",
+        "MLOPS_AZURE__QA_IDENTITY",
+        "MLOPS_AZURE__ENDPOINT_IDENTITY",
     ]
-    monkeypatch.setenv("MLOPS_AZURE__REGISTRY", "mlops.azurecr.io")
-    monkeypatch.setenv("MLOPS_AZURE__LOCATION", "westeurope")
-    monkeypatch.setenv("MLOPS_AZURE__QA_API_KEY", "qa-k3y-0123456789abcdef")
-    monkeypatch.setenv("MLOPS_AZURE__REGISTRY_USERNAME", "aci-pull")
-    monkeypatch.setenv("MLOPS_AZURE__REGISTRY_PASSWORD", "pu11-passw0rd")
+    for key, value in RELEASE_ENV.items():
+        monkeypatch.setenv(key, value)
     settings = load_settings()
     assert settings.azure.release_missing() == []
     assert settings.azure.kubernetes_compute == "aks-production"
+    assert settings.azure.qa_api_key_secret == "scoring-qa-api-key"
 
 
-def test_release_secrets_stay_secret_but_reach_the_workers(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in AZURE_ENV.items():
+RELEASE_ENV = {
+    "MLOPS_AZURE__REGISTRY": "mlops.azurecr.io",
+    "MLOPS_AZURE__LOCATION": "westeurope",
+    "MLOPS_AZURE__KEY_VAULT_URL": "https://kvmlopsapp.vault.azure.net/",
+    "MLOPS_AZURE__QA_IDENTITY": "/subscriptions/s/resourceGroups/rg/providers/"
+    "Microsoft.ManagedIdentity/userAssignedIdentities/id-mlops-qa",
+    "MLOPS_AZURE__ENDPOINT_IDENTITY": "/subscriptions/s/resourceGroups/rg/providers/"
+    "Microsoft.ManagedIdentity/userAssignedIdentities/id-mlops-endpoint",
+}
+
+
+def test_azure_settings_are_references_and_reach_the_workers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for key, value in {**AZURE_ENV, **RELEASE_ENV}.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setenv("MLOPS_AZURE__QA_API_KEY", "qa-k3y-0123456789abcdef")
-    monkeypatch.setenv("MLOPS_AZURE__REGISTRY_PASSWORD", "pu11-passw0rd")
     settings = load_settings()
-    for shown in (repr(settings), str(settings), settings.model_dump_json()):
-        assert "qa-k3y" not in shown and "pu11-passw0rd" not in shown
+    # No Azure setting is a secret: the keys stay in Key Vault, the settings name them.
+    assert not any(
+        isinstance(getattr(settings.azure, name), SecretStr) for name in AzureSettings.model_fields
+    )
     env = settings.to_env()
-    assert env["MLOPS_AZURE__QA_API_KEY"] == "qa-k3y-0123456789abcdef"
-    assert env["MLOPS_AZURE__REGISTRY_PASSWORD"] == "pu11-passw0rd"
+    assert env["MLOPS_AZURE__KEY_VAULT_URL"] == "https://kvmlopsapp.vault.azure.net/"
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     worker = load_settings()  # a worker started with to_env() sees the same

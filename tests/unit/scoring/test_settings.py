@@ -73,3 +73,51 @@ def test_secondary_key(make_settings: Settings) -> None:
     assert make_settings(secondary_api_key="").secondary_api_key is None
     with pytest.raises(ValidationError, match="SCORING_SECONDARY_API_KEY is a placeholder"):
         make_settings(secondary_api_key="changeme")
+
+
+def _model_env(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    monkeypatch.setenv("SCORING_MODEL_DIR", str(folder))
+    monkeypatch.setenv("SCORING_MODEL_NAME", "diabetes-ridge")
+    monkeypatch.setenv("SCORING_MODEL_VERSION", "3")
+    monkeypatch.setenv("SCORING_MODEL_SHA256", "ab" * 32)
+
+
+def test_keys_can_come_from_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # A mounted secret volume (ACI) holds the keys: nothing secret in the environment.
+    _model_env(monkeypatch, tmp_path)
+    (tmp_path / "api-key").write_text("key-from-a-file-0123456789\n")
+    (tmp_path / "secondary").write_text("second-key-from-a-file-0123")
+    monkeypatch.setenv("SCORING_API_KEY_FILE", str(tmp_path / "api-key"))
+    monkeypatch.setenv("SCORING_SECONDARY_API_KEY_FILE", str(tmp_path / "secondary"))
+
+    settings = ScoringSettings()  # type: ignore[call-arg]
+
+    assert settings.api_keys() == (b"key-from-a-file-0123456789", b"second-key-from-a-file-0123")
+    assert "key-from-a-file" not in repr(settings)
+
+
+def test_a_key_file_is_checked_like_a_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    _model_env(monkeypatch, tmp_path)
+    (tmp_path / "api-key").write_text("changeme\n")
+    monkeypatch.setenv("SCORING_API_KEY_FILE", str(tmp_path / "api-key"))
+    with pytest.raises(ValidationError, match="placeholder"):
+        ScoringSettings()  # type: ignore[call-arg]
+
+
+def test_a_missing_key_file_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    _model_env(monkeypatch, tmp_path)
+    monkeypatch.setenv("SCORING_API_KEY_FILE", str(tmp_path / "nope"))
+    with pytest.raises(ValidationError, match=r"SCORING_API_KEY_FILE: cannot read .*nope"):
+        ScoringSettings()  # type: ignore[call-arg]
+
+
+def test_a_key_and_its_file_together_are_refused_without_showing_the_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _model_env(monkeypatch, tmp_path)
+    (tmp_path / "api-key").write_text("key-from-a-file-0123456789")
+    monkeypatch.setenv("SCORING_API_KEY_FILE", str(tmp_path / "api-key"))
+    monkeypatch.setenv("SCORING_API_KEY", "key-from-the-env-0123456789")
+    with pytest.raises(ValidationError, match="not both") as caught:
+        ScoringSettings()  # type: ignore[call-arg]
+    assert "key-from-the-env" not in str(caught.value)

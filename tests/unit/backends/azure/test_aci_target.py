@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 from typing import Any
@@ -16,7 +17,10 @@ SUB = "00000000-1111-2222-3333-444444444444"
 PROVIDER = "providers/Microsoft.ContainerInstance"
 GROUPS = rf"/subscriptions/{SUB}/resourceGroups/rg-release/{PROVIDER}/containerGroups"
 KEY = "k3y-from-key-vault-0123456789"
-PASSWORD = "acr-pa55word-0123456789"
+QA_IDENTITY = (
+    f"/subscriptions/{SUB}/resourceGroups/rg-release/providers/"
+    "Microsoft.ManagedIdentity/userAssignedIdentities/id-mlops-qa"
+)
 V1 = ReleaseSpec("diabetes-ridge", "1", "a" * 64, image="acr.azurecr.io/diabetes-scoring:1")
 V2 = ReleaseSpec("diabetes-ridge", "2", "b" * 64, image="acr.azurecr.io/diabetes-scoring:2")
 
@@ -57,10 +61,8 @@ class FakeAci:
             container["properties"]["instanceView"] = {"currentState": {"state": state}}
             for var in container["properties"].get("environmentVariables", []):
                 var.pop("secureValue", None)  # Azure never returns secure values
-        props["imageRegistryCredentials"] = [
-            {k: v for k, v in c.items() if k != "password"}
-            for c in props.get("imageRegistryCredentials") or []
-        ]
+        for volume in props.get("volumes") or []:
+            volume.pop("secret", None)  # nor secret volumes' content
         self.groups[name] = {"id": f"{GROUPS}/{name}", "name": name, **body}
         pending = {**body, "properties": {**props, "provisioningState": "Pending"}}
         poll = f"https://management.azure.com/operations/aci-{name}"
@@ -87,8 +89,7 @@ def target(transport: Any, credential: Any) -> AciTarget:
         "westeurope",
         keys=lambda environment: KEY,
         registry_server="acr.azurecr.io",
-        registry_username="acr",
-        registry_password=PASSWORD,
+        registry_identity=QA_IDENTITY,
     )
 
 
@@ -96,31 +97,50 @@ def test_is_a_deployment_target(target: AciTarget) -> None:
     assert isinstance(target, DeploymentTarget)
 
 
-def test_deploy_puts_a_container_group_with_a_secure_key(
+def test_deploy_puts_a_container_group_with_the_key_in_a_secret_volume(
     aci: FakeAci, target: AciTarget, transport: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG)  # even debug logs must not carry the secrets
+    caplog.set_level(logging.DEBUG)  # even debug logs must not carry the key
 
     endpoint = target.deploy("qa", V1)
 
     (put,) = transport.sent("PUT", GROUPS + r"/diabetes-scoring-qa\?api-version=")
-    props = put.json()["properties"]
+    body = put.json()
+    props = body["properties"]
     (container,) = props["containers"]
     assert container["properties"]["image"] == V1.image
     assert container["properties"]["ports"] == [{"port": 5001}]
     env = {v["name"]: v for v in container["properties"]["environmentVariables"]}
-    assert env["SCORING_API_KEY"] == {"name": "SCORING_API_KEY", "secureValue": KEY}
+    # No secret in the environment: only where the key file is.
+    assert env["SCORING_API_KEY_FILE"] == {
+        "name": "SCORING_API_KEY_FILE",
+        "value": "/mnt/secrets/api-key",
+    }
+    assert all("secureValue" not in v for v in env.values())
+    assert "SCORING_API_KEY" not in env
     assert env["SCORING_MODEL_SHA256"]["value"] == V1.model_sha256
     assert env["SCORING_MODEL_VERSION"]["value"] == "1"
+    assert container["properties"]["volumeMounts"] == [
+        {"name": "secrets", "mountPath": "/mnt/secrets", "readOnly": True}
+    ]
+    (volume,) = props["volumes"]
+    assert volume == {
+        "name": "secrets",
+        "secret": {"api-key": base64.b64encode(KEY.encode()).decode()},
+    }
+    # The key appears nowhere in clear: not in the environment, not anywhere in the body.
+    assert KEY.encode() not in put.body
     assert container["properties"]["readinessProbe"]["httpGet"]["path"] == "/"
     assert container["properties"]["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert props["ipAddress"]["dnsNameLabel"] == "diabetes-scoring-qa"
     assert props["ipAddress"]["ports"] == [{"protocol": "TCP", "port": 5001}]
+    # The image is pulled as the QA identity: no registry user or password exists.
     assert props["imageRegistryCredentials"] == [
-        {"server": "acr.azurecr.io", "username": "acr", "password": PASSWORD}
+        {"server": "acr.azurecr.io", "identity": QA_IDENTITY}
     ]
-    assert put.json()["location"] == "westeurope"
-    assert put.json()["tags"] == {
+    assert body["identity"] == {"type": "UserAssigned", "userAssignedIdentities": {QA_IDENTITY: {}}}
+    assert body["location"] == "westeurope"
+    assert body["tags"] == {
         "model_name": "diabetes-ridge",
         "model_version": "1",
         "model_sha256": "a" * 64,
@@ -130,7 +150,7 @@ def test_deploy_puts_a_container_group_with_a_secure_key(
     assert endpoint.url == "http://diabetes-scoring-qa.westeurope.azurecontainer.io:5001"
     assert (endpoint.key, endpoint.model_version, endpoint.image) == (KEY, "1", V1.image)
     assert KEY not in repr(endpoint)
-    assert KEY not in caplog.text and PASSWORD not in caplog.text
+    assert KEY not in caplog.text
     assert target.health("qa")
     assert target.previous("qa") is None
 
@@ -199,4 +219,4 @@ def test_a_failed_operation_is_a_backend_error_without_secrets(
     transport.route("GET", r"/operations/aci-", transport.Reply(200, failed))
     with pytest.raises(BackendError, match="cannot deploy to ACI diabetes-scoring-qa") as caught:
         target.deploy("qa", V1)
-    assert KEY not in str(caught.value) and PASSWORD not in str(caught.value)
+    assert KEY not in str(caught.value)

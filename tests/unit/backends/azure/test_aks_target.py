@@ -32,6 +32,26 @@ INSTANCE_RESOURCES = {
 }
 
 
+VAULT = "https://kvmlopsapp.vault.azure.net"
+ENDPOINT_IDENTITY = (
+    "/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/rg-mlops/providers/"
+    "Microsoft.ManagedIdentity/userAssignedIdentities/id-mlops-endpoint"
+)
+
+
+class MirroredKeys:
+    """Key Vault as the target sees it (the adapter itself: test_keyvault.py)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, list[str]] = {}
+
+    def put(self, name: str, value: str) -> str:
+        versions = self.values.setdefault(name, [])
+        if not versions or versions[-1] != value:
+            versions.append(value)
+        return f"{VAULT}/secrets/{name}/v{len(versions)}"
+
+
 def _error(status: int, code: str, message: str) -> Reply:
     return Reply(status, {"error": {"code": code, "message": message}})
 
@@ -106,7 +126,8 @@ class FakeAmlEndpoints:
         )
         identity = {"type": "SystemAssigned", "principalId": "p-1", "tenantId": "t-1"}
         stored = {"id": f"{ARM}/onlineEndpoints/{name}", "name": name, **body}
-        stored.update(identity=identity, kind="K8S")
+        identity = body.get("identity") or identity
+        stored.update(identity=identity, kind="K8S" if props.get("compute") else "Managed")
         stored["type"] = "Microsoft.MachineLearningServices/workspaces/onlineEndpoints"
         self.endpoints[name] = stored
         self.deployments.setdefault(name, {})
@@ -197,8 +218,13 @@ def fake(aml: Any) -> FakeAmlEndpoints:
 
 
 @pytest.fixture
-def target(aml: Any) -> AksOnlineTarget:
-    return AksOnlineTarget(aml.client, "aks-prod", timeout=30)
+def vault() -> MirroredKeys:
+    return MirroredKeys()
+
+
+@pytest.fixture
+def target(aml: Any, vault: MirroredKeys) -> AksOnlineTarget:
+    return AksOnlineTarget(aml.client, "aks-prod", vault, identity=ENDPOINT_IDENTITY, timeout=30)
 
 
 def test_is_a_deployment_target(target: AksOnlineTarget) -> None:
@@ -218,7 +244,11 @@ def test_deployment_names_are_valid_azure_ml_names() -> None:
 
 
 def test_first_deploy_creates_the_endpoint_and_sends_all_traffic_to_it(
-    fake: FakeAmlEndpoints, target: AksOnlineTarget, aml: Any, caplog: pytest.LogCaptureFixture
+    fake: FakeAmlEndpoints,
+    target: AksOnlineTarget,
+    aml: Any,
+    vault: MirroredKeys,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)  # even debug logs must not carry the keys
 
@@ -238,9 +268,14 @@ def test_first_deploy_creates_the_endpoint_and_sends_all_traffic_to_it(
         "SCORING_MODEL_NAME": "diabetes-ridge",
         "SCORING_MODEL_VERSION": "1",
         "SCORING_MODEL_SHA256": "a" * 64,
-        "SCORING_API_KEY": KEY,
-        "SCORING_SECONDARY_API_KEY": SECONDARY,
+        # Key Vault references, resolved by Azure ML's secret injection: no key in the spec.
+        "SCORING_API_KEY": f"${{{{keyvault:{VAULT}/secrets/{NAME}-primary-key/v1}}}}",
+        "SCORING_SECONDARY_API_KEY": f"${{{{keyvault:{VAULT}/secrets/{NAME}-secondary-key/v1}}}}",
     }
+    assert KEY.encode() not in put.body and SECONDARY.encode() not in put.body
+    assert vault.values == {f"{NAME}-primary-key": [KEY], f"{NAME}-secondary-key": [SECONDARY]}
+    assert created["identity"]["type"] == "UserAssigned"
+    assert list(created["identity"]["userAssignedIdentities"]) == [ENDPOINT_IDENTITY]
     assert body["tags"] == {
         "model_name": "diabetes-ridge",
         "model_version": "1",
@@ -276,11 +311,38 @@ def test_first_deploy_creates_the_endpoint_and_sends_all_traffic_to_it(
 
 
 def test_replicas_are_at_least_min_replicas(fake: FakeAmlEndpoints, aml: Any) -> None:
-    target = AksOnlineTarget(aml.client, "aks-prod", min_replicas=3, instance_type="cpu-2")
+    target = AksOnlineTarget(
+        aml.client, "aks-prod", MirroredKeys(), min_replicas=3, instance_type="cpu-2"
+    )
     target.deploy("production", ReleaseSpec("m", "1", "a" * 64, image="i:1"))  # replicas=1
     (put,) = aml.transport.sent("PUT", r"/deployments/")
     assert put.json()["sku"]["capacity"] == 3
     assert put.json()["properties"]["instanceType"] == "cpu-2"
+
+
+def test_without_a_compute_production_is_a_managed_online_endpoint(
+    fake: FakeAmlEndpoints, aml: Any, vault: MirroredKeys
+) -> None:
+    with pytest.raises(ValueError, match="instance_type"):
+        AksOnlineTarget(aml.client, "", vault)
+    target = AksOnlineTarget(
+        aml.client, "", vault, identity=ENDPOINT_IDENTITY, instance_type="Standard_DS3_v2"
+    )
+
+    endpoint = target.deploy("production", V1)
+
+    created = aml.transport.sent("PUT", ENDPOINTS + rf"/{NAME}\?")[0].json()
+    assert "compute" not in created["properties"]
+    assert list(created["identity"]["userAssignedIdentities"]) == [ENDPOINT_IDENTITY]
+    (put,) = aml.transport.sent("PUT", ENDPOINTS + rf"/{NAME}/deployments/{D1}\?")
+    body = put.json()
+    assert body["properties"]["endpointComputeType"] == "Managed"
+    assert body["properties"]["instanceType"] == "Standard_DS3_v2"
+    assert body["properties"]["environmentVariables"]["SCORING_API_KEY"].startswith(
+        "${{keyvault:" + VAULT
+    )
+    assert KEY.encode() not in put.body and SECONDARY.encode() not in put.body
+    assert (endpoint.key, endpoint.model_version) == (KEY, "1")
 
 
 def test_a_second_deploy_switches_traffic_once_the_new_deployment_is_ready(
@@ -349,7 +411,7 @@ def test_a_failed_deployment_leaves_production_as_it_was(
 def test_a_deployment_that_outlasts_the_timeout_fails_the_deploy(
     fake: FakeAmlEndpoints, aml: Any
 ) -> None:
-    target = AksOnlineTarget(aml.client, "aks-prod", timeout=0.2)
+    target = AksOnlineTarget(aml.client, "aks-prod", MirroredKeys(), timeout=0.2)
     target.deploy("production", V1)
     polls: list[str] = []
 

@@ -13,6 +13,7 @@ from pydantic import SecretStr
 from backends import get_backends
 from backends.azure.client import LazyMLClient, workspace_client
 from backends.azure.compute import AmlCompute
+from backends.azure.keyvault import KeyVaultSecrets
 from backends.azure.registry import AmlModelRegistry
 from backends.blob_datalake import BlobDataLake
 from core.interfaces import Compute, DataLake, ModelRegistry
@@ -121,9 +122,12 @@ RELEASE = AZURE.model_copy(
         "registry": "mlops.azurecr.io",
         "location": "westeurope",
         "kubernetes_compute": "aks-prod",
-        "qa_api_key": SecretStr("qa-k3y-0123456789abcdef"),
-        "registry_username": "aci-pull",
-        "registry_password": SecretStr("pu11-passw0rd"),
+        "key_vault_url": "https://kvmlopsapp.vault.azure.net/",
+        "qa_identity": "/subscriptions/s/resourceGroups/rg-1/providers/"
+        "Microsoft.ManagedIdentity/userAssignedIdentities/id-mlops-qa",
+        "endpoint_identity": "/subscriptions/s/resourceGroups/rg-1/providers/"
+        "Microsoft.ManagedIdentity/userAssignedIdentities/id-mlops-endpoint",
+        "endpoint_prefix": "mlops-scoring",
     }
 )
 
@@ -153,7 +157,6 @@ def test_azure_release_builds_acr_aci_and_aks(
     assert isinstance(release.builder, AcrImageBuilder)
     assert isinstance(release.builder, ImageBuilder)
     assert release.builder.login_server == "mlops.azurecr.io"
-    assert "pu11-passw0rd" not in repr(release.builder)
     target = release.target
     assert isinstance(target, TargetsByEnvironment) and isinstance(target, DeploymentTarget)
     qa, production = target.target("qa"), target.target("production")
@@ -163,8 +166,14 @@ def test_azure_release_builds_acr_aci_and_aks(
         "westeurope",
         "mlops.azurecr.io",
     )
-    assert qa._keys("qa") == "qa-k3y-0123456789abcdef"
+    assert qa.registry_identity == RELEASE.qa_identity
+    assert qa.name_prefix == production.name_prefix == "mlops-scoring"
     assert production.compute == "aks-prod"
+    assert production.identity == RELEASE.endpoint_identity
+    # Keys come from the project's Key Vault, through the same credential.
+    vault = production._secrets
+    assert isinstance(vault, KeyVaultSecrets)
+    assert vault.vault_url == "https://kvmlopsapp.vault.azure.net"
     assert production.min_replicas == settings.production_replicas
     # The same credential everywhere: one sign-in for ACR, ACI and Azure ML.
     client: Any = production._client
@@ -184,4 +193,4 @@ def test_azure_release_without_its_settings_names_them(tmp_path: Path) -> None:
         get_release_backends(settings, start_engine=False)
     message = str(caught.value)
     assert message.startswith("a release in Azure needs: MLOPS_AZURE__REGISTRY")
-    assert "MLOPS_AZURE__QA_API_KEY" in message and "MLOPS_AZURE__REGISTRY_PASSWORD" in message
+    assert "MLOPS_AZURE__KEY_VAULT_URL" in message and "MLOPS_AZURE__QA_IDENTITY" in message

@@ -1,0 +1,206 @@
+// The whole Azure estate of the `azure` profile, in one resource group:
+//
+//   data lake + Event Grid  ->  Azure ML workspace (Key Vault, ACR, App Insights, Log Analytics)
+//   -> training cluster (scale to zero) -> production on AKS (or a managed online endpoint)
+//   -> QA on Azure Container Instances (created per release by the flows)
+//
+// Deploy (after ci.bicep; see the README, "From an empty subscription to the first release"):
+//   az deployment group create -g "$RG" -n mlops -f deployments/azure/main.bicep -p prefix=...
+// Every output named MLOPS_AZURE__* is a setting of the `azure` profile (core/settings.py);
+// deployments/azure/outputs_to_env.py prints them as `export` lines.
+
+targetScope = 'resourceGroup'
+
+@description('Short name used in every resource name (lowercase letters and digits).')
+@minLength(3)
+@maxLength(8)
+param prefix string = 'mlops'
+param location string = resourceGroup().location
+
+@description('Resource id of the Event Grid relay function (.../sites/<app>/functions/<name>); empty until the relay exists: then only the system topic is created.')
+param relayFunctionId string = ''
+
+// ---- cost-relevant parameters
+@description('VM size of the training cluster nodes.')
+param clusterVmSize string = 'Standard_DS3_v2'
+@description('Most nodes the training cluster scales out to (it scales to 0 when idle).')
+@minValue(1)
+param clusterMaxNodes int = 2
+@description('Seconds an idle training node is kept before it is released.')
+@minValue(60)
+param clusterIdleSeconds int = 300
+@description('aks: production on an AKS cluster (always on); managed: a managed online endpoint (no cluster to run).')
+@allowed([
+  'aks'
+  'managed'
+])
+param productionTarget string = 'aks'
+@description('VM size of the AKS nodes (productionTarget=aks).')
+param aksNodeVmSize string = 'Standard_D4s_v5'
+@description('Number of AKS nodes (productionTarget=aks). 3 or more turns on the router\'s high availability.')
+@minValue(1)
+param aksNodeCount int = 2
+@description('Instance type of each managed deployment (productionTarget=managed).')
+param managedInstanceType string = 'Standard_DS3_v2'
+@description('ACR SKU: Basic, Standard or Premium.')
+param registrySku string = 'Basic'
+
+// ---- AKS inference router TLS
+@description('true: the AKS router serves HTTPS; its certificate and key are read from the project Key Vault (secrets aks-inference-tls-cert and aks-inference-tls-key, PEM). false: HTTP, by explicit choice.')
+param aksInferenceTls bool = false
+@description('Host name on the certificate (aksInferenceTls=true).')
+param aksInferenceCname string = ''
+
+var tags = {
+  project: 'mlops-python'
+  prefix: prefix
+}
+var suffix = uniqueString(resourceGroup().id)
+var appVaultName = take('kv${prefix}app${suffix}', 24)
+var environmentName = 'diabetes-train-env'
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    prefix: prefix
+    location: location
+    tags: tags
+  }
+}
+
+module lake 'modules/lake.bicep' = {
+  name: 'lake'
+  params: {
+    name: take('st${prefix}lake${suffix}', 24)
+    location: location
+    tags: tags
+    logAnalyticsId: monitoring.outputs.logAnalyticsId
+  }
+}
+
+module events 'modules/events.bicep' = {
+  name: 'events'
+  params: {
+    location: location
+    tags: tags
+    lakeName: lake.outputs.name
+    relayFunctionId: relayFunctionId
+  }
+}
+
+module workspace 'modules/workspace.bicep' = {
+  name: 'workspace'
+  params: {
+    prefix: prefix
+    location: location
+    tags: tags
+    appInsightsId: monitoring.outputs.appInsightsId
+    logAnalyticsId: monitoring.outputs.logAnalyticsId
+    registrySku: registrySku
+    appVaultName: appVaultName
+  }
+}
+
+module identities 'modules/identities.bicep' = {
+  name: 'identities'
+  params: {
+    prefix: prefix
+    location: location
+    tags: tags
+  }
+}
+
+module roles 'modules/roles.bicep' = {
+  name: 'roles'
+  params: {
+    lakeName: lake.outputs.name
+    workspaceStoreName: workspace.outputs.workspaceStoreName
+    workspaceName: workspace.outputs.workspaceName
+    registryName: workspace.outputs.registryName
+    appVaultName: workspace.outputs.appVaultName
+    qaIdentityName: 'id-${prefix}-qa'
+    endpointIdentityName: 'id-${prefix}-endpoint'
+    workerPrincipalId: identities.outputs.workerPrincipalId
+    computePrincipalId: identities.outputs.computePrincipalId
+    endpointPrincipalId: identities.outputs.endpointPrincipalId
+  }
+}
+
+module compute 'modules/compute.bicep' = {
+  name: 'compute'
+  params: {
+    location: location
+    tags: tags
+    workspaceName: workspace.outputs.workspaceName
+    vmSize: clusterVmSize
+    maxNodes: clusterMaxNodes
+    idleSeconds: clusterIdleSeconds
+    identityId: identities.outputs.computeId
+  }
+}
+
+resource appVault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
+  name: appVaultName
+}
+
+module aks 'modules/aks.bicep' = if (productionTarget == 'aks') {
+  name: 'aks'
+  dependsOn: [
+    roles
+  ]
+  params: {
+    prefix: prefix
+    location: location
+    tags: tags
+    workspaceName: workspace.outputs.workspaceName
+    logAnalyticsId: monitoring.outputs.logAnalyticsId
+    nodeVmSize: aksNodeVmSize
+    nodeCount: aksNodeCount
+    controlIdentityId: identities.outputs.aksControlId
+    controlPrincipalId: identities.outputs.aksControlPrincipalId
+    kubeletIdentityName: 'id-${prefix}-endpoint'
+    kubeletIdentityId: identities.outputs.endpointId
+    kubeletClientId: identities.outputs.endpointClientId
+    kubeletPrincipalId: identities.outputs.endpointPrincipalId
+    inferenceTls: aksInferenceTls
+    sslCname: aksInferenceCname
+    // Key Vault references: the certificate never appears in a parameter or a log.
+    sslCertPem: aksInferenceTls ? appVault.getSecret('aks-inference-tls-cert') : ''
+    sslKeyPem: aksInferenceTls ? appVault.getSecret('aks-inference-tls-key') : ''
+  }
+}
+
+module managedEndpoint 'modules/online-endpoint.bicep' = if (productionTarget == 'managed') {
+  name: 'managed-endpoint'
+  dependsOn: [
+    roles
+  ]
+  params: {
+    location: location
+    tags: tags
+    workspaceName: workspace.outputs.workspaceName
+    name: '${prefix}-scoring-production'
+    identityId: identities.outputs.endpointId
+  }
+}
+
+// ---- the settings of the `azure` profile (MLOPS_AZURE__<NAME>)
+output MLOPS_AZURE__SUBSCRIPTION_ID string = subscription().subscriptionId
+output MLOPS_AZURE__RESOURCE_GROUP string = resourceGroup().name
+output MLOPS_AZURE__LOCATION string = location
+output MLOPS_AZURE__WORKSPACE string = workspace.outputs.workspaceName
+output MLOPS_AZURE__STORAGE_ACCOUNT_URL string = lake.outputs.blobEndpoint
+output MLOPS_AZURE__COMPUTE_NAME string = compute.outputs.name
+output MLOPS_AZURE__ENVIRONMENT string = environmentName
+output MLOPS_AZURE__REGISTRY string = workspace.outputs.registryLoginServer
+output MLOPS_AZURE__KEY_VAULT_URL string = workspace.outputs.appVaultUri
+output MLOPS_AZURE__QA_IDENTITY string = identities.outputs.qaId
+output MLOPS_AZURE__ENDPOINT_IDENTITY string = identities.outputs.endpointId
+output MLOPS_AZURE__ENDPOINT_PREFIX string = '${prefix}-scoring'
+output MLOPS_AZURE__KUBERNETES_COMPUTE string = productionTarget == 'aks' ? 'aks-production' : ''
+output MLOPS_AZURE__ONLINE_INSTANCE_TYPE string = productionTarget == 'aks' ? '' : managedInstanceType
+
+// ---- for the host of the Prefect worker (not settings): it signs in as this identity
+output workerIdentityId string = identities.outputs.workerId
+output workerClientId string = identities.outputs.workerClientId
+output eventGridSubscribed bool = events.outputs.subscribed
