@@ -8,7 +8,6 @@ takes ``N_FEATURES`` inputs and reproduces ``golden.json`` when the folder has o
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import logging
@@ -21,12 +20,17 @@ import numpy as np
 
 from scoring.predict import Predictor, close, make_predictor
 from scoring.settings import ScoringSettings
+from training.artifacts import (
+    GOLDEN_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    RUN_FILE,
+    GoldenError,
+    read_golden,
+    sha256_file,
+)
 from training.schema import FEATURES, N_FEATURES
 
-MODEL_FILE = "model.joblib"
-RUN_FILE = "run.json"
-METRICS_FILE = "metrics.json"
-GOLDEN_FILE = "golden.json"
 # Keys of run.json holding library versions and feature names (training writes the first).
 _VERSION_KEYS = ("versions", "library_versions")
 _FEATURE_KEYS = ("features", "feature_names")
@@ -82,15 +86,6 @@ class LoadedModel:
         }
 
 
-def sha256_file(path: Path) -> str:
-    """Return the hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def installed_version(distribution: str) -> str:
     """Return the installed version of a distribution, or ``"not installed"``."""
     try:
@@ -137,7 +132,7 @@ def load_model(settings: ScoringSettings) -> LoadedModel:
     if n_in != N_FEATURES:
         raise ModelLoadError(f"the estimator takes {n_in} features, the schema has {N_FEATURES}")
     predict, fast_path = make_predictor(estimator)
-    _check_golden(folder / GOLDEN_FILE, predict)
+    _check_golden(folder, predict)
     return LoadedModel(
         name=settings.model_name,
         version=settings.model_version,
@@ -198,15 +193,16 @@ def _check_features(run: dict[str, Any]) -> None:
         raise ModelLoadError(f"{RUN_FILE} lists features {names}, the schema has {list(FEATURES)}")
 
 
-def _check_golden(path: Path, predict: Predictor) -> None:
-    golden = _read_json(path, required=False)
-    if not golden:
+def _check_golden(folder: Path, predict: Predictor) -> None:
+    path = folder / GOLDEN_FILE
+    try:
+        golden = read_golden(folder, N_FEATURES)
+    except FileNotFoundError:
         logger.warning("%s absent: skipping the golden self-check", path)
         return
-    try:
-        rows = np.asarray(golden["data"], dtype=np.float64)
-        expected = np.asarray(golden["predictions"], dtype=np.float64)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelLoadError(f"{path} is malformed: {exc!r}") from exc
-    if rows.ndim != 2 or rows.shape[1] != N_FEATURES or not close(predict(rows), expected):
+    except GoldenError as exc:
+        raise ModelLoadError(str(exc)) from exc
+    rows = np.asarray(golden.rows, dtype=np.float64)
+    expected = np.asarray(golden.predictions, dtype=np.float64)
+    if not close(predict(rows), expected):
         raise ModelLoadError(f"the model does not reproduce {path}: refusing to serve it")

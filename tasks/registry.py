@@ -11,7 +11,7 @@ from prefect.events import emit_event
 
 from core.interfaces import ModelRegistry, ModelVersion
 from core.version import code_version
-from training import model
+from training.artifacts import MODEL_FILE
 from training.evaluate import Decision
 from training.params import TrainingParams
 
@@ -66,7 +66,7 @@ def register_model(
     registry: ModelRegistry, name: str, artifact_dir: Path, tags: dict[str, str]
 ) -> ModelVersion:
     """Register the challenger and point the ``candidate`` alias at it."""
-    version = registry.register(name, artifact_dir, model.MODEL_FILENAME, tags)
+    version = registry.register(name, artifact_dir, MODEL_FILE, tags)
     registry.set_alias(name, "candidate", version.version)
     return registry.get(name, version.version)
 

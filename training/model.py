@@ -16,12 +16,13 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import Ridge
 
+from training.artifacts import MODEL_FILE
 from training.params import TrainingParams
 from training.schema import DTYPE, FEATURES, N_FEATURES, TARGET
 
 logger = logging.getLogger(__name__)
 
-MODEL_FILENAME = "model.joblib"
+MODEL_FILENAME = MODEL_FILE  # the old name, for callers not yet moved to training.artifacts
 
 
 def _features(X: pd.DataFrame | np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ import pandas as pd
 from sklearn.linear_model import Ridge
 
 from training import model as model_io
+from training.artifacts import GOLDEN_FILE, METRICS_FILE, RUN_FILE
 from training.data import DataFormatError, fingerprint, load_dataset, split, to_training_frame
 from training.evaluate import Metrics, score
 from training.params import TrainingParams
@@ -28,9 +29,6 @@ from training.schema import FEATURES, TARGET
 
 logger = logging.getLogger(__name__)
 
-METRICS_FILENAME = "metrics.json"
-RUN_FILENAME = "run.json"
-GOLDEN_FILENAME = "golden.json"
 GOLDEN_ROWS = 20
 # The scoring image is pinned to these and refuses a model trained with other versions,
 # because joblib pickles are only guaranteed to load under the versions that wrote them.
@@ -146,9 +144,9 @@ def write_artifacts(result: TrainingResult, output_dir: Path) -> dict[str, Path]
         "n_holdout": result.n_holdout,
     }
     for name, content in (
-        (METRICS_FILENAME, metrics),
-        (RUN_FILENAME, result.run),
-        (GOLDEN_FILENAME, result.golden),
+        (METRICS_FILE, metrics),
+        (RUN_FILE, result.run),
+        (GOLDEN_FILE, result.golden),
     ):
         paths[name] = output_dir / name
         _write_json(paths[name], content)

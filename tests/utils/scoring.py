@@ -1,13 +1,13 @@
 """Fixtures for the scoring service and its clients: a model folder like training writes,
 settings, clients. Used as a pytest plugin by tests/unit/scoring and tests/unit/core.
 
-The model folder holds what ``training`` writes: ``model.joblib`` (a Ridge fitted on
-scikit-learn's diabetes data), ``run.json``, ``metrics.json`` and ``golden.json``.
+The model folder holds what ``training`` writes (``training.artifacts`` names the files):
+``model.joblib`` (a Ridge fitted on scikit-learn's diabetes data), ``run.json``,
+``metrics.json`` and ``golden.json``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import secrets
@@ -29,6 +29,7 @@ with warnings.catch_warnings():
 
 from scoring.app import create_app
 from scoring.settings import ScoringSettings
+from training.artifacts import GOLDEN_FILE, METRICS_FILE, MODEL_FILE, RUN_FILE, sha256_file
 from training.schema import FEATURES
 
 # One random key per test session: tests look for it in logs, so it must be unmistakable.
@@ -54,7 +55,7 @@ def write_model_folder(
         estimator = Ridge(alpha=0.5)
     estimator.fit(features if fit_on_frame else features.to_numpy(), target)
     folder.mkdir(parents=True, exist_ok=True)
-    joblib.dump(estimator, folder / "model.joblib")
+    joblib.dump(estimator, folder / MODEL_FILE)
     run = {
         "params": {"alpha": 0.5, "fit_intercept": True, "holdout_fraction": 0.2, "seed": 42},
         "data_fingerprint": "0" * 64,
@@ -63,8 +64,8 @@ def write_model_folder(
         "versions": {lib: metadata.version(lib) for lib in LIBRARIES},
     }
     run.update(run_overrides)
-    (folder / "run.json").write_text(json.dumps(run))
-    (folder / "metrics.json").write_text(json.dumps({"rmse": 55.5, "r2": 0.42}))
+    (folder / RUN_FILE).write_text(json.dumps(run))
+    (folder / METRICS_FILE).write_text(json.dumps({"rmse": 55.5, "r2": 0.42}))
     golden_rows = features.iloc[:20]
     golden = {
         "data": golden_rows.to_numpy().tolist(),
@@ -72,13 +73,8 @@ def write_model_folder(
             golden_rows if fit_on_frame else golden_rows.to_numpy()
         ).tolist(),
     }
-    (folder / "golden.json").write_text(json.dumps(golden))
+    (folder / GOLDEN_FILE).write_text(json.dumps(golden))
     return folder
-
-
-def sha256_of(path: Path) -> str:
-    """Return the hex sha256 of a file."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture(autouse=True)
@@ -97,7 +93,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def model_sha(model_dir: Path) -> str:
     """The sha256 of the shared model file."""
-    return sha256_of(model_dir / "model.joblib")
+    return sha256_file(model_dir / MODEL_FILE)
 
 
 @pytest.fixture

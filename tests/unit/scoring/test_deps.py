@@ -17,9 +17,10 @@ from sklearn.tree import DecisionTreeRegressor
 from starlette.testclient import TestClient
 
 from scoring.app import create_app
-from scoring.deps import ModelLoadError, load_model, sha256_file
+from scoring.deps import ModelLoadError, load_model
 from scoring.predict import make_predictor
 from scoring.settings import ScoringSettings
+from training.artifacts import sha256_file
 
 Settings = Callable[..., ScoringSettings]
 
@@ -107,6 +108,8 @@ def test_sklearn_version_mismatch_refuses(
         ("features", "lists features"),
         ("no_features", "does not list the feature names"),
         ("golden", "does not reproduce"),
+        ("golden_width", "golden.json is malformed: rows have widths"),
+        ("golden_json", "golden.json is malformed: cannot read it as JSON"),
         ("corrupt", "cannot unpickle"),
     ],
 )
@@ -135,6 +138,12 @@ def test_broken_folders_refuse(
         golden = json.loads((folder / "golden.json").read_text())
         golden["predictions"][0] += 1.0
         (folder / "golden.json").write_text(json.dumps(golden))
+    elif breakage == "golden_width":
+        golden = json.loads((folder / "golden.json").read_text())
+        golden["data"] = [row[:-1] for row in golden["data"]]
+        (folder / "golden.json").write_text(json.dumps(golden))
+    elif breakage == "golden_json":
+        (folder / "golden.json").write_text("{")
     elif breakage == "corrupt":
         (folder / "model.joblib").write_bytes(b"not a pickle")
     if breakage in ("no_versions", "no_sklearn", "features", "no_features"):
