@@ -52,6 +52,8 @@ class LoadedModel:
         sha256: Verified sha256 of the model file.
         predict: Maps an ``(n, N_FEATURES)`` float64 array to ``n`` predictions.
         estimator: Class name of the estimator.
+        estimator_name: The estimator's configuration name from ``run.json`` (e.g.
+            ``ridge``, ``random_forest``), ``None`` for a model trained before it was recorded.
         fast_path: Whether ``predict`` is the closed form ``X @ coef_ + intercept_``.
         feature_names: Input columns, in order.
         trained_with: Library versions recorded at training time.
@@ -65,6 +67,7 @@ class LoadedModel:
     predict: Predictor = field(repr=False)
     estimator: str
     fast_path: bool
+    estimator_name: str | None = None
     feature_names: tuple[str, ...] = FEATURES
     trained_with: dict[str, str] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
@@ -77,6 +80,7 @@ class LoadedModel:
             "version": self.version,
             "sha256": self.sha256,
             "estimator": self.estimator,
+            "estimator_name": self.estimator_name,
             "fast_path": self.fast_path,
             "features": list(self.feature_names),
             "trained_with": self.trained_with,
@@ -140,6 +144,7 @@ def load_model(settings: ScoringSettings) -> LoadedModel:
         predict=predict,
         estimator=type(estimator).__name__,
         fast_path=fast_path,
+        estimator_name=_estimator_name(run),
         trained_with=trained_with,
         params=dict(run.get("params") or {}),
         metrics=_read_json(folder / METRICS_FILE, required=False),
@@ -191,6 +196,12 @@ def _check_features(run: dict[str, Any]) -> None:
         raise ModelLoadError(f"{RUN_FILE} does not list the feature names (one of {_FEATURE_KEYS})")
     if not isinstance(names, list) or tuple(names) != FEATURES:
         raise ModelLoadError(f"{RUN_FILE} lists features {names}, the schema has {list(FEATURES)}")
+
+
+def _estimator_name(run: dict[str, Any]) -> str | None:
+    # training writes it on top and inside "params"; either is enough.
+    name = run.get("estimator", (run.get("params") or {}).get("estimator"))
+    return str(name) if name is not None else None
 
 
 def _check_golden(folder: Path, predict: Predictor) -> None:

@@ -2,8 +2,8 @@
 settings, clients. Used as a pytest plugin by tests/unit/scoring and tests/unit/core.
 
 The model folder holds what ``training`` writes (``training.artifacts`` names the files):
-``model.joblib`` (a Ridge fitted on scikit-learn's diabetes data), ``run.json``,
-``metrics.json`` and ``golden.json``.
+the model (a Ridge fitted on scikit-learn's diabetes data unless another estimator is
+given), ``run.json``, ``metrics.json`` and ``golden.json``.
 """
 
 from __future__ import annotations
@@ -38,7 +38,12 @@ LIBRARIES = ("scikit-learn", "numpy", "pandas", "joblib", "scipy")
 
 
 def write_model_folder(
-    folder: Path, estimator: Any | None = None, *, fit_on_frame: bool = False, **run_overrides: Any
+    folder: Path,
+    estimator: Any | None = None,
+    *,
+    fit_on_frame: bool = False,
+    estimator_name: str = "ridge",
+    **run_overrides: Any,
 ) -> Path:
     """Fit (a Ridge unless given) and write a model folder the way training does; return it.
 
@@ -47,6 +52,7 @@ def write_model_folder(
         estimator: An unfitted regressor; ``Ridge(alpha=0.5)`` by default.
         fit_on_frame: Fit on a DataFrame (the model then has ``feature_names_in_``) instead
             of a NumPy array in ``FEATURES`` order, as ``training`` does.
+        estimator_name: The configuration name ``run.json`` records for the estimator.
         run_overrides: Keys to replace in ``run.json``.
     """
     frame = load_diabetes(as_frame=True).frame
@@ -57,7 +63,13 @@ def write_model_folder(
     folder.mkdir(parents=True, exist_ok=True)
     joblib.dump(estimator, folder / MODEL_FILE)
     run = {
-        "params": {"alpha": 0.5, "fit_intercept": True, "holdout_fraction": 0.2, "seed": 42},
+        "estimator": estimator_name,
+        "params": {
+            "estimator": estimator_name,
+            "hyperparameters": {"alpha": 0.5, "fit_intercept": True},
+            "holdout_fraction": 0.2,
+            "seed": 42,
+        },
         "data_fingerprint": "0" * 64,
         "features": list(FEATURES),
         "target": "target",

@@ -125,7 +125,7 @@ def write_model_folder(folder: Path) -> tuple[Path, str]:
     joblib.dump(model, folder / MODEL_FILE)
     libraries = ("scikit-learn", "numpy", "pandas", "joblib", "scipy")
     run: dict[str, Any] = {
-        "params": {"alpha": 0.5, "fit_intercept": True},
+        "params": {"estimator": "ridge", "hyperparameters": {"alpha": 0.5, "fit_intercept": True}},
         "data_fingerprint": "sha256:" + "0" * 64,
         "feature_names": list(FEATURES),
         "library_versions": {lib: metadata.version(lib) for lib in libraries},

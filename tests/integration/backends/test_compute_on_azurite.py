@@ -25,7 +25,7 @@ def test_train_from_the_lake_and_register(lake_settings: Settings, tmp_path: Pat
     job_id = backends.compute.submit(
         TrainingJobSpec(
             data_uri=ref.uri,
-            params={"alpha": 0.5},
+            params={"hyperparameters": {"alpha": 0.5}},
             experiment="diabetes-ridge",
         )
     )
