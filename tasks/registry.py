@@ -47,10 +47,13 @@ def registration_tags(
     job_id: str,
     flow_run_id: str,
 ) -> dict[str, str]:
-    """What a registered version records: its data, code, parameters, metrics, run and decision."""
+    """What a registered version records: its data, code, estimator, parameters, metrics, run
+    and decision."""
     return {
         "data_fingerprint": fingerprint,
         "data_uri": data_uri,
+        # On its own (it is also in "params") so versions can be found by estimator.
+        "estimator": params.estimator,
         "params": json.dumps(params.model_dump(mode="json"), sort_keys=True),
         "params_digest": params.digest(),
         "code_version": code_version(),
