@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import os
 import secrets
@@ -30,6 +29,8 @@ from pathlib import Path
 
 import httpx
 
+from training.artifacts import MODEL_FILE, sha256_file
+
 REPO = Path(__file__).resolve().parents[1]
 ROW = [0.038, 0.051, 0.062, 0.022, -0.044, -0.035, -0.043, -0.003, 0.020, -0.018]
 
@@ -42,14 +43,14 @@ def free_port() -> int:
 
 
 def build_model(folder: Path) -> str:
-    """Train like the project does (diabetes data, Ridge) into ``folder``; return the sha256."""
+    """Train like the project does (default parameters) into ``folder``; return the sha256."""
     from training.data import reference_dataset, to_training_frame
     from training.params import TrainingParams
     from training.train import train, write_artifacts
 
     result = train(to_training_frame(reference_dataset()), TrainingParams())
     paths = write_artifacts(result, folder)
-    return hashlib.sha256(paths["model.joblib"].read_bytes()).hexdigest()
+    return sha256_file(paths[MODEL_FILE])
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
@@ -206,7 +207,7 @@ def main() -> None:
         )
         baseline_script = Path(__file__).with_name("baseline_fastapi.py")
         baseline_cmd = [sys.executable, str(baseline_script), str(base_port)]
-        baseline_cmd += [str(folder / "model.joblib"), key]
+        baseline_cmd += [str(folder / MODEL_FILE), key]
         procs = [
             subprocess.Popen(
                 cmd, env=cmd_env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

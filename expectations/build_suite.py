@@ -130,7 +130,7 @@ def _column_expectations(values: pd.Series, min_rows: int, learned_from: str) ->
             {"column": column},
             learned_from=learned_from,
             rule="no missing values (reference has none)",
-            why="Ridge cannot fit rows with missing values and the pipeline does not impute",
+            why="training refuses rows with missing values and the pipeline does not impute",
         ),
         _expectation(
             "expect_column_values_to_be_in_type_list",

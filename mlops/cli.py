@@ -166,9 +166,33 @@ def retrain(
             "Default: everything waiting in landing."
         ),
     ] = None,
-    alpha: Annotated[float | None, typer.Option(help="Ridge regularisation strength.")] = None,
+    estimator: Annotated[
+        str | None,
+        typer.Option(
+            help="The model: ridge, elasticnet, hist_gradient_boosting or random_forest. "
+            "Default: ridge."
+        ),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="KEY=VALUE",
+            help="A hyperparameter of the estimator, e.g. --param alpha=0.5 (repeatable; "
+            "values are read as JSON: 3, 0.1, true, null).",
+        ),
+    ] = None,
 ) -> None:
     """Run the retraining flow once and report its outcome."""
+    from training.params import params_from_options
+
+    # Checked before anything starts or uploads: a typo costs nothing.
+    params = None  # the flow's defaults
+    if estimator is not None or param:
+        try:
+            params = params_from_options(estimator, param or [])
+        except ValueError as exc:  # one line naming the estimator and key, no traceback
+            typer.secho(f"retrain: {exc}", fg="red", err=True)
+            raise typer.Exit(2) from None
     settings = _settings()
     _use_local_prefect(settings)
     _require_prefect(settings)
@@ -182,9 +206,7 @@ def retrain(
     from core.results import RetrainingSummary
     from flows.outcome import result_of
     from flows.retraining import retraining
-    from training.params import TrainingParams
 
-    params = TrainingParams(alpha=alpha) if alpha is not None else None
     state = retraining(data_uri=data, params=params, return_state=True)
     summary = result_of(state, RetrainingSummary)
     color = "green" if state.is_completed() else "red"

@@ -121,6 +121,7 @@ class ScoringApp:
                 "model_version": model.version,
                 "sha256": model.sha256,
                 "estimator": model.estimator,
+                "estimator_name": model.estimator_name,
                 "fast_path": model.fast_path,
                 "load_ms": round((time.perf_counter() - started) * 1000, 1),
             },

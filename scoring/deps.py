@@ -8,7 +8,6 @@ takes ``N_FEATURES`` inputs and reproduces ``golden.json`` when the folder has o
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import logging
@@ -21,12 +20,17 @@ import numpy as np
 
 from scoring.predict import Predictor, close, make_predictor
 from scoring.settings import ScoringSettings
+from training.artifacts import (
+    GOLDEN_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    RUN_FILE,
+    GoldenError,
+    read_golden,
+    sha256_file,
+)
 from training.schema import FEATURES, N_FEATURES
 
-MODEL_FILE = "model.joblib"
-RUN_FILE = "run.json"
-METRICS_FILE = "metrics.json"
-GOLDEN_FILE = "golden.json"
 # Keys of run.json holding library versions and feature names (training writes the first).
 _VERSION_KEYS = ("versions", "library_versions")
 _FEATURE_KEYS = ("features", "feature_names")
@@ -48,6 +52,8 @@ class LoadedModel:
         sha256: Verified sha256 of the model file.
         predict: Maps an ``(n, N_FEATURES)`` float64 array to ``n`` predictions.
         estimator: Class name of the estimator.
+        estimator_name: The estimator's configuration name from ``run.json`` (e.g.
+            ``ridge``, ``random_forest``), ``None`` for a model trained before it was recorded.
         fast_path: Whether ``predict`` is the closed form ``X @ coef_ + intercept_``.
         feature_names: Input columns, in order.
         trained_with: Library versions recorded at training time.
@@ -61,6 +67,7 @@ class LoadedModel:
     predict: Predictor = field(repr=False)
     estimator: str
     fast_path: bool
+    estimator_name: str | None = None
     feature_names: tuple[str, ...] = FEATURES
     trained_with: dict[str, str] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
@@ -73,6 +80,7 @@ class LoadedModel:
             "version": self.version,
             "sha256": self.sha256,
             "estimator": self.estimator,
+            "estimator_name": self.estimator_name,
             "fast_path": self.fast_path,
             "features": list(self.feature_names),
             "trained_with": self.trained_with,
@@ -80,15 +88,6 @@ class LoadedModel:
             "params": self.params,
             "metrics": self.metrics,
         }
-
-
-def sha256_file(path: Path) -> str:
-    """Return the hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def installed_version(distribution: str) -> str:
@@ -137,7 +136,7 @@ def load_model(settings: ScoringSettings) -> LoadedModel:
     if n_in != N_FEATURES:
         raise ModelLoadError(f"the estimator takes {n_in} features, the schema has {N_FEATURES}")
     predict, fast_path = make_predictor(estimator)
-    _check_golden(folder / GOLDEN_FILE, predict)
+    _check_golden(folder, predict)
     return LoadedModel(
         name=settings.model_name,
         version=settings.model_version,
@@ -145,6 +144,7 @@ def load_model(settings: ScoringSettings) -> LoadedModel:
         predict=predict,
         estimator=type(estimator).__name__,
         fast_path=fast_path,
+        estimator_name=_estimator_name(run),
         trained_with=trained_with,
         params=dict(run.get("params") or {}),
         metrics=_read_json(folder / METRICS_FILE, required=False),
@@ -198,15 +198,22 @@ def _check_features(run: dict[str, Any]) -> None:
         raise ModelLoadError(f"{RUN_FILE} lists features {names}, the schema has {list(FEATURES)}")
 
 
-def _check_golden(path: Path, predict: Predictor) -> None:
-    golden = _read_json(path, required=False)
-    if not golden:
+def _estimator_name(run: dict[str, Any]) -> str | None:
+    # training writes it on top and inside "params"; either is enough.
+    name = run.get("estimator", (run.get("params") or {}).get("estimator"))
+    return str(name) if name is not None else None
+
+
+def _check_golden(folder: Path, predict: Predictor) -> None:
+    path = folder / GOLDEN_FILE
+    try:
+        golden = read_golden(folder, N_FEATURES)
+    except FileNotFoundError:
         logger.warning("%s absent: skipping the golden self-check", path)
         return
-    try:
-        rows = np.asarray(golden["data"], dtype=np.float64)
-        expected = np.asarray(golden["predictions"], dtype=np.float64)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelLoadError(f"{path} is malformed: {exc!r}") from exc
-    if rows.ndim != 2 or rows.shape[1] != N_FEATURES or not close(predict(rows), expected):
+    except GoldenError as exc:
+        raise ModelLoadError(str(exc)) from exc
+    rows = np.asarray(golden.rows, dtype=np.float64)
+    expected = np.asarray(golden.predictions, dtype=np.float64)
+    if not close(predict(rows), expected):
         raise ModelLoadError(f"the model does not reproduce {path}: refusing to serve it")

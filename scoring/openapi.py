@@ -84,7 +84,7 @@ def build_openapi(
         "info": {
             "title": f"{model_name} scoring service",
             "version": model_version,
-            "description": f"Ridge regression on the diabetes features. Bodies up to "
+            "description": f"A scikit-learn regressor on the diabetes features. Bodies up to "
             f"{max_body_bytes} bytes, 1 to {max_rows} rows.",
         },
         "paths": {
@@ -104,7 +104,7 @@ def build_openapi(
             },
             "/model": {
                 "get": {
-                    "summary": "The served model: version, sha256, features, library versions",
+                    "summary": "The served model: version, sha256, estimator, features, libraries",
                     "security": secured,
                     "responses": {
                         "200": _json({"type": "object"}, "Model description"),
@@ -140,7 +140,7 @@ padding:1em;overflow:auto}code{background:#f4f4f4}</style></head><body>
 <ul>
 <li><code>POST /score</code> with <code>Authorization: Bearer &lt;key&gt;</code> and
 <code>{"data": [[10 numbers], ...]}</code> returns <code>{"predictions": [...]}</code></li>
-<li><code>GET /model</code> (key required): version, sha256, features, library versions</li>
+<li><code>GET /model</code> (key required): version, sha256, estimator, features, libraries</li>
 <li><code>GET /</code> readiness, <code>GET /healthz</code> liveness</li>
 <li><a href="swagger.json">swagger.json</a>: the OpenAPI 3 document, shown below</li>
 </ul>

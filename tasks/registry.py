@@ -12,7 +12,7 @@ from core.events import challenger_rejected, model_registered
 from core.interfaces import ModelRegistry, ModelVersion
 from core.version import code_version
 from tasks.events import emit, send_events
-from training import model
+from training.artifacts import MODEL_FILE
 from training.evaluate import Decision
 from training.params import TrainingParams
 
@@ -45,10 +45,13 @@ def registration_tags(
     job_id: str,
     flow_run_id: str,
 ) -> dict[str, str]:
-    """What a registered version records: its data, code, parameters, metrics, run and decision."""
+    """What a registered version records: its data, code, estimator, parameters, metrics, run
+    and decision."""
     return {
         "data_fingerprint": fingerprint,
         "data_uri": data_uri,
+        # On its own (it is also in "params") so versions can be found by estimator.
+        "estimator": params.estimator,
         "params": json.dumps(params.model_dump(mode="json"), sort_keys=True),
         "params_digest": params.digest(),
         "code_version": code_version(),
@@ -64,7 +67,7 @@ def register_model(
     registry: ModelRegistry, name: str, artifact_dir: Path, tags: dict[str, str]
 ) -> ModelVersion:
     """Register the challenger and point the ``candidate`` alias at it."""
-    version = registry.register(name, artifact_dir, model.MODEL_FILENAME, tags)
+    version = registry.register(name, artifact_dir, MODEL_FILE, tags)
     registry.set_alias(name, "candidate", version.version)
     return registry.get(name, version.version)
 

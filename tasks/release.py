@@ -21,6 +21,7 @@ from core.interfaces import (
 )
 from core.results import ReleaseReport
 from core.smoke import ServiceProbe, SmokeConfig, SmokeReport
+from training.artifacts import GOLDEN_FILE
 
 
 @task(name="resolve-version", retries=2, retry_delay_seconds=1, cache_policy=NONE)
@@ -66,7 +67,7 @@ def smoke_test(
     probe: ServiceProbe,
 ) -> SmokeReport:
     """Run the smoke test against an endpoint and keep its report as an artifact."""
-    golden = json.loads((artifact_dir / "golden.json").read_text())
+    golden = json.loads((artifact_dir / GOLDEN_FILE).read_text())
     report = probe.smoke_test(endpoint, golden, expected_version, config)
     verdict = "passed" if report.passed else "FAILED"
     create_markdown_artifact(

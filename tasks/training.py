@@ -11,6 +11,7 @@ from prefect.cache_policies import NONE
 from core.interfaces import Compute, JobState, TrainingJobSpec
 from training import data as tdata
 from training import evaluate, model
+from training.artifacts import MODEL_FILE
 from training.params import GateConfig, TrainingParams
 
 
@@ -49,9 +50,9 @@ def evaluate_challenger(
     gate: GateConfig,
 ) -> evaluate.Decision:
     """Score challenger and champion on the same holdout and apply the promotion gate."""
-    challenger = evaluate.score(model.load(challenger_dir / model.MODEL_FILENAME), holdout)
+    challenger = evaluate.score(model.load(challenger_dir / MODEL_FILE), holdout)
     champion = (
-        evaluate.score(model.load(champion_dir / model.MODEL_FILENAME), holdout)
+        evaluate.score(model.load(champion_dir / MODEL_FILE), holdout)
         if champion_dir is not None
         else None
     )

@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
-from sklearn.linear_model import Ridge
+from sklearn.base import RegressorMixin
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
 from training.model import predict
@@ -86,7 +86,7 @@ def compute_metrics(y_true: np.ndarray | pd.Series, y_pred: np.ndarray | pd.Seri
     )
 
 
-def score(model: Ridge, holdout: pd.DataFrame) -> Metrics:
+def score(model: RegressorMixin, holdout: pd.DataFrame) -> Metrics:
     """Score a model on holdout rows.
 
     Args:

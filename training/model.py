@@ -1,4 +1,4 @@
-"""Fit, apply, save and load the Ridge regression model.
+"""Fit, apply, save and load the model: the estimator ``TrainingParams`` names.
 
 The model is fitted on a plain NumPy array in ``FEATURES`` order, so it has no
 ``feature_names_in_``: the scoring service can pass arrays without warnings, and
@@ -14,14 +14,14 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import Ridge
+from sklearn.base import BaseEstimator, RegressorMixin, is_regressor
 
+from training.artifacts import MODEL_FILE
+from training.estimators import build_estimator
 from training.params import TrainingParams
 from training.schema import DTYPE, FEATURES, N_FEATURES, TARGET
 
 logger = logging.getLogger(__name__)
-
-MODEL_FILENAME = "model.joblib"
 
 
 def _features(X: pd.DataFrame | np.ndarray) -> np.ndarray:
@@ -38,12 +38,12 @@ def _features(X: pd.DataFrame | np.ndarray) -> np.ndarray:
     return array
 
 
-def fit(train: pd.DataFrame, params: TrainingParams) -> Ridge:
-    """Fit a Ridge regression on the training rows.
+def fit(train: pd.DataFrame, params: TrainingParams) -> RegressorMixin:
+    """Fit the estimator the parameters name on the training rows.
 
     Args:
         train: A frame with the ``FEATURES`` and ``TARGET`` columns.
-        params: Supplies ``alpha`` and ``fit_intercept``.
+        params: Supplies the estimator, its hyperparameters and the seed.
 
     Returns:
         The fitted model.
@@ -53,15 +53,13 @@ def fit(train: pd.DataFrame, params: TrainingParams) -> Ridge:
     """
     if train.empty:
         raise ValueError("cannot fit on an empty training set")
-    # random_state only matters for the stochastic solvers; set it so a solver change
-    # can never make runs irreproducible.
-    model = Ridge(alpha=params.alpha, fit_intercept=params.fit_intercept, random_state=params.seed)
+    model = build_estimator(params)
     model.fit(_features(train), train[TARGET].to_numpy(dtype=DTYPE))
-    logger.info("fitted Ridge(alpha=%s) on %d rows", params.alpha, len(train))
+    logger.info("fitted %s %s on %d rows", params.estimator, params.hyperparameters, len(train))
     return model
 
 
-def predict(model: Ridge, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+def predict(model: RegressorMixin, X: pd.DataFrame | np.ndarray) -> np.ndarray:
     """Predict the target for each row of X.
 
     Args:
@@ -79,10 +77,10 @@ def predict(model: Ridge, X: pd.DataFrame | np.ndarray) -> np.ndarray:
 
 
 def _model_file(path: Path) -> Path:
-    return path / MODEL_FILENAME if path.is_dir() else path
+    return path / MODEL_FILE if path.is_dir() else path
 
 
-def save(model: Ridge, path: Path) -> Path:
+def save(model: RegressorMixin, path: Path) -> Path:
     """Write the model with joblib.
 
     Args:
@@ -101,20 +99,29 @@ def save(model: Ridge, path: Path) -> Path:
     return target
 
 
-def load(path: Path) -> Ridge:
+def load(path: Path) -> RegressorMixin:
     """Read a model written by ``save``.
 
     Args:
         path: The directory holding ``model.joblib``, or the file itself.
 
     Returns:
-        The model.
+        The model: any fitted scikit-learn regressor taking ``N_FEATURES`` inputs.
 
     Raises:
         FileNotFoundError: There is no model file at ``path``.
-        TypeError: The file holds something other than a Ridge model.
+        TypeError: The file holds something other than a fitted regressor of the schema's
+            features.
     """
     model = joblib.load(_model_file(Path(path)))
-    if not isinstance(model, Ridge):
-        raise TypeError(f"expected a Ridge model in {path}, got {type(model).__name__}")
+    # is_regressor raises, rather than answers, for objects that are not estimators.
+    if not (isinstance(model, BaseEstimator) and is_regressor(model)):
+        raise TypeError(f"expected a scikit-learn regressor in {path}, got {type(model).__name__}")
+    # n_features_in_ exists only once fitted, so this also refuses an unfitted estimator.
+    n_in = getattr(model, "n_features_in_", None)
+    if n_in != N_FEATURES:
+        raise TypeError(
+            f"the {type(model).__name__} in {path} takes {n_in} features, "
+            f"the schema has {N_FEATURES}"
+        )
     return model

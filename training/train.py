@@ -1,7 +1,8 @@
 """Command line training run: ``python -m training.train --data FILE --output DIR``.
 
-Reads a CSV or Parquet file, splits it by row hash, fits Ridge, scores it on the holdout
-and writes ``model.joblib``, ``metrics.json``, ``run.json`` and ``golden.json`` to DIR.
+Reads a CSV or Parquet file, splits it by row hash, fits the estimator the parameters name
+(``ridge`` by default), scores it on the holdout and writes ``model.joblib``, ``metrics.json``,
+``run.json`` and ``golden.json`` (``training.artifacts``) to DIR.
 Exit code 0 on success, 2 on bad input (missing file, unreadable data, bad parameters).
 """
 
@@ -18,19 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sklearn.linear_model import Ridge
+from pydantic import ValidationError
+from sklearn.base import RegressorMixin
 
 from training import model as model_io
+from training.artifacts import GOLDEN_FILE, METRICS_FILE, MODEL_FILE, RUN_FILE
 from training.data import DataFormatError, fingerprint, load_dataset, split, to_training_frame
 from training.evaluate import Metrics, score
-from training.params import TrainingParams
+from training.params import TrainingParams, describe
 from training.schema import FEATURES, TARGET
 
 logger = logging.getLogger(__name__)
 
-METRICS_FILENAME = "metrics.json"
-RUN_FILENAME = "run.json"
-GOLDEN_FILENAME = "golden.json"
 GOLDEN_ROWS = 20
 # The scoring image is pinned to these and refuses a model trained with other versions,
 # because joblib pickles are only guaranteed to load under the versions that wrote them.
@@ -41,7 +41,7 @@ PINNED_PACKAGES = ("scikit-learn", "numpy", "pandas", "joblib", "scipy")
 class TrainingResult:
     """Everything a training run produces, before it is written to disk."""
 
-    model: Ridge
+    model: RegressorMixin
     metrics: Metrics
     n_train: int
     n_holdout: int
@@ -62,7 +62,7 @@ def parse_params(value: str | None) -> TrainingParams:
     Raises:
         OSError: The file cannot be read.
         ValueError: The text is not a JSON object, or a value is invalid or unknown
-            (``json.JSONDecodeError`` and ``pydantic.ValidationError`` are ValueErrors).
+            (``json.JSONDecodeError`` is one; invalid parameters are described in one line).
     """
     if value is None:
         return TrainingParams()
@@ -72,7 +72,10 @@ def parse_params(value: str | None) -> TrainingParams:
     raw = json.loads(text)
     if not isinstance(raw, dict):
         raise ValueError(f"params must be a JSON object, got {type(raw).__name__}")
-    return TrainingParams.model_validate(raw)
+    try:
+        return TrainingParams.model_validate(raw)
+    except ValidationError as exc:
+        raise ValueError(f"invalid params: {describe(exc)}") from None
 
 
 def library_versions() -> dict[str, str]:
@@ -112,6 +115,9 @@ def train(frame: pd.DataFrame, params: TrainingParams) -> TrainingResult:
         "predictions": model_io.predict(model, sample).tolist(),
     }
     run = {
+        # Also inside "params" (with the resolved hyperparameters); on top for readers
+        # such as the scoring service's GET /model that only want the name.
+        "estimator": params.estimator,
         "params": params.model_dump(mode="json"),
         "params_digest": params.digest(),
         "data_fingerprint": fingerprint(frame),
@@ -139,16 +145,16 @@ def write_artifacts(result: TrainingResult, output_dir: Path) -> dict[str, Path]
         The written paths by file name.
     """
     output_dir.mkdir(parents=True, exist_ok=True)
-    paths = {model_io.MODEL_FILENAME: model_io.save(result.model, output_dir)}
+    paths = {MODEL_FILE: model_io.save(result.model, output_dir)}
     metrics = {
         **result.metrics.model_dump(mode="json"),
         "n_train": result.n_train,
         "n_holdout": result.n_holdout,
     }
     for name, content in (
-        (METRICS_FILENAME, metrics),
-        (RUN_FILENAME, result.run),
-        (GOLDEN_FILENAME, result.golden),
+        (METRICS_FILE, metrics),
+        (RUN_FILE, result.run),
+        (GOLDEN_FILE, result.golden),
     ):
         paths[name] = output_dir / name
         _write_json(paths[name], content)
@@ -157,7 +163,7 @@ def write_artifacts(result: TrainingResult, output_dir: Path) -> dict[str, Path]
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m training.train", description="Train the diabetes Ridge model."
+        prog="python -m training.train", description="Train the diabetes model."
     )
     parser.add_argument("--data", type=Path, required=True, help="CSV or Parquet file")
     parser.add_argument("--output", type=Path, required=True, help="directory for artifacts")
@@ -189,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"training: error: cannot read {exc.filename}: {exc.strerror}\n")
         return 2
     except ValueError as exc:
-        # Bad data or parameters (DataFormatError, JSON and pydantic errors are ValueErrors):
+        # Bad data or parameters (DataFormatError, JSON and parameter errors are ValueErrors):
         # a clear message beats a traceback.
         sys.stderr.write(f"training: error: {exc}\n")
         return 2

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 
 from core.interfaces import BackendError, JobState, JobStatus, NotFoundError, TrainingJobSpec
+from training.artifacts import MODEL_FILE
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OUTPUT_NAME = "model"
-MODEL_FILE = "model.joblib"
 # Data must already be in cloud storage: a local path would make the SDK upload it as a
 # new data asset on every run.
 _REMOTE_SCHEMES = ("https://", "azureml:", "wasbs://", "abfss://")

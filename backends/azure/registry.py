@@ -33,8 +33,9 @@ from backends.azure._tags import (
     version_key,
 )
 from backends.azure.client import call
-from backends.local.registry import check_name, sha256_file, verify
+from backends.local.registry import check_name, verify
 from core.interfaces import BackendError, IntegrityError, ModelVersion, NotFoundError
+from training.artifacts import sha256_file
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient

@@ -2,7 +2,8 @@
 
 The build context is assembled in a temporary folder from exactly what the image needs
 (``scoring/Dockerfile``, a wheelhouse pinned to the model's ``run.json``, the ``scoring``
-package, ``training/schema.py`` and the model folder) and built with the network off.
+package, ``training/schema.py`` and ``training/artifacts.py`` and the model folder) and
+built with the network off.
 An image whose labels show the same model sha256 and the same build inputs is reused.
 """
 
@@ -32,10 +33,13 @@ from backends.local.wheelhouse import (
     requirements_for,
 )
 from core.interfaces import BackendError
+from training.artifacts import MODEL_FILE, sha256_file
 
 logger = logging.getLogger(__name__)
 
-MODEL_FILE = "model.joblib"
+# The modules of ``training`` the scoring service imports (the import-linter contract
+# "scoring ships alone" keeps it to these); they go to app/training/ in the image.
+TRAINING_MODULES = ("__init__.py", "schema.py", "artifacts.py")
 LABEL_SHA = "mlops.model.sha256"
 LABEL_INPUTS = "mlops.build.inputs"
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "Dockerfile", ".dockerignore")
@@ -56,14 +60,6 @@ def image_tag(model_name: str, model_version: str, code_version: str) -> str:
     tag = f"{model_version}-{commit[:12]}" + ("-dirty" if local else "")
     tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", tag).lstrip(".-")[:128]
     return f"mlops/{repository}:{tag}"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _package_dir(name: str) -> Path:
@@ -136,7 +132,7 @@ class DockerImageBuilder:
             raise ImageBuildError(
                 f"cannot build a scoring image for {artifact_dir}: {exc}"
             ) from exc
-        sha = file_sha256(model_file)
+        sha = sha256_file(model_file)
         tag = image_tag(model_name, model_version, code_version)
         client = self._factory()
         try:
@@ -168,7 +164,7 @@ class DockerImageBuilder:
         digest.update(str(client.images.get(base).id).encode())
         scoring, training = _package_dir("scoring"), _package_dir("training")
         pairs = [(scoring.parent, path) for path in _files(scoring)]
-        pairs += [(training.parent, training / name) for name in ("__init__.py", "schema.py")]
+        pairs += [(training.parent, training / name) for name in TRAINING_MODULES]
         pairs += [(artifact_dir, path) for path in _files(artifact_dir)]
         for root, path in pairs:
             digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
@@ -195,7 +191,7 @@ class DockerImageBuilder:
                 shutil.copy2(wheel, context / "wheels" / wheel.name)
         shutil.copytree(scoring, context / "app" / "scoring", ignore=_IGNORED)
         (context / "app" / "training").mkdir(parents=True)
-        for name in ("__init__.py", "schema.py"):
+        for name in TRAINING_MODULES:
             shutil.copy2(training / name, context / "app" / "training" / name)
         shutil.copytree(artifact_dir, context / "model", ignore=_IGNORED)
         if (wheels.path / LOCK_FILE).read_text() != wheels.lock_text:

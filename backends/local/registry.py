@@ -6,7 +6,6 @@ Layout under ``root``: ``registry.sqlite`` (versions, tags, aliases) and
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 import sqlite3
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from backends.local import _sqlite
 from core.interfaces import IntegrityError, ModelVersion, NotFoundError
+from training.artifacts import sha256_file
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -211,15 +211,6 @@ class LocalModelRegistry:
                 )
             )
         return found
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def verify(folder: Path, model_file: str, expected: str, label: str) -> None:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from core.interfaces import BackendError
+from training.artifacts import RUN_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ def recorded_versions(run: Mapping[str, Any]) -> dict[str, str]:
 
 def read_run(artifact_dir: Path) -> dict[str, Any]:
     """Parse ``run.json`` of a model folder."""
-    path = artifact_dir / "run.json"
+    path = artifact_dir / RUN_FILE
     try:
         run = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -1,13 +1,13 @@
 """Fixtures for the scoring service and its clients: a model folder like training writes,
 settings, clients. Used as a pytest plugin by tests/unit/scoring and tests/unit/core.
 
-The model folder holds what ``training`` writes: ``model.joblib`` (a Ridge fitted on
-scikit-learn's diabetes data), ``run.json``, ``metrics.json`` and ``golden.json``.
+The model folder holds what ``training`` writes (``training.artifacts`` names the files):
+the model (a Ridge fitted on scikit-learn's diabetes data unless another estimator is
+given), ``run.json``, ``metrics.json`` and ``golden.json``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import secrets
@@ -29,6 +29,7 @@ with warnings.catch_warnings():
 
 from scoring.app import create_app
 from scoring.settings import ScoringSettings
+from training.artifacts import GOLDEN_FILE, METRICS_FILE, MODEL_FILE, RUN_FILE, sha256_file
 from training.schema import FEATURES
 
 # One random key per test session: tests look for it in logs, so it must be unmistakable.
@@ -37,7 +38,12 @@ LIBRARIES = ("scikit-learn", "numpy", "pandas", "joblib", "scipy")
 
 
 def write_model_folder(
-    folder: Path, estimator: Any | None = None, *, fit_on_frame: bool = False, **run_overrides: Any
+    folder: Path,
+    estimator: Any | None = None,
+    *,
+    fit_on_frame: bool = False,
+    estimator_name: str = "ridge",
+    **run_overrides: Any,
 ) -> Path:
     """Fit (a Ridge unless given) and write a model folder the way training does; return it.
 
@@ -46,6 +52,7 @@ def write_model_folder(
         estimator: An unfitted regressor; ``Ridge(alpha=0.5)`` by default.
         fit_on_frame: Fit on a DataFrame (the model then has ``feature_names_in_``) instead
             of a NumPy array in ``FEATURES`` order, as ``training`` does.
+        estimator_name: The configuration name ``run.json`` records for the estimator.
         run_overrides: Keys to replace in ``run.json``.
     """
     frame = load_diabetes(as_frame=True).frame
@@ -54,17 +61,23 @@ def write_model_folder(
         estimator = Ridge(alpha=0.5)
     estimator.fit(features if fit_on_frame else features.to_numpy(), target)
     folder.mkdir(parents=True, exist_ok=True)
-    joblib.dump(estimator, folder / "model.joblib")
+    joblib.dump(estimator, folder / MODEL_FILE)
     run = {
-        "params": {"alpha": 0.5, "fit_intercept": True, "holdout_fraction": 0.2, "seed": 42},
+        "estimator": estimator_name,
+        "params": {
+            "estimator": estimator_name,
+            "hyperparameters": {"alpha": 0.5, "fit_intercept": True},
+            "holdout_fraction": 0.2,
+            "seed": 42,
+        },
         "data_fingerprint": "0" * 64,
         "features": list(FEATURES),
         "target": "target",
         "versions": {lib: metadata.version(lib) for lib in LIBRARIES},
     }
     run.update(run_overrides)
-    (folder / "run.json").write_text(json.dumps(run))
-    (folder / "metrics.json").write_text(json.dumps({"rmse": 55.5, "r2": 0.42}))
+    (folder / RUN_FILE).write_text(json.dumps(run))
+    (folder / METRICS_FILE).write_text(json.dumps({"rmse": 55.5, "r2": 0.42}))
     golden_rows = features.iloc[:20]
     golden = {
         "data": golden_rows.to_numpy().tolist(),
@@ -72,13 +85,8 @@ def write_model_folder(
             golden_rows if fit_on_frame else golden_rows.to_numpy()
         ).tolist(),
     }
-    (folder / "golden.json").write_text(json.dumps(golden))
+    (folder / GOLDEN_FILE).write_text(json.dumps(golden))
     return folder
-
-
-def sha256_of(path: Path) -> str:
-    """Return the hex sha256 of a file."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture(autouse=True)
@@ -97,7 +105,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def model_sha(model_dir: Path) -> str:
     """The sha256 of the shared model file."""
-    return sha256_of(model_dir / "model.joblib")
+    return sha256_file(model_dir / MODEL_FILE)
 
 
 @pytest.fixture

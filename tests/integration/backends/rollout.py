@@ -111,32 +111,31 @@ class LoadGenerator:
 
 def write_model_folder(folder: Path) -> tuple[Path, str]:
     """A model folder like training writes (Ridge on diabetes); returns it and its sha256."""
-    import hashlib
-
     import joblib
     from sklearn.datasets import load_diabetes
     from sklearn.linear_model import Ridge
 
+    from training.artifacts import GOLDEN_FILE, METRICS_FILE, MODEL_FILE, RUN_FILE, sha256_file
     from training.schema import FEATURES
 
     frame = load_diabetes(as_frame=True).frame
     features = frame[list(FEATURES)]
     model = Ridge(alpha=0.5).fit(features, frame["target"])
     folder.mkdir(parents=True, exist_ok=True)
-    joblib.dump(model, folder / "model.joblib")
+    joblib.dump(model, folder / MODEL_FILE)
     libraries = ("scikit-learn", "numpy", "pandas", "joblib", "scipy")
     run: dict[str, Any] = {
-        "params": {"alpha": 0.5, "fit_intercept": True},
+        "params": {"estimator": "ridge", "hyperparameters": {"alpha": 0.5, "fit_intercept": True}},
         "data_fingerprint": "sha256:" + "0" * 64,
         "feature_names": list(FEATURES),
         "library_versions": {lib: metadata.version(lib) for lib in libraries},
     }
-    (folder / "run.json").write_text(json.dumps(run))
-    (folder / "metrics.json").write_text(json.dumps({"rmse": 55.5, "r2": 0.42}))
+    (folder / RUN_FILE).write_text(json.dumps(run))
+    (folder / METRICS_FILE).write_text(json.dumps({"rmse": 55.5, "r2": 0.42}))
     golden = features.iloc[:5]
     payload = {"data": golden.to_numpy().tolist(), "predictions": model.predict(golden).tolist()}
-    (folder / "golden.json").write_text(json.dumps(payload))
-    return folder, hashlib.sha256((folder / "model.joblib").read_bytes()).hexdigest()
+    (folder / GOLDEN_FILE).write_text(json.dumps(payload))
+    return folder, sha256_file(folder / MODEL_FILE)
 
 
 def pids_mentioning(needle: str) -> list[int]:

@@ -10,6 +10,7 @@ from sklearn.datasets import load_diabetes
 from backends import get_backends
 from core.interfaces import JobState, TrainingJobSpec
 from core.settings import Settings
+from training.artifacts import MODEL_FILE
 
 pytestmark = pytest.mark.integration
 
@@ -22,18 +23,22 @@ def test_train_from_the_lake_and_register(lake_settings: Settings, tmp_path: Pat
     ref = backends.datalake.put(lake_settings.curated_container, "sets/diabetes.csv", csv)
 
     job_id = backends.compute.submit(
-        TrainingJobSpec(data_uri=ref.uri, params={"alpha": 0.5}, experiment="diabetes-ridge")
+        TrainingJobSpec(
+            data_uri=ref.uri,
+            params={"hyperparameters": {"alpha": 0.5}},
+            experiment="diabetes-ridge",
+        )
     )
     status = backends.compute.wait(job_id, timeout=120)
 
     assert status.state is JobState.COMPLETED, status.message
     outputs = backends.compute.download_outputs(job_id, tmp_path / "outputs")
     version = backends.registry.register(
-        lake_settings.model_name, outputs, "model.joblib", {"training_job": job_id}
+        lake_settings.model_name, outputs, MODEL_FILE, {"training_job": job_id}
     )
     backends.registry.set_alias(lake_settings.model_name, "candidate", version.version)
     candidate = backends.registry.get_alias(lake_settings.model_name, "candidate")
     assert candidate is not None and candidate.tags == {"training_job": job_id}
     fetched = backends.registry.download(candidate.name, candidate.version, tmp_path / "fetched")
-    assert (fetched / "model.joblib").read_bytes() == (outputs / "model.joblib").read_bytes()
+    assert (fetched / MODEL_FILE).read_bytes() == (outputs / MODEL_FILE).read_bytes()
     assert (lake_settings.jobs_path / job_id / "inputs" / "diabetes.csv").read_bytes() == csv

@@ -17,11 +17,12 @@ from types import ModuleType
 import docker
 import pytest
 
-from backends.local.docker_image import DockerImageBuilder, file_sha256
+from backends.local.docker_image import DockerImageBuilder
 from backends.local.docker_target import DockerTarget
 from backends.local.envstate import free_port
 from backends.local.rolling import ReleaseHealthError
 from core.interfaces import ReleaseSpec
+from training.artifacts import sha256_file
 
 pytestmark = pytest.mark.docker
 logger = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def releases(
     """Scoring images for versions 1 and 2 (fresh tags, removed afterwards)."""
     builder = DockerImageBuilder(docker_host, cache_dir)
     code_version = uuid.uuid4().hex[:12]
-    sha = file_sha256(model_dir / "model.joblib")
+    sha = sha256_file(model_dir / "model.joblib")
     specs = {
         v: ReleaseSpec(
             "diabetes-ridge",

@@ -17,8 +17,9 @@ import pytest
 from docker.errors import ImageNotFound
 
 from backends.local.base_image import DEFAULT_BASE, ensure_base_image
-from backends.local.docker_image import DockerImageBuilder, ImageBuildError, file_sha256
+from backends.local.docker_image import DockerImageBuilder, ImageBuildError
 from tests.utils.net import free_port
+from training.artifacts import sha256_file
 
 pytestmark = pytest.mark.docker
 
@@ -60,7 +61,7 @@ def test_image_is_labelled_and_runs_as_non_root(
 ) -> None:
     found = docker_client.images.get(image)
     assert image.startswith("mlops/diabetes-ridge:t") and image.endswith("-0123456789ab")
-    assert found.labels["mlops.model.sha256"] == file_sha256(model_dir / "model.joblib")
+    assert found.labels["mlops.model.sha256"] == sha256_file(model_dir / "model.joblib")
     assert found.labels["mlops.model.name"] == "diabetes-ridge"
     assert found.labels["mlops.code.version"] == CODE_VERSION
     assert found.attrs["Config"]["User"] == "10001:10001"

@@ -22,7 +22,7 @@ from flows.release import release
 from flows.resources import ReleaseResources
 from flows.retraining import retraining
 from tests.utils.net import free_port
-from training.model import MODEL_FILENAME
+from training.artifacts import MODEL_FILE, RUN_FILE
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 
@@ -83,10 +83,10 @@ def register_copy(
     """Register a copy of version ``source`` with ``run.json`` changed, as the new candidate."""
     tmp = settings.state_path / "broken"
     folder = registry.download(settings.model_name, source, tmp)
-    run_json = json.loads((folder / "run.json").read_text())
+    run_json = json.loads((folder / RUN_FILE).read_text())
     run_json["versions"] |= edit
-    (folder / "run.json").write_text(json.dumps(run_json))
-    version = registry.register(settings.model_name, folder, MODEL_FILENAME, {"note": "broken"})
+    (folder / RUN_FILE).write_text(json.dumps(run_json))
+    version = registry.register(settings.model_name, folder, MODEL_FILE, {"note": "broken"})
     registry.set_alias(settings.model_name, "candidate", version.version)
     shutil.rmtree(tmp)
     return version.version

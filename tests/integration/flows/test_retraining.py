@@ -85,7 +85,10 @@ def test_worse_challenger_is_rejected_and_the_run_completes(settings: Settings) 
     registry.set_alias(settings.model_name, "production", "1")
 
     # Heavy regularisation makes a clearly worse model on the same data and holdout.
-    state, summary = run(params=TrainingParams(alpha=500.0), gate=GateConfig(quality_floor=-10.0))
+    state, summary = run(
+        params=TrainingParams(hyperparameters={"alpha": 500.0}),
+        gate=GateConfig(quality_floor=-10.0),
+    )
     assert state.is_completed(), state.message
     assert summary.outcome == "challenger rejected"
     assert summary.message.startswith("challenger is not better")

@@ -14,6 +14,7 @@ import pytest
 from backends.local.compute import REPO_ROOT
 from backends.local.registry import LocalModelRegistry
 from core.interfaces import IntegrityError, ModelRegistry, NotFoundError
+from training.artifacts import MODEL_FILE
 
 NAME = "diabetes-ridge"
 
@@ -21,7 +22,7 @@ NAME = "diabetes-ridge"
 def artifact(tmp_path: Path, content: bytes, extra: str = "{}") -> Path:
     folder = tmp_path / f"art-{hashlib.sha256(content).hexdigest()[:8]}"
     (folder / "sub").mkdir(parents=True, exist_ok=True)
-    (folder / "model.joblib").write_bytes(content)
+    (folder / MODEL_FILE).write_bytes(content)
     (folder / "sub" / "metrics.json").write_text(extra)
     return folder
 
@@ -38,9 +39,9 @@ def test_is_a_model_registry(registry: LocalModelRegistry) -> None:
 def test_register_numbers_versions_and_copies_the_folder(
     registry: LocalModelRegistry, tmp_path: Path
 ) -> None:
-    v1 = registry.register(NAME, artifact(tmp_path, b"one"), "model.joblib", {"k": "a"})
-    v2 = registry.register(NAME, artifact(tmp_path, b"two"), "model.joblib", {})
-    other = registry.register("other-model", artifact(tmp_path, b"x"), "model.joblib", {})
+    v1 = registry.register(NAME, artifact(tmp_path, b"one"), MODEL_FILE, {"k": "a"})
+    v2 = registry.register(NAME, artifact(tmp_path, b"two"), MODEL_FILE, {})
+    other = registry.register("other-model", artifact(tmp_path, b"x"), MODEL_FILE, {})
 
     assert (v1.version, v2.version, other.version) == ("1", "2", "1")
     assert v1.sha256 == hashlib.sha256(b"one").hexdigest()
@@ -49,7 +50,7 @@ def test_register_numbers_versions_and_copies_the_folder(
     stored = Path(v2.uri.removeprefix("file://"))
     assert v2.uri.startswith("file:///")
     assert stored == (tmp_path / "registry" / "artifacts" / NAME / "2").resolve()
-    assert (stored / "model.joblib").read_bytes() == b"two"
+    assert (stored / MODEL_FILE).read_bytes() == b"two"
     assert (stored / "sub" / "metrics.json").exists()
     assert [v.version for v in registry.list_versions(NAME)] == ["1", "2"]
     assert registry.get(NAME, "2") == v2
@@ -59,7 +60,7 @@ def test_register_numbers_versions_and_copies_the_folder(
 def test_state_survives_a_new_instance_and_uses_wal(
     registry: LocalModelRegistry, tmp_path: Path
 ) -> None:
-    registry.register(NAME, artifact(tmp_path, b"one"), "model.joblib", {"k": "a"})
+    registry.register(NAME, artifact(tmp_path, b"one"), MODEL_FILE, {"k": "a"})
     again = LocalModelRegistry(tmp_path / "registry")
     assert again.get(NAME, "1").tags == {"k": "a"}
     with sqlite3.connect(tmp_path / "registry" / "registry.sqlite") as db:
@@ -67,7 +68,7 @@ def test_state_survives_a_new_instance_and_uses_wal(
 
 
 def test_unknown_versions_are_not_found(registry: LocalModelRegistry, tmp_path: Path) -> None:
-    registry.register(NAME, artifact(tmp_path, b"one"), "model.joblib", {})
+    registry.register(NAME, artifact(tmp_path, b"one"), MODEL_FILE, {})
     for version in ("2", "0", "abc", "-1", ""):
         with pytest.raises(NotFoundError):
             registry.get(NAME, version)
@@ -83,7 +84,7 @@ def test_unknown_versions_are_not_found(registry: LocalModelRegistry, tmp_path: 
 def test_find_matches_every_given_tag(registry: LocalModelRegistry, tmp_path: Path) -> None:
     tags = [{"data": "d1", "params": "p1"}, {"data": "d1", "params": "p2"}, {"data": "d2"}]
     for i, t in enumerate(tags):
-        registry.register(NAME, artifact(tmp_path, bytes([i])), "model.joblib", t)
+        registry.register(NAME, artifact(tmp_path, bytes([i])), MODEL_FILE, t)
 
     def found(query: dict[str, str]) -> list[str]:
         return [v.version for v in registry.find(NAME, query)]
@@ -97,7 +98,7 @@ def test_find_matches_every_given_tag(registry: LocalModelRegistry, tmp_path: Pa
 
 
 def test_set_tags_adds_and_replaces(registry: LocalModelRegistry, tmp_path: Path) -> None:
-    registry.register(NAME, artifact(tmp_path, b"one"), "model.joblib", {"a": "1", "b": "2"})
+    registry.register(NAME, artifact(tmp_path, b"one"), MODEL_FILE, {"a": "1", "b": "2"})
     registry.set_tags(NAME, "1", {"b": "3", "c": "4"})
     assert registry.get(NAME, "1").tags == {"a": "1", "b": "3", "c": "4"}
     assert [v.version for v in registry.find(NAME, {"b": "3"})] == ["1"]
@@ -105,8 +106,8 @@ def test_set_tags_adds_and_replaces(registry: LocalModelRegistry, tmp_path: Path
 
 def test_aliases_move_atomically(registry: LocalModelRegistry, tmp_path: Path) -> None:
     for content in (b"one", b"two"):
-        registry.register(NAME, artifact(tmp_path, content), "model.joblib", {})
-    registry.register("other-model", artifact(tmp_path, b"x"), "model.joblib", {})
+        registry.register(NAME, artifact(tmp_path, content), MODEL_FILE, {})
+    registry.register("other-model", artifact(tmp_path, b"x"), MODEL_FILE, {})
     assert registry.get_alias(NAME, "production") is None
 
     registry.set_alias(NAME, "production", "1")
@@ -130,14 +131,14 @@ def test_aliases_move_atomically(registry: LocalModelRegistry, tmp_path: Path) -
 
 
 def test_download_verifies_sha256(registry: LocalModelRegistry, tmp_path: Path) -> None:
-    version = registry.register(NAME, artifact(tmp_path, b"one"), "model.joblib", {})
+    version = registry.register(NAME, artifact(tmp_path, b"one"), MODEL_FILE, {})
     folder = registry.download(NAME, "1", tmp_path / "dest")
     assert folder == tmp_path / "dest" / NAME / "1"
-    assert (folder / "model.joblib").read_bytes() == b"one"
+    assert (folder / MODEL_FILE).read_bytes() == b"one"
     assert (folder / "sub" / "metrics.json").exists()
 
     # Someone edits the stored model behind the registry's back.
-    stored = Path(version.uri.removeprefix("file://")) / "model.joblib"
+    stored = Path(version.uri.removeprefix("file://")) / MODEL_FILE
     stored.write_bytes(b"tampered")
     with pytest.raises(IntegrityError) as err:
         registry.download(NAME, "1", tmp_path / "dest2")
@@ -153,7 +154,7 @@ def test_download_verifies_sha256(registry: LocalModelRegistry, tmp_path: Path) 
 @pytest.mark.parametrize("name", ["../evil", "a/b", "", ".hidden", "a..b", "x" * 200, "a b"])
 def test_rejects_unsafe_names(registry: LocalModelRegistry, tmp_path: Path, name: str) -> None:
     with pytest.raises(ValueError):
-        registry.register(name, artifact(tmp_path, b"one"), "model.joblib", {})
+        registry.register(name, artifact(tmp_path, b"one"), MODEL_FILE, {})
 
 
 def test_rejects_bad_model_files_and_tags(registry: LocalModelRegistry, tmp_path: Path) -> None:
@@ -163,8 +164,8 @@ def test_rejects_bad_model_files_and_tags(registry: LocalModelRegistry, tmp_path
     with pytest.raises(NotFoundError):
         registry.register(NAME, folder, "missing.joblib", {})
     with pytest.raises(ValueError):
-        registry.register(NAME, folder, "model.joblib", {"k": 1})  # type: ignore[dict-item]
-    registry.register(NAME, folder, "model.joblib", {})
+        registry.register(NAME, folder, MODEL_FILE, {"k": 1})  # type: ignore[dict-item]
+    registry.register(NAME, folder, MODEL_FILE, {})
     with pytest.raises(ValueError):
         registry.set_alias(NAME, "../prod", "1")
     assert [v.version for v in registry.list_versions(NAME)] == ["1"]
@@ -205,4 +206,4 @@ def test_two_processes_registering_at_once_get_distinct_versions(tmp_path: Path)
     for version in registry.list_versions("m"):
         expected = f"{version.tags['worker']}-{version.tags['i']}"
         folder = registry.download("m", version.version, tmp_path / "check")
-        assert (folder / "model.joblib").read_text() == expected
+        assert (folder / MODEL_FILE).read_text() == expected

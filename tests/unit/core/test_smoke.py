@@ -7,7 +7,6 @@ Each failing case asserts which checks fail, so a test cannot pass for the wrong
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import socket
 import threading
@@ -29,6 +28,7 @@ from core.interfaces import Endpoint
 from core.smoke import SmokeConfig, SmokeReport, run_smoke_test
 from scoring.app import create_app
 from scoring.settings import ScoringSettings
+from training.artifacts import MODEL_FILE, sha256_file
 
 CHECKS = ["ready", "auth", "golden", "bad_request", "latency"]
 FAST = SmokeConfig(requests=50, ready_timeout_s=10, timeout_s=5)
@@ -185,7 +185,7 @@ def test_a_different_model_fails_golden(
 ) -> None:
     # The right version label on the wrong model: only the golden predictions can tell.
     other = model_folder_factory(tmp_path / "other", Ridge(alpha=5.0))
-    sha = hashlib.sha256((other / "model.joblib").read_bytes()).hexdigest()
+    sha = sha256_file(other / MODEL_FILE)
     with serve(create_app(make_settings(model_dir=other, model_sha256=sha))) as url:
         report = run_smoke_test(endpoint_at(url, api_key), golden, "7", FAST)
 

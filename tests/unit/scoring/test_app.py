@@ -144,6 +144,7 @@ def test_model_info(client: TestClient, model_sha: str) -> None:
     assert info["sha256"] == model_sha
     assert info["features"] == list(FEATURES)
     assert info["estimator"] == "Ridge"
+    assert info["estimator_name"] == "ridge"
     assert info["fast_path"] is True
     assert set(info["trained_with"]) >= {"scikit-learn", "numpy", "pandas", "joblib", "scipy"}
     assert info["serving_with"]["scikit-learn"] == info["trained_with"]["scikit-learn"]

@@ -17,9 +17,10 @@ from sklearn.tree import DecisionTreeRegressor
 from starlette.testclient import TestClient
 
 from scoring.app import create_app
-from scoring.deps import ModelLoadError, load_model, sha256_file
+from scoring.deps import ModelLoadError, load_model
 from scoring.predict import make_predictor
 from scoring.settings import ScoringSettings
+from training.artifacts import sha256_file
 
 Settings = Callable[..., ScoringSettings]
 
@@ -28,7 +29,8 @@ def test_loads_the_shared_model(settings: ScoringSettings, model_sha: str) -> No
     model = load_model(settings)
     assert (model.name, model.version, model.sha256) == ("diabetes-ridge", "7", model_sha)
     assert model.fast_path is True
-    assert model.params["alpha"] == 0.5
+    assert (model.estimator, model.estimator_name) == ("Ridge", "ridge")
+    assert model.params["hyperparameters"]["alpha"] == 0.5
 
 
 def test_fast_path_equals_predict(model_dir: Path) -> None:
@@ -107,6 +109,8 @@ def test_sklearn_version_mismatch_refuses(
         ("features", "lists features"),
         ("no_features", "does not list the feature names"),
         ("golden", "does not reproduce"),
+        ("golden_width", "golden.json is malformed: rows have widths"),
+        ("golden_json", "golden.json is malformed: cannot read it as JSON"),
         ("corrupt", "cannot unpickle"),
     ],
 )
@@ -135,6 +139,12 @@ def test_broken_folders_refuse(
         golden = json.loads((folder / "golden.json").read_text())
         golden["predictions"][0] += 1.0
         (folder / "golden.json").write_text(json.dumps(golden))
+    elif breakage == "golden_width":
+        golden = json.loads((folder / "golden.json").read_text())
+        golden["data"] = [row[:-1] for row in golden["data"]]
+        (folder / "golden.json").write_text(json.dumps(golden))
+    elif breakage == "golden_json":
+        (folder / "golden.json").write_text("{")
     elif breakage == "corrupt":
         (folder / "model.joblib").write_bytes(b"not a pickle")
     if breakage in ("no_versions", "no_sklearn", "features", "no_features"):
@@ -197,28 +207,60 @@ def test_model_fitted_on_a_frame_serves_without_warnings(
     np.testing.assert_allclose(predictions, golden["predictions"], rtol=1e-9, atol=1e-9)
 
 
-def test_loads_what_training_writes(tmp_path: Path, make_settings: Settings) -> None:
-    # The contract with training/: the folder its command writes is served as is.
+@pytest.mark.parametrize(
+    ("estimator", "fast_path"),
+    [
+        ("ridge", True),
+        ("elasticnet", True),
+        ("hist_gradient_boosting", False),
+        ("random_forest", False),
+    ],
+)
+def test_loads_what_training_writes(
+    tmp_path: Path, make_settings: Settings, estimator: str, fast_path: bool
+) -> None:
+    # The contract with training/: the folder its command writes is served as is, whatever
+    # estimator the configuration names; linear ones take the closed form.
     from training.data import reference_dataset, to_training_frame
     from training.params import TrainingParams
     from training.train import train, write_artifacts
 
-    result = train(to_training_frame(reference_dataset()), TrainingParams())
+    params = TrainingParams(estimator=estimator)  # type: ignore[arg-type]
+    result = train(to_training_frame(reference_dataset()), params)
     paths = write_artifacts(result, tmp_path / "trained")
     settings = make_settings(
         model_dir=tmp_path / "trained", model_sha256=sha256_file(paths["model.joblib"])
     )
     model = load_model(settings)
-    assert model.fast_path is True
+    assert model.fast_path is fast_path
+    assert model.estimator_name == estimator
+    assert model.estimator == type(result.model).__name__
+    assert model.params == params.model_dump(mode="json")
     assert model.trained_with["scikit-learn"] == result.run["versions"]["scikit-learn"]
     golden = result.golden
     np.testing.assert_allclose(
         model.predict(np.asarray(golden["data"])), golden["predictions"], rtol=1e-9, atol=1e-9
     )
+    auth = {"Authorization": f"Bearer {settings.api_key.get_secret_value()}"}
     with TestClient(create_app(settings)) as client:
-        response = client.post(
-            "/score",
-            json={"data": golden["data"]},
-            headers={"Authorization": f"Bearer {settings.api_key.get_secret_value()}"},
-        )
+        response = client.post("/score", json={"data": golden["data"]}, headers=auth)
+        info = client.get("/model", headers=auth).json()
     assert response.json()["predictions"] == pytest.approx(golden["predictions"], rel=1e-9)
+    assert (info["estimator_name"], info["fast_path"]) == (estimator, fast_path)
+    assert info["params"]["hyperparameters"] == params.hyperparameters
+
+
+def test_model_trained_before_estimators_were_named_still_serves(
+    tmp_path: Path, model_folder_factory: Callable[..., Path], make_settings: Settings
+) -> None:
+    # run.json of older versions: Ridge's alpha at the top of params, no estimator name.
+    old_params = {"alpha": 0.5, "fit_intercept": True, "holdout_fraction": 0.2, "seed": 42}
+    folder = model_folder_factory(tmp_path / "m", params=old_params)
+    run = json.loads((folder / "run.json").read_text())
+    del run["estimator"]
+    (folder / "run.json").write_text(json.dumps(run))
+    model = load_model(
+        make_settings(model_dir=folder, model_sha256=sha256_file(folder / "model.joblib"))
+    )
+    assert (model.estimator, model.estimator_name, model.fast_path) == ("Ridge", None, True)
+    assert model.info()["estimator_name"] is None

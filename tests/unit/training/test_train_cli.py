@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from training import model as model_io
+from training.artifacts import GOLDEN_FILE, METRICS_FILE, MODEL_FILE, RUN_FILE, read_golden
 from training.data import fingerprint, reference_dataset
 from training.params import TrainingParams
 from training.schema import COLUMNS, FEATURES, TARGET
@@ -20,7 +21,7 @@ from training.train import PINNED_PACKAGES, main
 
 FrameFactory = Callable[..., pd.DataFrame]  # the make_frame fixture (conftest.py)
 REPO_ROOT = Path(__file__).resolve().parents[3]
-ARTIFACTS = {"model.joblib", "metrics.json", "run.json", "golden.json"}
+ARTIFACTS = {MODEL_FILE, METRICS_FILE, RUN_FILE, GOLDEN_FILE}
 
 
 @pytest.fixture
@@ -52,7 +53,9 @@ def test_main_writes_all_artifacts(reference_csv: Path, tmp_path: Path) -> None:
     assert 0.3 < metrics["r2"] < 0.7
 
     run = _read(out, "run.json")
+    assert run["estimator"] == "ridge"
     assert run["params"] == TrainingParams().model_dump(mode="json")
+    assert run["params"]["hyperparameters"] == {"alpha": 0.5, "fit_intercept": True}
     assert run["params_digest"] == TrainingParams().digest()
     assert run["data_fingerprint"] == fingerprint(reference_dataset())
     assert run["features"] == list(FEATURES) and run["target"] == TARGET
@@ -79,11 +82,13 @@ def test_params_from_file_and_parquet_input(tmp_path: Path, make_frame: FrameFac
     data = tmp_path / "batch.parquet"
     make_frame(40).to_parquet(data, index=False)
     params = tmp_path / "params.json"
-    params.write_text(json.dumps({"alpha": 0.1, "holdout_fraction": 0.25, "seed": 3}))
+    params.write_text(
+        json.dumps({"hyperparameters": {"alpha": 0.1}, "holdout_fraction": 0.25, "seed": 3})
+    )
     out = tmp_path / "out"
     assert main(_argv(data, out, str(params))) == 0
     run = _read(out, "run.json")
-    assert run["params"]["alpha"] == 0.1 and run["params"]["seed"] == 3
+    assert run["params"]["hyperparameters"]["alpha"] == 0.1 and run["params"]["seed"] == 3
     assert model_io.load(out).alpha == 0.1
     golden = _read(out, "golden.json")
     assert len(golden["data"]) == _read(out, "metrics.json")["n_holdout"] < 20
@@ -94,7 +99,7 @@ def test_module_runs_as_subprocess_deterministically(reference_csv: Path, tmp_pa
     for out in outputs:
         completed = subprocess.run(
             [sys.executable, "-m", "training.train", "--data", str(reference_csv),
-             "--output", str(out), "--params", '{"alpha": 0.5}'],
+             "--output", str(out), "--params", '{"hyperparameters": {"alpha": 0.5}}'],
             cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         assert completed.returncode == 0, completed.stderr
@@ -151,7 +156,11 @@ def test_too_few_rows_exits_2(
     [
         ('{"alpha": ', "Expecting value"),
         ('{"alpah": 1.0}', "alpah"),
-        ('{"alpha": -1}', "greater than 0"),
+        ('{"alpha": 0.5}', "alpha"),  # hyperparameters live under "hyperparameters"
+        ('{"hyperparameters": {"alpha": -1}}', "ridge hyperparameter 'alpha'"),
+        ('{"hyperparameters": {"alpah": 1}}', "ridge has no hyperparameter 'alpah'"),
+        ('{"estimator": "svm"}', "unknown estimator 'svm'"),
+        ('{"estimator": "random_forest", "hyperparameters": {"alpha": 1}}', "random_forest"),
         ("[1, 2]", "must be a JSON object"),
         ("missing-params.json", "cannot read missing-params.json"),
     ],
@@ -164,7 +173,9 @@ def test_bad_params_exit_2(
     message: str,
 ) -> None:
     assert main(_argv(reference_csv, tmp_path / "out", params)) == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1  # one line, no traceback
 
 
 def test_params_file_that_is_not_an_object_exits_2(
@@ -178,3 +189,27 @@ def test_params_file_that_is_not_an_object_exits_2(
 def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--output", "somewhere"]) == 2
     assert "--data" in capsys.readouterr().err
+
+
+def test_a_non_linear_estimator_end_to_end(reference_csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    params = {"estimator": "random_forest", "hyperparameters": {"n_estimators": 20}, "seed": 5}
+    assert main(_argv(reference_csv, out, json.dumps(params))) == 0
+    assert {p.name for p in out.iterdir()} == ARTIFACTS
+
+    run = _read(out, RUN_FILE)
+    assert run["estimator"] == "random_forest"
+    assert run["params"] == TrainingParams.model_validate(params).model_dump(mode="json")
+    assert run["params"]["hyperparameters"] == {
+        "n_estimators": 20,
+        "max_depth": None,
+        "min_samples_leaf": 1,
+    }
+    loaded = model_io.load(out)
+    assert type(loaded).__name__ == "RandomForestRegressor"
+    assert (loaded.n_estimators, loaded.random_state) == (20, 5)
+    assert 0.2 < _read(out, METRICS_FILE)["r2"] < 0.7
+    golden = read_golden(out, len(FEATURES))
+    np.testing.assert_allclose(
+        model_io.predict(loaded, np.array(golden.rows)), golden.predictions, rtol=1e-12
+    )

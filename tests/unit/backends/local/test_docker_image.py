@@ -1,14 +1,17 @@
-"""Scoring image tags and the model file hash."""
+"""Scoring image tags and the build context."""
 
 from __future__ import annotations
 
-import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from backends.local.docker_image import DockerImageBuilder, file_sha256, image_tag
+from backends.local.docker_image import TRAINING_MODULES, DockerImageBuilder, image_tag
+from backends.local.wheelhouse import LOCK_FILE, Wheelhouse
 from core.interfaces import ImageBuilder
+from training.artifacts import MODEL_FILE
 
 
 @pytest.mark.parametrize(
@@ -30,10 +33,34 @@ def test_tag_is_never_longer_than_docker_allows() -> None:
     assert len(tag) == 128
 
 
-def test_file_sha256(tmp_path: Path) -> None:
-    path = tmp_path / "model.joblib"
-    path.write_bytes(b"x" * 3_000_000)
-    assert file_sha256(path) == hashlib.sha256(b"x" * 3_000_000).hexdigest()
+def test_context_holds_the_training_modules_scoring_imports(tmp_path: Path) -> None:
+    wheels = Wheelhouse(tmp_path / "wheels", ("numpy",), ("numpy==2.0.0",))
+    wheels.path.mkdir()
+    (wheels.path / LOCK_FILE).write_text(wheels.lock_text)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / MODEL_FILE).write_bytes(b"m")
+    context = tmp_path / "context"
+    context.mkdir()
+
+    DockerImageBuilder._assemble(context, wheels, model)
+
+    app = context / "app"
+    assert sorted(p.name for p in (app / "training").iterdir()) == sorted(TRAINING_MODULES)
+    assert "artifacts.py" in TRAINING_MODULES
+    assert (context / "model" / MODEL_FILE).read_bytes() == b"m"
+    # What the image runs: scoring imports, with only app/ on the path, what it needs.
+    probe = "import scoring.deps, training.artifacts, training.schema"
+    completed = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={"PYTHONPATH": str(app)},
+        cwd=app,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
 
 
 def test_builder_is_an_image_builder_and_connects_lazily(tmp_path: Path) -> None:
