@@ -14,7 +14,7 @@ import math
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import httpx
 from pydantic import BaseModel, Field
@@ -82,36 +82,6 @@ class SmokeReport(BaseModel):
             result = "pass" if check.passed else "**FAIL**"
             lines.append(f"| {check.name} | {result} | {detail} | {check.duration_ms:.1f} |")
         return "\n".join(lines) + "\n"
-
-
-@runtime_checkable
-class ServiceProbe(Protocol):
-    """How the release flow checks a scoring service: ``HttpProbe`` for real services, a
-    stand-in for the in-memory target of the flow unit tests."""
-
-    def smoke_test(
-        self, endpoint: Endpoint, golden: dict[str, Any], expected_version: str, config: SmokeConfig
-    ) -> SmokeReport: ...
-
-    def served_version(self, endpoint: Endpoint) -> str:
-        """The model version the service says it serves (raises when it does not answer)."""
-        ...
-
-
-class HttpProbe:
-    """The scoring service's own HTTP contract: ``run_smoke_test`` and ``GET /model``."""
-
-    def smoke_test(
-        self, endpoint: Endpoint, golden: dict[str, Any], expected_version: str, config: SmokeConfig
-    ) -> SmokeReport:
-        return run_smoke_test(endpoint, golden, expected_version, config)
-
-    def served_version(self, endpoint: Endpoint) -> str:
-        response = httpx.get(
-            f"{endpoint.url}/model", headers={"Authorization": f"Bearer {endpoint.key}"}, timeout=10
-        )
-        response.raise_for_status()
-        return str(response.json()["version"])
 
 
 def run_smoke_test(

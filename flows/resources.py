@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 from backends import Backends, get_backends, get_release_backends
 from core.interfaces import DeploymentTarget, ImageBuilder, ModelRegistry
+from core.probe import HttpProbe, ServiceProbe
 from core.settings import Settings
-from core.smoke import HttpProbe, ServiceProbe
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,9 @@ from core.interfaces import (
     NotFoundError,
     ReleaseSpec,
 )
+from core.probe import ServiceProbe
 from core.results import ReleaseReport
-from core.smoke import ServiceProbe, SmokeConfig, SmokeReport
+from core.smoke import SmokeConfig, SmokeReport
 from training.artifacts import GOLDEN_FILE
 
 

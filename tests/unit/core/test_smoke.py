@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from sklearn.linear_model import Ridge
@@ -25,6 +26,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from core.interfaces import Endpoint
+from core.probe import HttpProbe
 from core.smoke import SmokeConfig, SmokeReport, run_smoke_test
 from scoring.app import create_app
 from scoring.settings import ScoringSettings
@@ -367,3 +369,12 @@ def test_config_defaults() -> None:
     assert (config.timeout_s, config.ready_timeout_s) == (10, 60)
     with pytest.raises(ValueError):
         SmokeConfig(requests=0)
+
+
+# ------------------------------------------------------------------ the release flow's probe
+def test_http_probe_asks_the_service_which_version_it_serves(
+    real_service: str, api_key: str
+) -> None:
+    assert HttpProbe().served_version(endpoint_at(real_service, api_key)) == "7"
+    with pytest.raises(httpx.HTTPStatusError):  # a wrong key is an error, never a version
+        HttpProbe().served_version(endpoint_at(real_service, "wrong-key"))
