@@ -189,7 +189,7 @@ class ScoringApp:
                 "unsupported_media_type",
                 f"Content-Type must be application/json, got {content_type[:50] or 'none'}",
             )
-        body = await read_body(request, self._settings.max_body_bytes)
+        body = await read_body(request, self._settings.max_body_bytes, self._settings.body_timeout)
         rows = parse_rows(body, self._settings.max_rows)
         request.rows = len(rows)
         with np.errstate(all="ignore"):
