@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import logging
 import os
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,6 +17,7 @@ from core.settings import Settings, SettingsError, get_settings
 if TYPE_CHECKING:
     from core.interfaces import DeploymentTarget, Endpoint
     from core.lake import Lake
+    from mlops.services import ManagedProcess
 
 app = typer.Typer(help="Run the model's life cycle with Prefect.", no_args_is_help=True)
 logger = logging.getLogger("mlops")
@@ -58,17 +61,7 @@ def up() -> None:
     except ServiceError as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from None
-    if settings.release_target != "process":
-        from backends import get_release_backends
-        from core.interfaces import BackendError
-
-        try:
-            kind = get_release_backends(settings).kind
-        except BackendError as exc:  # the stack runs; only releases cannot yet
-            typer.secho(f"{'release target':15} unusable: {exc}", fg="yellow", err=True)
-        else:
-            note = " (no Docker engine)" if kind == "process" else ""
-            typer.echo(f"{'release target':15} {kind}{note}")
+    _restore_environments(settings)
     lake = _lake(settings)
     lake.ensure()
     if lake.curated_set() is None and not lake.landed():
@@ -83,23 +76,77 @@ def up() -> None:
     typer.echo(f"Prefect UI: {settings.prefect_ui_url}")
 
 
+def _restore_environments(settings: Settings) -> None:
+    """Bring QA and production back to what the registry records (after ``mlops down``)."""
+    from backends import get_backends, get_release_backends
+    from core.interfaces import BackendError
+    from mlops.environments import restore
+
+    try:
+        release = get_release_backends(settings)
+    except BackendError as exc:  # the stack runs; only releases cannot yet
+        typer.secho(f"{'release target':15} unusable: {exc}", fg="yellow", err=True)
+        return
+    note = " (no Docker engine)" if release.kind == "process" else ""
+    typer.echo(f"{'release target':15} {release.kind}{note}")
+    registry = get_backends(settings).registry
+    for line in restore(release.target, registry, settings.model_name, _restore_dir(settings)):
+        typer.echo(line)
+
+
+def _restore_dir(settings: Settings) -> Path:
+    return settings.targets_path / "restore"
+
+
 @app.command()
 def down() -> None:
-    """Stop the local stack by PID: scoring environments, Docker engine, Prefect, Azurite."""
+    """Stop the local stack by PID: scoring environments, Docker engine, Prefect, Azurite.
+
+    Everything that can be stopped is, even when one part fails; the exit code is then 1.
+    """
     from backends.local.dockerd import DockerEngine
+    from mlops.environments import ENVIRONMENTS, remember
     from mlops.stack import services
 
     settings = _settings()
-    target = _release_target(settings)
-    for env in ("qa", "production"):
-        if target.current(env) is not None:
-            target.teardown(env)
-            typer.echo(f"{env:15} torn down")
-    if DockerEngine(settings.docker_path).stop():
-        typer.echo(f"{'docker engine':15} stopped")
+    failed: list[str] = []
+
+    def attempt(what: str, step: Callable[[], str | None]) -> None:
+        try:
+            done = step()
+        except Exception as exc:  # stop the rest, then report
+            failed.append(what)
+            typer.secho(f"{what:15} could not be stopped: {exc}", fg="red", err=True)
+        else:
+            if done:
+                typer.echo(f"{what:15} {done}")
+
+    try:
+        target = _release_target(settings)
+        remember(target, _restore_dir(settings))  # what `mlops up` brings back
+        running = [env for env in ENVIRONMENTS if target.current(env) is not None]
+    except Exception as exc:  # e.g. the target cannot be built: stop everything else
+        failed.append("environments")
+        typer.secho(f"{'environments':15} cannot be read: {exc}", fg="red", err=True)
+        running = []
+    for env in running:
+        attempt(env, partial(_torn_down, target, env))
+    engine = DockerEngine(settings.docker_path)
+    attempt("docker engine", lambda: "stopped" if engine.stop() else None)
     for service in reversed(services(settings)):
-        stopped = service.stop()
-        typer.echo(f"{service.name:15} {'stopped' if stopped else 'was not running'}")
+        attempt(service.name, partial(_stopped, service))
+    if failed:
+        typer.secho(f"not stopped: {', '.join(failed)}", fg="red", err=True)
+        raise typer.Exit(1)
+
+
+def _torn_down(target: DeploymentTarget, environment: str) -> str:
+    target.teardown(environment)
+    return "torn down"
+
+
+def _stopped(service: ManagedProcess) -> str:
+    return "stopped" if service.stop() else "was not running"
 
 
 @app.command()
@@ -244,7 +291,19 @@ def url(
 
 
 def _endpoint(environment: str) -> Endpoint:
-    endpoint = _release_target(_settings()).current(environment)
+    from core.interfaces import BackendError
+    from mlops.environments import ENVIRONMENTS
+
+    if environment not in ENVIRONMENTS:
+        typer.secho(
+            f"no environment {environment!r}: use {' or '.join(ENVIRONMENTS)}", fg="red", err=True
+        )
+        raise typer.Exit(2)
+    try:
+        endpoint = _release_target(_settings()).current(environment)
+    except BackendError as exc:
+        typer.secho(f"cannot read {environment}: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
     if endpoint is None:
         typer.secho(f"nothing is deployed in {environment}", fg="red", err=True)
         raise typer.Exit(1)
