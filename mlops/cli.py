@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -17,7 +15,6 @@ from core.settings import Settings, SettingsError, get_settings
 if TYPE_CHECKING:
     from core.interfaces import DeploymentTarget, Endpoint
     from core.lake import Lake
-    from mlops.services import ManagedProcess
 
 app = typer.Typer(help="Run the model's life cycle with Prefect.", no_args_is_help=True)
 logger = logging.getLogger("mlops")
@@ -104,49 +101,20 @@ def down() -> None:
 
     Everything that can be stopped is, even when one part fails; the exit code is then 1.
     """
-    from backends.local.dockerd import DockerEngine
-    from mlops.environments import ENVIRONMENTS, remember
-    from mlops.stack import services
+    from mlops.stack import stop_stack
 
     settings = _settings()
-    failed: list[str] = []
 
-    def attempt(what: str, step: Callable[[], str | None]) -> None:
-        try:
-            done = step()
-        except Exception as exc:  # stop the rest, then report
-            failed.append(what)
-            typer.secho(f"{what:15} could not be stopped: {exc}", fg="red", err=True)
+    def report(part: str, outcome: str, ok: bool) -> None:
+        if ok:
+            typer.echo(f"{part:15} {outcome}")
         else:
-            if done:
-                typer.echo(f"{what:15} {done}")
+            typer.secho(f"{part:15} {outcome}", fg="red", err=True)
 
-    try:
-        target = _release_target(settings)
-        remember(target, _restore_dir(settings))  # what `mlops up` brings back
-        running = [env for env in ENVIRONMENTS if target.current(env) is not None]
-    except Exception as exc:  # e.g. the target cannot be built: stop everything else
-        failed.append("environments")
-        typer.secho(f"{'environments':15} cannot be read: {exc}", fg="red", err=True)
-        running = []
-    for env in running:
-        attempt(env, partial(_torn_down, target, env))
-    engine = DockerEngine(settings.docker_path)
-    attempt("docker engine", lambda: "stopped" if engine.stop() else None)
-    for service in reversed(services(settings)):
-        attempt(service.name, partial(_stopped, service))
+    failed = stop_stack(settings, lambda: _release_target(settings), _restore_dir(settings), report)
     if failed:
         typer.secho(f"not stopped: {', '.join(failed)}", fg="red", err=True)
         raise typer.Exit(1)
-
-
-def _torn_down(target: DeploymentTarget, environment: str) -> str:
-    target.teardown(environment)
-    return "torn down"
-
-
-def _stopped(service: ManagedProcess) -> str:
-    return "stopped" if service.stop() else "was not running"
 
 
 @app.command()

@@ -62,3 +62,4 @@ def test_down_stops_every_service_when_the_release_target_cannot_be_built(
     assert "the Docker engine is not running" in result.stderr
     assert "not stopped: environments, notify" in result.stderr
     assert "azurite         stopped" in result.stdout
+    assert "notify          could not be stopped: permission denied" in result.stderr
