@@ -84,9 +84,9 @@ def _restore_environments(settings: Settings) -> None:
     except BackendError as exc:  # the stack runs; only releases cannot yet
         typer.secho(f"{'release target':15} unusable: {exc}", fg="yellow", err=True)
         return
-    fell_back = release.kind == "process" and settings.release_target != "process"
-    note = " (no Docker engine)" if fell_back else ""
-    typer.echo(f"{'release target':15} {release.kind}{note}")
+    if settings.release_target != "process":  # say which one `auto` or `docker` found
+        note = " (no Docker engine)" if release.kind == "process" else ""
+        typer.echo(f"{'release target':15} {release.kind}{note}")
     registry = get_backends(settings).registry
     for line in restore(release.target, registry, settings.model_name, _restore_dir(settings)):
         typer.echo(line)
