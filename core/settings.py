@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # Azurite's documented development account: public, identical on every machine.
 AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = (
@@ -145,7 +146,10 @@ class Settings(BaseSettings):
     # Derived locations -------------------------------------------------------------
     @property
     def state_path(self) -> Path:
-        return self.state_dir.resolve()
+        """The state folder, absolute. A relative ``MLOPS_STATE_DIR`` is relative to the
+        project root, not to the current directory: ``mlops down`` run from elsewhere must
+        find the stack ``mlops up`` started."""
+        return (PROJECT_ROOT / self.state_dir).resolve()
 
     @property
     def blob_connection(self) -> str:

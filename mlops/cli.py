@@ -58,17 +58,7 @@ def up() -> None:
     except ServiceError as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from None
-    if settings.release_target != "process":
-        from backends import get_release_backends
-        from core.interfaces import BackendError
-
-        try:
-            kind = get_release_backends(settings).kind
-        except BackendError as exc:  # the stack runs; only releases cannot yet
-            typer.secho(f"{'release target':15} unusable: {exc}", fg="yellow", err=True)
-        else:
-            note = " (no Docker engine)" if kind == "process" else ""
-            typer.echo(f"{'release target':15} {kind}{note}")
+    _restore_environments(settings)
     lake = _lake(settings)
     lake.ensure()
     if lake.curated_set() is None and not lake.landed():
@@ -83,23 +73,49 @@ def up() -> None:
     typer.echo(f"Prefect UI: {settings.prefect_ui_url}")
 
 
+def _restore_environments(settings: Settings) -> None:
+    """Bring QA and production back to what the registry records (after ``mlops down``)."""
+    from backends import get_backends, get_release_backends
+    from core.interfaces import BackendError
+    from mlops.environments import restore
+
+    try:
+        release = get_release_backends(settings)
+    except BackendError as exc:  # the stack runs; only releases cannot yet
+        typer.secho(f"{'release target':15} unusable: {exc}", fg="yellow", err=True)
+        return
+    if settings.release_target != "process":  # say which one `auto` or `docker` found
+        note = " (no Docker engine)" if release.kind == "process" else ""
+        typer.echo(f"{'release target':15} {release.kind}{note}")
+    registry = get_backends(settings).registry
+    for line in restore(release.target, registry, settings.model_name, _restore_dir(settings)):
+        typer.echo(line)
+
+
+def _restore_dir(settings: Settings) -> Path:
+    return settings.targets_path / "restore"
+
+
 @app.command()
 def down() -> None:
-    """Stop the local stack by PID: scoring environments, Docker engine, Prefect, Azurite."""
-    from backends.local.dockerd import DockerEngine
-    from mlops.stack import services
+    """Stop the local stack by PID: scoring environments, Docker engine, Prefect, Azurite.
+
+    Everything that can be stopped is, even when one part fails; the exit code is then 1.
+    """
+    from mlops.stack import stop_stack
 
     settings = _settings()
-    target = _release_target(settings)
-    for env in ("qa", "production"):
-        if target.current(env) is not None:
-            target.teardown(env)
-            typer.echo(f"{env:15} torn down")
-    if DockerEngine(settings.docker_path).stop():
-        typer.echo(f"{'docker engine':15} stopped")
-    for service in reversed(services(settings)):
-        stopped = service.stop()
-        typer.echo(f"{service.name:15} {'stopped' if stopped else 'was not running'}")
+
+    def report(part: str, outcome: str, ok: bool) -> None:
+        if ok:
+            typer.echo(f"{part:15} {outcome}")
+        else:
+            typer.secho(f"{part:15} {outcome}", fg="red", err=True)
+
+    failed = stop_stack(settings, lambda: _release_target(settings), _restore_dir(settings), report)
+    if failed:
+        typer.secho(f"not stopped: {', '.join(failed)}", fg="red", err=True)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -266,7 +282,19 @@ def url(
 
 
 def _endpoint(environment: str) -> Endpoint:
-    endpoint = _release_target(_settings()).current(environment)
+    from core.interfaces import BackendError
+    from mlops.environments import ENVIRONMENTS
+
+    if environment not in ENVIRONMENTS:
+        typer.secho(
+            f"no environment {environment!r}: use {' or '.join(ENVIRONMENTS)}", fg="red", err=True
+        )
+        raise typer.Exit(2)
+    try:
+        endpoint = _release_target(_settings()).current(environment)
+    except BackendError as exc:
+        typer.secho(f"cannot read {environment}: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
     if endpoint is None:
         typer.secho(f"nothing is deployed in {environment}", fg="red", err=True)
         raise typer.Exit(1)

@@ -164,8 +164,12 @@ class _Handler(SimpleHTTPRequestHandler):
                 return None
             return self._send(file.read_bytes(), self.guess_type(file), "public, max-age=86400")
         path = self.translate_path(self.path)
-        if os.path.isdir(path) and url_path.endswith("/"):
+        if os.path.isdir(path):
+            # A folder is its index.html or nothing: a listing would show every run's files.
             path = os.path.join(path, "index.html")
+            if not (url_path.endswith("/") and os.path.isfile(path)):
+                self.send_error(HTTPStatus.NOT_FOUND, "File not found")
+                return None
         if not (path.endswith(".html") and os.path.isfile(path)):
             return super().send_head()  # what http.server does, inside the docs folder
         html = Path(path).read_bytes().decode("utf-8", "surrogateescape")

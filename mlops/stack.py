@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from backends.local.azurite import AzuriteService
 from core.deploy import WORK_POOL, prefect_env
+from core.interfaces import DeploymentTarget
 from core.settings import Settings
 from mlops.docs_server import DEFAULT_ASSETS
 from mlops.services import ManagedProcess, http_ok
@@ -136,3 +139,65 @@ def services(settings: Settings) -> list[ManagedProcess]:
         docs_server(settings),
         prefect_worker(settings),
     ]
+
+
+def stop_stack(
+    settings: Settings,
+    release_target: Callable[[], DeploymentTarget],
+    restore_dir: Path,
+    report: Callable[[str, str, bool], None],
+) -> list[str]:
+    """Stop the scoring environments, the Docker engine and the services, in that order.
+
+    Every part is tried even when one fails (a target that cannot be built must not keep
+    Prefect or Azurite running); what ran in QA and production is remembered first, for
+    ``mlops up`` (``mlops.environments``).
+
+    Args:
+        settings: The stack's settings.
+        release_target: Builds the target that runs QA and production.
+        restore_dir: Where to remember their releases.
+        report: Called with (part, outcome, ok) for each part.
+
+    Returns:
+        The parts that could not be stopped.
+    """
+    from backends.local.dockerd import DockerEngine
+    from mlops.environments import ENVIRONMENTS, remember
+
+    failed: list[str] = []
+
+    def attempt(part: str, step: Callable[[], str | None]) -> None:
+        try:
+            outcome = step()
+        except Exception as exc:  # stop the rest, then report
+            failed.append(part)
+            report(part, f"could not be stopped: {exc}", False)
+        else:
+            if outcome:
+                report(part, outcome, True)
+
+    try:
+        target = release_target()
+        remember(target, restore_dir)
+        running = [env for env in ENVIRONMENTS if target.current(env) is not None]
+    except Exception as exc:  # e.g. the Docker target without an engine
+        failed.append("environments")
+        report("environments", f"cannot be read: {exc}", False)
+        running = []
+    for env in running:
+        attempt(env, partial(_teardown, target, env))
+    engine = DockerEngine(settings.docker_path)
+    attempt("docker engine", lambda: "stopped" if engine.stop() else None)
+    for service in reversed(services(settings)):
+        attempt(service.name, partial(_stop, service))
+    return failed
+
+
+def _teardown(target: DeploymentTarget, environment: str) -> str:
+    target.teardown(environment)
+    return "torn down"
+
+
+def _stop(service: ManagedProcess) -> str:
+    return "stopped" if service.stop() else "was not running"

@@ -42,18 +42,9 @@ def main() -> int:
     import uvicorn
 
     from scoring.app import create_app
+    from scoring.server import uvicorn_config
 
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        lifespan="on",
-        access_log=False,  # the app writes its own JSON request log
-        log_config=None,  # keep the JSON handlers set above
-        server_header=False,
-        proxy_headers=False,
-        ws="none",
-    )
+    config = uvicorn_config(create_app(settings), settings)
     # uvicorn handles SIGINT/SIGTERM (graceful shutdown), then re-raises the signal once it
     # is done; these make that re-raise a clean exit 0 instead of a death by signal.
     signal.signal(signal.SIGTERM, _exit_cleanly)

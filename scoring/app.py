@@ -60,7 +60,11 @@ class ScoringApp:
         self._model: LoadedModel | None = None
         self._model_ref = {"name": settings.model_name, "version": settings.model_version}
         spec = build_openapi(
-            settings.model_name, settings.model_version, settings.max_rows, settings.max_body_bytes
+            settings.model_name,
+            settings.model_version,
+            settings.max_rows,
+            settings.max_body_bytes,
+            settings.max_abs_value,
         )
         self._swagger = orjson.dumps(spec)
         self._routes: dict[str, dict[str, Route]] = {
@@ -190,8 +194,8 @@ class ScoringApp:
                 "unsupported_media_type",
                 f"Content-Type must be application/json, got {content_type[:50] or 'none'}",
             )
-        body = await read_body(request, self._settings.max_body_bytes)
-        rows = parse_rows(body, self._settings.max_rows)
+        body = await read_body(request, self._settings.max_body_bytes, self._settings.body_timeout)
+        rows = parse_rows(body, self._settings.max_rows, self._settings.max_abs_value)
         request.rows = len(rows)
         with np.errstate(all="ignore"):
             predictions = model.predict(rows)

@@ -6,6 +6,7 @@ of a linear model; this module does only what the routes use.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -82,11 +83,18 @@ class Request:
         return cls(scope["method"], scope["path"], headers, receive, rid)
 
 
-async def read_body(request: Request, max_bytes: int) -> bytes:
+async def read_body(request: Request, max_bytes: int, timeout: float | None = None) -> bytes:
     """Read the whole body, refusing more than ``max_bytes`` before and while reading.
 
+    Args:
+        request: The request whose body to read.
+        max_bytes: Largest body accepted.
+        timeout: Seconds the whole body may take to arrive (None: no limit). A client that
+            sends a byte a second must not hold a connection for ever.
+
     Raises:
-        ApiError: 400 for a malformed Content-Length, 413 when the body is too large.
+        ApiError: 400 for a malformed Content-Length, 413 when the body is too large, 408
+            when it does not arrive within ``timeout`` (the connection is then closed).
         ClientDisconnected: The client closed the connection mid-body.
     """
     declared = request.headers.get(b"content-length")
@@ -95,6 +103,19 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
             raise ApiError(400, "invalid_content_length", "Content-Length is not a number")
         if int(declared) > max_bytes:
             raise _too_large(max_bytes)
+    try:
+        async with asyncio.timeout(timeout):
+            return await _receive_body(request, max_bytes)
+    except TimeoutError:
+        raise ApiError(
+            408,
+            "request_timeout",
+            f"the request body did not arrive within {timeout:g} s",
+            {"connection": "close"},  # the rest of the body may still come: do not reuse
+        ) from None
+
+
+async def _receive_body(request: Request, max_bytes: int) -> bytes:
     message = await request.receive()
     if message["type"] == "http.disconnect":
         raise ClientDisconnected

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from scoring.schemas import MAX_ABS_VALUE
 from training.schema import FEATURES, N_FEATURES
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -13,35 +14,51 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+_ERROR_TEXT = {
+    400: "Malformed JSON or Content-Length",
+    401: "Missing or wrong API key",
+    408: "The request's headers or body came too slowly; the connection is closed",
+    413: "Too many rows or body too large",
+    415: "Content-Type is not application/json",
+    422: "Valid JSON that is not a valid request (message names row, column, feature)",
+    503: "Model not loaded yet, or too many open connections (then as text); retry shortly",
+}
+
+
 def _errors(*statuses: int) -> dict[str, Any]:
-    text = {
-        400: "Malformed JSON or Content-Length",
-        401: "Missing or wrong API key",
-        413: "Too many rows or body too large",
-        415: "Content-Type is not application/json",
-        422: "Valid JSON that is not a valid request (message names row, column, feature)",
-        503: "Model not loaded yet",
-    }
-    return {str(status): _json(_ERROR, text[status]) for status in statuses}
+    responses = {str(status): _json(_ERROR, _ERROR_TEXT[status]) for status in statuses}
+    if "401" in responses:
+        responses["401"]["headers"] = {
+            "WWW-Authenticate": {"schema": {"type": "string", "enum": ["Bearer"]}}
+        }
+    if "503" in responses:  # the connection cap answers before the app, in plain text
+        responses["503"]["content"]["text/plain"] = {"schema": {"type": "string"}}
+    return responses
 
 
 def build_openapi(
-    model_name: str, model_version: str, max_rows: int, max_body_bytes: int
+    model_name: str,
+    model_version: str,
+    max_rows: int,
+    max_body_bytes: int,
+    max_abs_value: float = MAX_ABS_VALUE,
 ) -> dict[str, Any]:
-    """Return the OpenAPI 3.0 document of the service.
+    """Return the OpenAPI 3.0 document of the service: exactly what it accepts and answers.
 
     Args:
         model_name: Registered model name (in the title).
         model_version: Registered model version (the API version).
         max_rows: Most rows per request.
         max_body_bytes: Largest body accepted.
+        max_abs_value: Largest magnitude of a feature value.
 
     Returns:
         The document as a JSON-ready dict.
     """
+    value = {"type": "number", "minimum": -max_abs_value, "maximum": max_abs_value}
     row = {
         "type": "array",
-        "items": {"type": "number"},
+        "items": value,
         "minItems": N_FEATURES,
         "maxItems": N_FEATURES,
         "description": "One row, in this order: " + ", ".join(FEATURES),
@@ -49,6 +66,7 @@ def build_openapi(
     request = {
         "type": "object",
         "required": ["data"],
+        "additionalProperties": False,
         "properties": {
             "data": {"type": "array", "items": row, "minItems": 1, "maxItems": max_rows}
         },
@@ -57,27 +75,34 @@ def build_openapi(
         },
     }
     predictions = {"type": "array", "items": {"type": "number"}}
+    model = {
+        "type": "object",
+        "required": ["name", "version"],
+        "properties": {"name": {"type": "string"}, "version": {"type": "string"}},
+    }
     response = {
         "type": "object",
         "required": ["predictions", "result", "model"],
+        "additionalProperties": False,
         "properties": {
             "predictions": predictions,
             "result": {**predictions, "description": "Same as predictions (Azure ML clients)"},
-            "model": {
-                "type": "object",
-                "properties": {"name": {"type": "string"}, "version": {"type": "string"}},
-            },
+            "model": model,
         },
     }
     error = {
         "type": "object",
+        "required": ["error"],
         "properties": {
             "error": {
                 "type": "object",
+                "required": ["code", "message"],
                 "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
             }
         },
     }
+    text = {"text/plain": {"schema": {"type": "string"}}}
+    busy = {"503": {"description": _ERROR_TEXT[503], "content": text}}
     secured: list[dict[str, list[str]]] = [{"bearer": []}]
     return {
         "openapi": "3.0.3",
@@ -85,7 +110,8 @@ def build_openapi(
             "title": f"{model_name} scoring service",
             "version": model_version,
             "description": f"A scikit-learn regressor on the diabetes features. Bodies up to "
-            f"{max_body_bytes} bytes, 1 to {max_rows} rows.",
+            f"{max_body_bytes} bytes, 1 to {max_rows} rows, values in "
+            f"[-{max_abs_value:g}, {max_abs_value:g}].",
         },
         "paths": {
             "/score": {
@@ -98,7 +124,7 @@ def build_openapi(
                     },
                     "responses": {
                         "200": _json(response, "Predictions"),
-                        **_errors(400, 401, 413, 415, 422, 503),
+                        **_errors(400, 401, 408, 413, 415, 422, 503),
                     },
                 }
             },
@@ -108,7 +134,7 @@ def build_openapi(
                     "security": secured,
                     "responses": {
                         "200": _json({"type": "object"}, "Model description"),
-                        **_errors(401, 503),
+                        **_errors(401, 408, 503),
                     },
                 }
             },
@@ -116,13 +142,28 @@ def build_openapi(
                 "get": {
                     "summary": "Readiness: 'Healthy' once the model is loaded",
                     "responses": {
-                        "200": {"description": "Ready", "content": {"text/plain": {}}},
-                        "503": {"description": "Model not loaded", "content": {"text/plain": {}}},
+                        "200": {"description": "Ready", "content": text},
+                        **_errors(408),
+                        "503": {"description": "Model not loaded (or busy)", "content": text},
                     },
                 }
             },
             "/healthz": {
-                "get": {"summary": "Liveness", "responses": {"200": {"description": "Alive"}}}
+                "get": {
+                    "summary": "Liveness",
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["status"],
+                                "properties": {"status": {"type": "string", "enum": ["alive"]}},
+                            },
+                            "Alive",
+                        ),
+                        **_errors(408),
+                        **busy,
+                    },
+                }
             },
         },
         "components": {

@@ -16,6 +16,10 @@ import orjson
 from training.schema import FEATURES, N_FEATURES
 
 FEATURE_LIST = ", ".join(FEATURES)
+# The largest magnitude of a feature value. The features are scaled (|x| < 1); far beyond,
+# a value is a mistake, and a linear model's prediction could overflow a double (the
+# service would refuse it anyway): bounding the input makes "schema-valid" mean "served".
+MAX_ABS_VALUE = 1e9
 _NON_FINITE_TOKENS = (b"NaN", b"Infinity")
 
 
@@ -68,12 +72,13 @@ def decode_json(body: bytes) -> Any:
         ) from None
 
 
-def parse_rows(body: bytes, max_rows: int) -> np.ndarray:
+def parse_rows(body: bytes, max_rows: int, max_abs_value: float = MAX_ABS_VALUE) -> np.ndarray:
     """Validate a ``/score`` body and return its rows as an ``(n, N_FEATURES)`` float64 array.
 
     Args:
         body: The raw request body.
         max_rows: Most rows accepted.
+        max_abs_value: Largest magnitude of a value (the OpenAPI document says the same).
 
     Returns:
         The rows, C-contiguous float64, all finite.
@@ -90,6 +95,10 @@ def parse_rows(body: bytes, max_rows: int) -> np.ndarray:
         )
     if "data" not in payload:
         raise _invalid("missing_data", 'body has no "data" key: send {"data": [[...], ...]}')
+    if len(payload) > 1:  # a misspelt option must not be ignored silently
+        extra = sorted(key for key in payload if key != "data")
+        shown = ", ".join(orjson.dumps(key[:40]).decode() for key in extra[:3])
+        raise _invalid("unknown_field", f'unknown field(s) {shown}: send only "data"')
     data = payload["data"]
     if not isinstance(data, list):
         raise _invalid("invalid_data", f'"data" must be a list of rows, got {_kind(data)}')
@@ -115,6 +124,13 @@ def parse_rows(body: bytes, max_rows: int) -> np.ndarray:
         raise _invalid(
             "non_finite_value",
             f"row {bad[0]} column {bad[1]} ({FEATURES[bad[1]]}) is not a finite number",
+        )
+    if (np.abs(rows) > max_abs_value).any():
+        bad = np.argwhere(np.abs(rows) > max_abs_value)[0]
+        raise _invalid(
+            "value_out_of_range",
+            f"row {bad[0]} column {bad[1]} ({FEATURES[bad[1]]}) is {rows[tuple(bad)]:g}, "
+            f"outside [-{max_abs_value:g}, {max_abs_value:g}]",
         )
     return rows
 

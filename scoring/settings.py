@@ -14,6 +14,8 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from scoring.schemas import MAX_ABS_VALUE
+
 # Values people paste from examples. A key found here (or too short to be a real key) is
 # refused unless ``allow_insecure_dev_key`` says this is a throwaway development server.
 PLACEHOLDER_KEYS = frozenset(
@@ -62,6 +64,11 @@ class ScoringSettings(BaseSettings):
         allow_insecure_dev_key: Accept placeholder or short keys (development only).
         max_rows: Most rows accepted in one ``/score`` request.
         max_body_bytes: Largest request body accepted, in bytes.
+        max_abs_value: Largest magnitude of a feature value (beyond: 422).
+        header_timeout: Seconds a client has to send a request's headers (then 408).
+        body_timeout: Seconds a client has to send a request's body (then 408).
+        keep_alive_timeout: Seconds an idle keep-alive connection stays open.
+        max_connections: Open connections past which new requests get 503 at once.
         host: Interface to bind (``0.0.0.0`` inside a container).
         port: TCP port to bind (5001, like Azure ML's inference server).
         log_payloads: Also log request rows and predictions (never the key).
@@ -87,6 +94,12 @@ class ScoringSettings(BaseSettings):
     allow_insecure_dev_key: bool = False
     max_rows: int = Field(default=1000, ge=1)
     max_body_bytes: int = Field(default=1_000_000, ge=64)
+    max_abs_value: float = Field(default=MAX_ABS_VALUE, gt=0, allow_inf_nan=False)
+    # Slow or idle clients must not hold the service (slowloris): see scoring.server.
+    header_timeout: float = Field(default=10.0, gt=0, le=300)
+    body_timeout: float = Field(default=30.0, gt=0, le=600)
+    keep_alive_timeout: int = Field(default=5, ge=1, le=300)
+    max_connections: int = Field(default=256, ge=1)
     host: str = "127.0.0.1"
     port: int = Field(default=5001, ge=0, le=65535)
     log_payloads: bool = False

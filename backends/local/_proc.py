@@ -10,7 +10,23 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Mapping
 from pathlib import Path
+
+# The only variables a child process (training job, scoring replica, proxy) gets from this
+# one's environment: what a Python program needs to run, no credential (storage connection
+# string, cloud secret, API key) and no setting it was not given on purpose.
+PASSED_VARS = (
+    "PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH",
+    "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+)  # fmt: skip
+
+
+def child_env(extra: Mapping[str, str] = {}) -> dict[str, str]:  # noqa: B006  (read only)
+    """The environment of a child process: ``PASSED_VARS`` from this one, then ``extra``."""
+    env = {name: os.environ[name] for name in PASSED_VARS if name in os.environ}
+    env.update(extra)
+    return env
 
 
 def port_answers(host: str, port: int, timeout: float = 0.5) -> bool:

@@ -19,6 +19,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from backends.local._proc import child_env
+
 LOG_TAIL_LINES = 20
 
 
@@ -68,7 +70,8 @@ def run(job_dir: Path) -> int:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                # The allowlist again: whoever started this runner, no secret reaches training.
+                env=child_env({"PYTHONUNBUFFERED": "1"}),
             )
         except OSError as exc:
             status.update(state="failed", exit_code=None, ended_at=now())

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from backends.local._proc import kill_group, pid_alive, wait_gone
+from backends.local._proc import child_env, kill_group, pid_alive, wait_gone
 from backends.local._runner import log_tail, now, write_json
 from core.interfaces import (
     BackendError,
@@ -176,7 +176,9 @@ class SubprocessCompute:
     def _launch(self, job_dir: Path) -> None:
         # The runner must import `backends` even when the job's workdir is elsewhere.
         path = os.environ.get("PYTHONPATH", "")
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), path) if p)}
+        # Only what a Python program needs: this process may hold the storage connection
+        # string or cloud credentials, and training reads its data from the job folder.
+        env = child_env({"PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), path) if p)})
         with (job_dir / "job.log").open("ab") as out:
             # The launcher forks the real runner, records its PID and exits at once.
             code = subprocess.call(

@@ -8,7 +8,6 @@ process group (uvicorn workers included) and a Ctrl-C in the starting shell does
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
@@ -16,11 +15,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from backends.local._proc import pid_alive, reap, signal_group
+from backends.local._proc import child_env, pid_alive, reap, signal_group
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-# Daemons get a small environment: no cloud credentials or other secrets leak into them.
-_PASSED_VARS = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "VIRTUAL_ENV")
 # Popen objects of the daemons this process started, so that they can be reaped (no zombies,
 # no "still running" warnings); daemons started by other processes are handled by PID.
 _children: dict[int, subprocess.Popen[bytes]] = {}
@@ -45,8 +42,8 @@ def spawn(argv: Sequence[str], env: Mapping[str, str], log_path: Path) -> dict[s
     Returns:
         The daemon's handle.
     """
-    base = {k: os.environ[k] for k in _PASSED_VARS if k in os.environ}
-    base.update(PYTHONPATH=str(PROJECT_ROOT), PYTHONUNBUFFERED="1")
+    # A small environment: no cloud credentials or other secrets leak into daemons.
+    base = child_env({"PYTHONPATH": str(PROJECT_ROOT), "PYTHONUNBUFFERED": "1"})
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         proc = subprocess.Popen(

@@ -4,25 +4,30 @@ Each replica is one container of the release's image (model baked in at ``/model
 host network (the engine here has no bridge), listening on 127.0.0.1 at the port given in
 ``SCORING_PORT``; the proxy in front runs as a host process and owns the stable URL.
 Containers are labelled with the stack (this state folder), environment, model and version,
-and never restarted by the engine: the deployer decides what runs. Rolling replacement,
-state and keys are ``RollingTarget``'s.
+and never restarted by the engine: the deployer decides what runs. The API key reaches them
+as a file, bind-mounted read-only (``SCORING_API_KEY_FILE``): an environment variable would
+show in ``docker inspect``. Rolling replacement, state and keys are ``RollingTarget``'s.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from docker.errors import DockerException, NotFound
+from docker.types import Mount
 
 from backends.local.envstate import HOST
 from backends.local.rolling import RollingTarget
 from core.interfaces import BackendError, ReleaseSpec
 
 LABEL_PREFIX = "mlops."
+SECRET_PATH = "/run/secrets/scoring_api_key"  # where containers find the key
+CONTAINER_UID = 10001  # the scoring image's user (scoring/Dockerfile)
 
 
 class DockerTarget(RollingTarget):
@@ -85,21 +90,47 @@ class DockerTarget(RollingTarget):
         env = {
             "SCORING_HOST": HOST,  # host network: bind loopback only, never every interface
             "SCORING_PORT": str(port),
-            "SCORING_API_KEY": key,
+            "SCORING_API_KEY_FILE": SECRET_PATH,
             **release.model_env(),
         }
+        secret = Mount(SECRET_PATH, str(self._key_copy(environment, key)), "bind", read_only=True)
         try:
             container = self.client.containers.run(
                 release.image,
                 detach=True,
                 network_mode="host",
                 environment=env,
+                mounts=[secret],
                 labels=labels,
                 restart_policy={"Name": "no"},
             )
         except DockerException as exc:
             raise BackendError(f"cannot start {release.image}: {exc}") from exc
         return {"id": container.id}
+
+    def _key_path(self, environment: str) -> Path:
+        return (self.state_dir / environment / "secrets" / "api_key").resolve()
+
+    def _key_copy(self, environment: str, key: str) -> Path:
+        """The key in a file the container's user can read, written atomically.
+
+        As root, the file belongs to the container's uid with mode 0400. Otherwise it cannot
+        be given away: it is world-readable (0444) inside a 0700 folder, which no other host
+        user can enter, while the container reaches the bind-mounted file itself.
+        """
+        path = self._key_path(environment)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key)
+        if os.geteuid() == 0:
+            os.chown(tmp, CONTAINER_UID, CONTAINER_UID)
+            os.chmod(tmp, 0o400)
+        else:
+            os.chmod(tmp, 0o444)
+        os.replace(tmp, path)
+        return path
 
     def _container(self, handle: Any) -> Any:
         try:
@@ -139,6 +170,7 @@ class DockerTarget(RollingTarget):
         """Stop everything of ``environment``, including containers the state lost track of
         (a deployer killed between starting a container and recording it)."""
         super().teardown(environment)
+        self._key_path(environment).unlink(missing_ok=True)  # the key is forgotten with the rest
         try:
             for container in self.containers(environment):
                 try:

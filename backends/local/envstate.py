@@ -99,17 +99,39 @@ class EnvFiles:
         write_json_atomic(self.state, state)
 
     def ensure_key(self) -> str:
-        """The environment's API key, created on first use (random, file mode 0600)."""
+        """The environment's API key, created on first use (random, file mode 0600).
+
+        The file is written whole before it gets its name (a crash leaves no half key), and
+        an empty one, left by an older crash, counts as missing: it would break every deploy.
+        """
+        key = self._read_key()
+        if key:
+            return key
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = self.dir / f".api_key.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(32))
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, self.key)  # fails if another process made one meanwhile
+            except FileExistsError:
+                if not self._read_key():
+                    os.replace(tmp, self.key)
+        finally:
+            tmp.unlink(missing_ok=True)
+        key = self._read_key()
+        if not key:
+            raise BackendError(f"{self.env}: cannot write the API key file {self.key}")
+        return key
+
+    def _read_key(self) -> str:
         try:
             return self.key.read_text().strip()
         except FileNotFoundError:
-            pass
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        key = secrets.token_urlsafe(32)
-        fd = os.open(self.key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(key)
-        return key
+            return ""
 
     def next_generation(self, generation: int) -> int:
         """A config generation newer than any the proxy has seen."""

@@ -2,8 +2,9 @@
 
 Each replica is ``python -m scoring`` run straight from the registry's artifact folder
 (``ReleaseSpec.model_uri``, a ``file://`` URI), configured through ``SCORING_*`` variables
-and bound to its own loopback port; the proxy in front owns the stable URL. Rolling
-replacement, state and keys are ``RollingTarget``'s.
+and bound to its own loopback port; the proxy in front owns the stable URL. The API key is
+passed as the path of the environment's key file (``SCORING_API_KEY_FILE``), never as a
+value. Rolling replacement, state and keys are ``RollingTarget``'s.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ class ProcessTarget(RollingTarget):
         env = {
             "SCORING_MODEL_DIR": str(model_dir(release)),
             **release.model_env(),
-            "SCORING_API_KEY": key,
+            # The path of the 0600 key file, not the key: /proc/<pid>/environ shows no secret.
+            "SCORING_API_KEY_FILE": str(self._files(environment).key.resolve()),
             "SCORING_HOST": HOST,
             "SCORING_PORT": str(port),
         }

@@ -24,7 +24,11 @@ from urllib.parse import parse_qs, urlsplit
 MODEL_DIR = Path(os.environ.get("SCORING_MODEL_DIR", "/model"))
 NAME = os.environ.get("SCORING_MODEL_NAME", "?")
 VERSION = os.environ.get("SCORING_MODEL_VERSION", "?")
-KEY = os.environ.get("SCORING_API_KEY", "")
+KEY = (
+    Path(os.environ["SCORING_API_KEY_FILE"]).read_text().strip()
+    if os.environ.get("SCORING_API_KEY_FILE")
+    else os.environ.get("SCORING_API_KEY", "")
+)
 LOAD_SECONDS = 0.3  # like loading a model: bound but not yet healthy
 STARTED = time.monotonic()
 

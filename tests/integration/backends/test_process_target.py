@@ -92,6 +92,21 @@ def _handles(tmp_path: Path, environment: str) -> list[dict]:
     return [r["handle"] for r in state["current"]["replicas"]] + [state["proxy"]]
 
 
+def _assert_key_only_in_its_file(tmp_path: Path, environment: str, key: str) -> None:
+    """Replicas are handed the key file's path: the key is in no environment or log."""
+    key_file = (tmp_path / "state" / environment / "api_key").resolve()
+    for handle in _handles(tmp_path, environment):
+        environ = Path(f"/proc/{handle['pid']}/environ").read_bytes()
+        assert key.encode() not in environ
+        assert b"SCORING_API_KEY=" not in environ
+    replicas = _state(tmp_path, environment)["current"]["replicas"]
+    for replica in replicas:
+        environ = Path(f"/proc/{replica['handle']['pid']}/environ").read_bytes()
+        assert f"SCORING_API_KEY_FILE={key_file}".encode() in environ.split(b"\0")
+    for log in (tmp_path / "state" / environment / "logs").iterdir():
+        assert key not in log.read_text(errors="replace")
+
+
 def _score(url: str, key: str) -> httpx.Response:
     headers = {"Authorization": f"Bearer {key}"}
     return httpx.post(url + "/score", json={"data": [rollout.ROW]}, headers=headers, timeout=5)
@@ -116,6 +131,7 @@ def test_qa_runs_one_replica_behind_its_stable_url(
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600 and len(endpoint.key) >= 32
     assert endpoint.key not in (tmp_path / "state" / "qa" / "state.json").read_text()
     assert endpoint.key not in repr(endpoint) and endpoint.key not in caplog.text
+    _assert_key_only_in_its_file(tmp_path, "qa", endpoint.key)
 
 
 def test_production_rolls_forward_and_back_without_a_failed_request(
@@ -233,6 +249,7 @@ def test_the_real_scoring_service_rolls_without_a_failed_request(
             target.deploy("production", v2)
         logger.info("real service v1 -> v2: %d requests, %d failed", load.total, len(load.failures))
         assert load.failures == [] and load.switched_once("1", "2")
+        _assert_key_only_in_its_file(tmp_path, "production", endpoint.key)
     finally:
         target.teardown("production")
     assert rollout.pids_mentioning(str(tmp_path)) == []

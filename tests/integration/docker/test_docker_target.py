@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import logging
 import sys
 import uuid
@@ -99,14 +100,26 @@ def test_releases_roll_forward_and_back_without_a_failed_request(
     assert attrs["HostConfig"]["NetworkMode"] == "host"
     assert attrs["HostConfig"]["RestartPolicy"]["Name"] == "no"
     assert containers[0].labels["mlops.environment"] == "production"
-    assert containers[0].labels["core.version"] == "1"
+    assert containers[0].labels["mlops.version"] == "1"
     assert qa.key != production.key  # one key per environment
+    # The key is a read-only file in the container: not in `docker inspect`, env or logs.
+    for container in target.containers():
+        assert production.key not in json.dumps(container.attrs)
+        assert qa.key not in json.dumps(container.attrs)
+        env = container.attrs["Config"]["Env"]
+        assert "SCORING_API_KEY_FILE=/run/secrets/scoring_api_key" in env
+        assert not any(item.startswith("SCORING_API_KEY=") for item in env)
+        mounts = container.attrs["Mounts"]
+        assert [(m["Destination"], m["RW"]) for m in mounts] == [
+            ("/run/secrets/scoring_api_key", False)
+        ]
+        assert production.key.encode() not in container.logs()
 
     with rollout.LoadGenerator(production.url, production.key, rate=200) as forward:
         target.deploy("production", releases["2"])
     logger.info("docker v1 -> v2: %d requests, %d failed", forward.total, len(forward.failures))
     assert forward.failures == [] and forward.switched_once("1", "2")
-    assert {c.labels["core.version"] for c in target.containers("production")} == {"2"}
+    assert {c.labels["mlops.version"] for c in target.containers("production")} == {"2"}
 
     with rollout.LoadGenerator(production.url, production.key, rate=200) as back:
         target.rollback("production")
@@ -125,7 +138,7 @@ def test_an_image_with_the_wrong_model_is_not_switched_in(
         with pytest.raises(ReleaseHealthError, match=r"(?s)exited.*sha256"):
             target.deploy("production", wrong)
     assert load.failures == [] and load.versions() == {"1"}
-    assert {c.labels["core.version"] for c in target.containers("production")} == {"1"}
+    assert {c.labels["mlops.version"] for c in target.containers("production")} == {"1"}
 
 
 def test_state_is_shared_and_teardown_removes_strays(

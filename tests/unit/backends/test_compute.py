@@ -221,3 +221,37 @@ def test_submit_with_missing_data_leaves_no_job(
     with pytest.raises(NotFoundError):
         compute.submit(spec(memory_lake.ref("curated/missing.parquet")))
     assert list((tmp_path / "jobs").iterdir()) == []
+
+
+def test_jobs_get_only_the_environment_they_need(
+    tmp_path: Path,
+    memory_lake: InMemoryDataLake,
+    data_ref: BlobRef,
+    stub_trainer: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What a Prefect worker's environment holds: the lake's connection string, cloud secrets.
+    secrets = {
+        "MLOPS_BLOB_CONNECTION_STRING": "AccountKey=" + os.urandom(16).hex(),
+        "AZURE_CLIENT_SECRET": os.urandom(16).hex(),
+        "SCORING_API_KEY": os.urandom(16).hex(),
+    }
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    compute = make_compute(tmp_path, memory_lake, stub_trainer)
+    job_id = compute.submit(spec(data_ref, mode="ok", seconds=3))
+    job_dir = tmp_path / "jobs" / job_id
+    deadline = time.monotonic() + 20
+    while "child_pid" not in (status := json.loads((job_dir / "status.json").read_text())):
+        assert time.monotonic() < deadline, status
+        time.sleep(0.05)
+    environs = [Path(f"/proc/{status[key]}/environ").read_bytes() for key in ("pid", "child_pid")]
+
+    assert compute.wait(job_id, timeout=30).state is JobState.COMPLETED
+    for environ in environs:  # the runner's and the training process's
+        names = {entry.split(b"=", 1)[0].decode() for entry in environ.split(b"\0") if entry}
+        assert not names & set(secrets), names
+        assert "PATH" in names
+    recorded = b"".join(path.read_bytes() for path in job_dir.rglob("*") if path.is_file())
+    for value in secrets.values():
+        assert all(value.encode() not in blob for blob in [*environs, recorded])

@@ -13,6 +13,7 @@ from pydantic import SecretStr
 from core.settings import (
     AZURITE_ACCOUNT,
     AZURITE_KEY,
+    PROJECT_ROOT,
     AzureSettings,
     SettingsError,
     get_settings,
@@ -39,13 +40,20 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     get_settings.cache_clear()
 
 
+def test_an_absolute_state_dir_is_kept(tmp_path: Path) -> None:
+    settings = load_settings(state_dir=tmp_path / "elsewhere")
+    assert settings.state_path == tmp_path / "elsewhere"
+    assert load_settings(state_dir=Path("state/x")).state_path == PROJECT_ROOT / "state" / "x"
+
+
 def test_defaults(tmp_path: Path) -> None:
     settings = load_settings()
     assert settings.profile == "local"
     assert settings.model_name == "diabetes-ridge"
     assert settings.state_dir == Path(".mlops")
-    assert settings.state_path == tmp_path / ".mlops"
-    assert settings.run_path == tmp_path / ".mlops" / "run"
+    # Relative to the project root, wherever the command runs (the tests run in tmp_path).
+    assert settings.state_path == PROJECT_ROOT / ".mlops"
+    assert settings.run_path == PROJECT_ROOT / ".mlops" / "run"
     assert (settings.azurite_host, settings.azurite_port) == ("127.0.0.1", 10000)
     assert settings.prefect_api_url == "http://127.0.0.1:4200/api"
     assert settings.prefect_ui_url == "http://127.0.0.1:4200"

@@ -323,3 +323,15 @@ def test_the_stack_runs_it_on_the_docs_folder(site: Path, tmp_path: Path) -> Non
     if not (DEFAULT_ASSETS / "bootstrap").is_dir():
         stylesheet = "https://maxcdn.bootstrapcdn.com/bootstrap/4.3.1/css/bootstrap.min.css"
     assert stylesheet.encode() in body
+
+
+@pytest.mark.parametrize("path", ["/", "/validations/", "/validations", "/validations/x/"])
+def test_directories_are_not_listed(tmp_path: Path, fake_assets: Path, path: str) -> None:
+    (tmp_path / "validations" / "x").mkdir(parents=True)
+    (tmp_path / "validations" / "run-1.html").write_text("<html></html>")
+    with serving(tmp_path, fake_assets) as port:
+        status, _, body = get(port, path)
+        index = get(port, "/validations/run-1.html")[0]
+    assert status == 404, path
+    assert b"run-1.html" not in body and b"Directory listing" not in body
+    assert index == 200

@@ -158,6 +158,11 @@ def test_openapi_and_docs(settings: ScoringSettings) -> None:
         assert {"/score", "/model", "/", "/healthz"} <= set(spec["paths"])
         data = spec["paths"]["/score"]["post"]["requestBody"]["content"]["application/json"]
         assert data["schema"]["properties"]["data"]["maxItems"] == 1000
+        assert data["schema"]["additionalProperties"] is False
+        value = data["schema"]["properties"]["data"]["items"]["items"]
+        assert (value["minimum"], value["maximum"]) == (-1e9, 1e9)
+        statuses = set(spec["paths"]["/score"]["post"]["responses"])
+        assert {"200", "401", "408", "413", "422", "503"} <= statuses
         docs = anonymous.get("/docs")
         assert docs.status_code == 200
         assert docs.headers["content-type"].startswith("text/html")

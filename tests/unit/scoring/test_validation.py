@@ -89,14 +89,31 @@ def test_max_rows_is_accepted(client: TestClient) -> None:
     assert len(response.json()["predictions"]) == 1000
 
 
-def test_overflowing_prediction_is_refused(client: TestClient) -> None:
-    huge = [1.7e308] * 10
+def test_values_beyond_the_documented_bound_are_refused(client: TestClient) -> None:
+    huge = [*ROW[:4], -1.7e308, *ROW[5:]]
     assert_error(
         client.post("/score", json={"data": [ROW, huge]}),
         422,
-        "non_finite_prediction",
-        "row 1",
+        "value_out_of_range",
+        "row 1 column 4 (s1)",
+        "outside [-1e+09, 1e+09]",
     )
+    assert client.post("/score", json={"data": [[1e9] * 10, [-1e9] * 10]}).status_code == 200
+
+
+def test_unknown_fields_are_refused(client: TestClient) -> None:
+    response = client.post("/score", json={"data": [ROW], "method": "predict_proba"})
+    assert_error(response, 422, "unknown_field", '"method"', 'send only "data"')
+
+
+def test_overflowing_prediction_is_refused(
+    make_settings: Callable[..., ScoringSettings], api_key: str
+) -> None:
+    # Only reachable when the value bound is raised past what the model can multiply.
+    settings = make_settings(max_abs_value=1.7976931348623157e308)
+    with TestClient(create_app(settings), headers={"Authorization": f"Bearer {api_key}"}) as big:
+        response = big.post("/score", json={"data": [ROW, [1.7e308] * 10]})
+    assert_error(response, 422, "non_finite_prediction", "row 1")
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,133 @@
+"""Slow and idle clients cannot hold the service (slowloris): a real process on loopback.
+
+Idle connections, headers sent a byte at a time and bodies sent a byte at a time get a 408 or
+are closed within their timeouts, while normal requests keep succeeding quickly; past the
+connection cap new requests get 503 at once rather than waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from tests.utils.scoring_process import scoring_service
+
+ROW = [0.038, 0.05, 0.062, 0.022, -0.044, -0.035, -0.043, -0.003, 0.02, -0.018]
+BODY = json.dumps({"data": [ROW]}).encode()
+TIMEOUTS = {"header_timeout": 1, "body_timeout": 1, "keep_alive_timeout": 1}
+GIVE_UP = 6.0  # seconds a slow client keeps trying; the service must end it well before
+
+
+async def _slow_client(host: str, port: int, head: bytes, drip: bytes) -> tuple[bytes, bool]:
+    """Send ``head`` at once, then ``drip`` a byte every 0.2 s; return what came back and
+    whether the service closed the connection before ``GIVE_UP``."""
+    reader, writer = await asyncio.open_connection(host, port)
+    received = asyncio.ensure_future(reader.read(4096))
+    closed = False
+    try:
+        writer.write(head)
+        deadline = time.monotonic() + GIVE_UP
+        for byte in drip:
+            if received.done() or time.monotonic() > deadline:
+                break
+            try:
+                writer.write(bytes([byte]))
+                await writer.drain()
+            except ConnectionError:
+                break
+            await asyncio.wait([received], timeout=0.2)
+        left = max(0.0, deadline - time.monotonic())
+        await asyncio.wait([received], timeout=left)
+        data = received.result() if received.done() and not received.exception() else b""
+        if received.done():  # read more until EOF: the connection must end
+            try:
+                data += await asyncio.wait_for(reader.read(), timeout=2)
+            except ConnectionError:  # closed while we were still sending: a reset
+                pass
+            closed = True
+        return data, closed
+    finally:
+        received.cancel()
+        writer.close()
+
+
+Slow = list[tuple[bytes, bool]]
+
+
+async def _attack_and_serve(url: str, key: str) -> tuple[dict[str, Slow], list[tuple[int, float]]]:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    headers = (
+        f"POST /score HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(BODY)}\r\n\r\n"
+    ).encode()
+    idle = [_slow_client(host, port, b"", b"") for _ in range(30)]
+    slow_heads = [_slow_client(host, port, b"", headers) for _ in range(15)]
+    slow_bodies = [_slow_client(host, port, headers, BODY) for _ in range(15)]
+
+    async def normal_traffic() -> list[tuple[int, float]]:
+        results = []
+        auth = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            await asyncio.sleep(0.3)  # the slow clients are connected by now
+            for _ in range(40):
+                started = time.monotonic()
+                response = await client.post("/score", content=BODY, headers=auth)
+                results.append((response.status_code, time.monotonic() - started))
+                await asyncio.sleep(0.1)
+        return results
+
+    idled, heads, bodies, normal = await asyncio.gather(
+        asyncio.gather(*idle), asyncio.gather(*slow_heads), asyncio.gather(*slow_bodies),
+        normal_traffic(),
+    )  # fmt: skip
+    return {"idle": idled, "heads": heads, "bodies": bodies}, normal
+
+
+def test_slow_clients_are_cut_off_and_others_served(
+    model_dir: Path, model_sha: str, api_key: str
+) -> None:
+    with scoring_service(model_dir, model_sha, api_key, **TIMEOUTS) as service:
+        slow, normal = asyncio.run(_attack_and_serve(service.url, api_key))
+    assert [status for status, _ in normal] == [200] * 40
+    assert max(seconds for _, seconds in normal) < 2.0
+    for kind, results in slow.items():
+        for data, closed in results:
+            assert closed, f"a {kind} client still held its connection after {GIVE_UP} s"
+            assert data == b"" or data.startswith(b"HTTP/1.1 408 "), (kind, data[:80])
+    # Clients that sent their headers are told why (unless a reset overtook the answer).
+    told = [data for data, _ in slow["bodies"] if data]
+    assert len(told) >= len(slow["bodies"]) // 2
+    assert all(b'"request_timeout"' in data for data in told)
+    assert "Traceback" not in service.output
+
+
+async def _hold_then_request(url: str, holders: int) -> tuple[int, int, float]:
+    parts = urlsplit(url)
+    conns = [await asyncio.open_connection(parts.hostname, parts.port) for _ in range(holders)]
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            started = time.monotonic()
+            refused = (await client.get("/healthz")).status_code
+            waited = time.monotonic() - started
+        await asyncio.sleep(1.5)  # past the header timeout: the holders are gone
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            served = (await client.get("/healthz")).status_code
+    finally:
+        for _, writer in conns:
+            writer.close()
+    return refused, served, waited
+
+
+def test_past_the_connection_cap_requests_get_503_at_once(
+    model_dir: Path, model_sha: str, api_key: str
+) -> None:
+    with scoring_service(model_dir, model_sha, api_key, max_connections=8, **TIMEOUTS) as service:
+        refused, served, waited = asyncio.run(_hold_then_request(service.url, 8))
+    assert refused == 503 and waited < 1.0
+    assert served == 200

@@ -1,0 +1,82 @@
+"""``python -m scoring`` as a real process on loopback, for tests that need real sockets."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.utils.net import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Service:
+    """A running service: its base URL and process (output collected at exit)."""
+
+    url: str
+    proc: subprocess.Popen[str]
+    output: str = ""
+
+
+@contextmanager
+def scoring_service(
+    model_dir: Path, sha: str, key: str, **settings: str | int | float
+) -> Iterator[Service]:
+    """Run the scoring service until the block ends (SIGTERM, then wait).
+
+    Args:
+        model_dir: The model folder.
+        sha: Its ``model.joblib`` sha256.
+        key: The API key.
+        settings: More ``SCORING_<NAME>`` settings (``header_timeout=1``).
+    """
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCORING_")}
+    env.update(
+        SCORING_MODEL_DIR=str(model_dir),
+        SCORING_MODEL_NAME="diabetes-ridge",
+        SCORING_MODEL_VERSION="7",
+        SCORING_MODEL_SHA256=sha,
+        SCORING_API_KEY=key,
+        SCORING_HOST="127.0.0.1",
+        SCORING_PORT=str(port),
+    )
+    env.update({f"SCORING_{name.upper()}": str(value) for name, value in settings.items()})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scoring"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    service = Service(f"http://127.0.0.1:{port}", proc)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, proc.communicate()[0]
+            try:
+                if httpx.get(service.url + "/", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the service was not ready within 30 s"
+            time.sleep(0.1)
+        yield service
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            service.output, _ = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            service.output, _ = proc.communicate()
