@@ -11,12 +11,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
 from backends import Backends
 from backends.local.memory import InMemoryDataLake
 from backends.local.memory_compute import InProcessCompute
 from backends.local.registry import LocalModelRegistry
 from core.settings import Settings, get_settings
+
+
+@pytest.fixture(autouse=True)
+def _no_heartbeats() -> Iterator[None]:
+    """Flow-run heartbeats let a worker's server notice a crashed run; these flows run in the
+    test process, where stopping the heartbeat thread costs up to 1 s per run (its sleep)."""
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
 
 
 @pytest.fixture
