@@ -47,6 +47,29 @@ def fail(lake: Lake, ref: BlobRef, error: str) -> Attempts:
     return _update(lake, ref, error)
 
 
+def withdraw(lake: Lake, ref: BlobRef) -> None:
+    """The attempt ``begin`` counted was not the file's fault (a concurrent run took the file
+    first, or it was uploaded again meanwhile): it does not count."""
+    _update(lake, ref, None, step=-1)
+
+
+def prune(lake: Lake) -> list[str]:
+    """Forget the attempts at files no longer in landing (taken or deleted meanwhile by
+    someone else); returns the landing names forgotten."""
+    waiting = {ref.name for ref in lake.datalake.list(lake.landing)}
+    forgotten = []
+    for record_ref in lake.datalake.list(lake.dead_letter, ATTEMPTS_PREFIX):
+        try:
+            blob, current = lake.datalake.get(lake.dead_letter, record_ref.name)
+            name = json.loads(blob).get("name")
+            if name is not None and name not in waiting:
+                lake.datalake.delete(lake.dead_letter, record_ref.name, if_match=current.etag)
+                forgotten.append(name)
+        except (NotFoundError, ConflictError):
+            continue  # cleared or counted meanwhile: not ours to judge now
+    return forgotten
+
+
 def clear(lake: Lake, ref: BlobRef) -> None:
     """The file is curated or quarantined: forget its attempts."""
     try:
@@ -95,7 +118,7 @@ def _record_name(ref: BlobRef) -> str:
     return f"{ATTEMPTS_PREFIX}{sha256(f'{ref.container}/{ref.name}'.encode())[:32]}.json"
 
 
-def _update(lake: Lake, ref: BlobRef, error: str | None) -> Attempts:
+def _update(lake: Lake, ref: BlobRef, error: str | None, step: int = 1) -> Attempts:
     name = _record_name(ref)
     for _ in range(_TRIES):
         record: dict[str, Any] | None
@@ -105,9 +128,15 @@ def _update(lake: Lake, ref: BlobRef, error: str | None) -> Attempts:
         except NotFoundError:
             record, etag = None, None
         if record is None or record.get("etag") != ref.etag:  # a new upload: start again
-            record = {"source": ref.uri, "etag": ref.etag, "count": 0, "errors": []}
+            record = {
+                "source": ref.uri,
+                "name": ref.name,
+                "etag": ref.etag,
+                "count": 0,
+                "errors": [],
+            }
         if error is None:
-            record["count"] += 1
+            record["count"] = max(0, record["count"] + step)
         else:
             stamped = f"{datetime.now(UTC).isoformat(timespec='seconds')} {error[:500]}"
             record["errors"] = [*record["errors"], stamped][-KEEP_ERRORS:]

@@ -244,7 +244,7 @@ class Lake:
         target = fit_name(f"{stamp(ref.last_modified)}-{version_tag(ref)}-", basename(ref.name))
         # The copy comes first: if the file changed since it was validated, it fails and
         # leaves no reason without a file behind.
-        copied = self.datalake.copy(
+        copied = self._copy_once(
             ref, self.quarantine_container, target, metadata={"kind": "quarantined"}
         )
         self.datalake.put(
@@ -257,9 +257,22 @@ class Lake:
         return copied
 
     def _move(self, ref: BlobRef, container: str, name: str, metadata: dict[str, str]) -> BlobRef:
-        copied = self.datalake.copy(ref, container, name, metadata=metadata)
+        copied = self._copy_once(ref, container, name, metadata)
         self._remove_from_landing(ref)
         return copied
+
+    def _copy_once(
+        self, ref: BlobRef, container: str, name: str, metadata: dict[str, str]
+    ) -> BlobRef:
+        """Copy ``ref`` to ``container/name``; when the source is gone but the copy is there
+        (an earlier try copied and deleted, then failed to hear back), that copy."""
+        try:
+            return self.datalake.copy(ref, container, name, metadata=metadata)
+        except NotFoundError:
+            for listed in self.datalake.list(container, prefix=name):
+                if listed.name == name:
+                    return listed
+            raise
 
     def remove_from_landing(self, ref: BlobRef) -> None:
         """Delete the version ``ref`` names from landing (a newer upload stays)."""

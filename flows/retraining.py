@@ -11,7 +11,7 @@ from prefect.states import State
 
 from backends import Backends
 from core import dead_letter as dl
-from core.interfaces import BlobRef, TrainingJobSpec
+from core.interfaces import BlobRef, ConflictError, NotFoundError, TrainingJobSpec
 from core.judgements import Judgement
 from core.lake import Lake
 from core.outcomes import (
@@ -35,8 +35,10 @@ from tasks.data import (
     find_new_data,
     load_curated_set,
     merge_into_curated,
+    prune_attempts,
     quarantine_file,
     read_blob,
+    withdraw_attempt,
 )
 from tasks.locks import model_lock
 from tasks.registry import (
@@ -95,12 +97,15 @@ def retraining(
     for _ in range(MAX_ROUNDS):
         for ref in batch:
             seen.add((ref.name, ref.etag))
-            files.append(_take(lake, ref, settings))
+            result = _take(lake, ref, settings)
+            if result is not None:
+                files.append(result)
         if data_uri is not None and not drain_landing:
             break
         batch = [r for r in find_new_data(lake, None) if (r.name, r.etag) not in seen]
         if not batch:
             break
+    prune_attempts(lake)
 
     # Training, judging and registering never overlap for one model (tasks/locks.py): a
     # second run waits, then finds the same data "up to date" or "already judged".
@@ -180,14 +185,19 @@ def _train_and_judge(
     return retraining_after_gate(name, files, curated, job_id, decision, registered)
 
 
-def _take(lake: Lake, ref: BlobRef, settings: Settings) -> FileResult:
+def _take(lake: Lake, ref: BlobRef, settings: Settings) -> FileResult | None:
     """Curate one landing file, counting the attempt: a file that makes the run fail (not its
-    validation) ``max_file_attempts`` times moves to the dead-letter container."""
+    validation) ``max_file_attempts`` times moves to the dead-letter container. None: another
+    run took the file first, or it was uploaded again meanwhile (the next round takes that)."""
     attempts = begin_attempt(lake, ref)
     if attempts.count > settings.max_file_attempts:  # earlier runs died on it without a word
         return _dead_letter(lake, ref, attempts)
     try:
         result = _curate(lake, ref, settings)
+    except (ConflictError, NotFoundError):
+        # Lost a race, not the file's fault: no attempt counted against it.
+        withdraw_attempt(lake, ref)
+        return None
     except Exception as exc:  # any failure on this file: the others are still taken
         attempts = fail_attempt(lake, ref, f"{type(exc).__name__}: {exc}")
         if attempts.count >= settings.max_file_attempts:

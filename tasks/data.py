@@ -95,6 +95,17 @@ def fail_attempt(lake: Lake, ref: BlobRef, error: str) -> dl.Attempts:
     return dl.fail(lake, ref, error)
 
 
+@task(name="withdraw-attempt", retries=3, retry_delay_seconds=2, cache_policy=NONE)
+def withdraw_attempt(lake: Lake, ref: BlobRef) -> None:
+    dl.withdraw(lake, ref)
+
+
+@task(name="prune-attempts", retries=3, retry_delay_seconds=2, cache_policy=NONE)
+def prune_attempts(lake: Lake) -> list[str]:
+    """Forget attempt counts of files that left landing by other ways."""
+    return dl.prune(lake)
+
+
 @task(name="clear-attempts", retries=3, retry_delay_seconds=2, cache_policy=NONE)
 def clear_attempts(lake: Lake, ref: BlobRef) -> None:
     dl.clear(lake, ref)

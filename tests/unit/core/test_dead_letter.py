@@ -69,3 +69,17 @@ def test_a_run_killed_outright_still_counts(lake: Lake) -> None:
     attempts = dl.begin(lake, ref)
     assert attempts.count == 4 and attempts.errors == ()
     assert dl.reason(attempts) == "4 attempt(s) failed; last: the run stopped without an error"
+
+
+def test_a_lost_race_is_withdrawn_and_leftovers_are_pruned(lake: Lake) -> None:
+    ref = lake.datalake.put(LANDING, "a.csv", b"x")
+    dl.begin(lake, ref)
+    dl.withdraw(lake, ref)  # another run took it first: not the file's fault
+    assert dl.begin(lake, ref).count == 1
+
+    gone = lake.datalake.put(LANDING, "gone.csv", b"x")
+    dl.begin(lake, gone)
+    lake.datalake.delete(LANDING, "gone.csv")  # taken by another run meanwhile
+    assert dl.prune(lake) == ["gone.csv"]
+    names = [r.name for r in lake.datalake.list("dead-letter", dl.ATTEMPTS_PREFIX)]
+    assert len(names) == 1  # a.csv's count stays: it is still waiting

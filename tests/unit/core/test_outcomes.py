@@ -166,8 +166,11 @@ def test_a_rejection_against_another_champion_or_gate_is_judged_again(
 ) -> None:
     judged = _judged()
     assert not outcomes.judgement_holds(judged, champion, gate.model_dump(mode="json"))
-    args = ("m", [], CURATED, None, judged, champion, gate.model_dump(mode="json"))
-    assert outcomes.retraining_without_training(*args) is None
+    gate_json = gate.model_dump(mode="json")
+    summary = outcomes.retraining_without_training(
+        "m", [], CURATED, None, judged, champion, gate_json
+    )
+    assert summary is None
 
 
 def test_only_the_unannounced_candidate_is_announced_again() -> None:

@@ -11,7 +11,7 @@ import pytest
 import tasks.registry as registry_tasks
 from backends import Backends
 from backends.local.registry import LocalModelRegistry
-from core.events import MODEL_REGISTERED
+from core.events import MODEL_REGISTERED, EventSpec
 from core.interfaces import BackendError
 from core.outcomes import ANNOUNCED_TAG
 from core.results import RetrainingSummary
@@ -171,7 +171,7 @@ def test_a_lost_announcement_is_sent_by_the_next_run(
 ) -> None:
     """A run that died between registering and announcing left a version nobody releases;
     the next run ("up to date") announces it, and tags it once the server took the event."""
-    sent: list[str] = []
+    sent: list[EventSpec] = []
 
     def server_down(specs: list[Any]) -> None:
         raise ConnectionError("injected: the events endpoint is down")
