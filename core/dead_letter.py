@@ -47,10 +47,14 @@ def fail(lake: Lake, ref: BlobRef, error: str) -> Attempts:
     return _update(lake, ref, error)
 
 
-def withdraw(lake: Lake, ref: BlobRef) -> None:
-    """The attempt ``begin`` counted was not the file's fault (a concurrent run took the file
-    first, or it was uploaded again meanwhile): it does not count."""
+def withdraw(lake: Lake, ref: BlobRef) -> bool:
+    """Take back the attempt ``begin`` counted if it was not the file's fault: a concurrent
+    run took the file first, or it was uploaded again meanwhile. False (nothing taken back)
+    when this very version is still waiting: then the failure was the file's own."""
+    if any(r.name == ref.name and r.etag == ref.etag for r in lake.landed_as(ref.name)):
+        return False
     _update(lake, ref, None, step=-1)
+    return True
 
 
 def prune(lake: Lake) -> list[str]:

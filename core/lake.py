@@ -157,10 +157,13 @@ class Lake:
                 f"{self.landing!r}: only landing files can be taken as new data"
             )
         # From the listing, not get(): the size must be known before a byte is read.
-        for listed in self.datalake.list(self.landing, prefix=ref.name):
-            if listed.name == ref.name:
-                return listed
+        for listed in self.landed_as(ref.name):
+            return listed
         raise NotFoundError(f"no such blob: {ref.container}/{ref.name}")
+
+    def landed_as(self, name: str) -> list[BlobRef]:
+        """The landing blob named ``name`` as listed (etag, size), or nothing."""
+        return [r for r in self.datalake.list(self.landing, prefix=name) if r.name == name]
 
     def too_large(self, ref: BlobRef) -> str | None:
         """Why ``ref`` must not be read (over the size limit), or None."""

@@ -194,11 +194,11 @@ def _take(lake: Lake, ref: BlobRef, settings: Settings) -> FileResult | None:
         return _dead_letter(lake, ref, attempts)
     try:
         result = _curate(lake, ref, settings)
-    except (ConflictError, NotFoundError):
-        # Lost a race, not the file's fault: no attempt counted against it.
-        withdraw_attempt(lake, ref)
-        return None
     except Exception as exc:  # any failure on this file: the others are still taken
+        # A lost race (another run took it, or it was uploaded again) is not the file's
+        # fault: the attempt is taken back and the next round sees the new state.
+        if isinstance(exc, ConflictError | NotFoundError) and withdraw_attempt(lake, ref):
+            return None
         attempts = fail_attempt(lake, ref, f"{type(exc).__name__}: {exc}")
         if attempts.count >= settings.max_file_attempts:
             return _dead_letter(lake, ref, attempts)

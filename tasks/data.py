@@ -96,8 +96,10 @@ def fail_attempt(lake: Lake, ref: BlobRef, error: str) -> dl.Attempts:
 
 
 @task(name="withdraw-attempt", retries=3, retry_delay_seconds=2, cache_policy=NONE)
-def withdraw_attempt(lake: Lake, ref: BlobRef) -> None:
-    dl.withdraw(lake, ref)
+def withdraw_attempt(lake: Lake, ref: BlobRef) -> bool:
+    """Take back the attempt when another run took the file or it changed (see
+    ``dead_letter.withdraw``); False when the failure was the file's own."""
+    return dl.withdraw(lake, ref)
 
 
 @task(name="prune-attempts", retries=3, retry_delay_seconds=2, cache_policy=NONE)

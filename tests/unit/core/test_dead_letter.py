@@ -74,8 +74,11 @@ def test_a_run_killed_outright_still_counts(lake: Lake) -> None:
 def test_a_lost_race_is_withdrawn_and_leftovers_are_pruned(lake: Lake) -> None:
     ref = lake.datalake.put(LANDING, "a.csv", b"x")
     dl.begin(lake, ref)
-    dl.withdraw(lake, ref)  # another run took it first: not the file's fault
-    assert dl.begin(lake, ref).count == 1
+    assert not dl.withdraw(lake, ref)  # this very version still waits: its own failure
+    assert dl.begin(lake, ref).count == 2
+    lake.datalake.put(LANDING, "a.csv", b"y")  # uploaded again meanwhile: a lost race
+    assert dl.withdraw(lake, ref)
+    assert dl.begin(lake, ref).count == 2  # 2 - 1 + 1
 
     gone = lake.datalake.put(LANDING, "gone.csv", b"x")
     dl.begin(lake, gone)
