@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+import core.lake as lake_module
 from backends.local import memory
 from backends.local.memory import InMemoryDataLake
 from core.interfaces import BlobRef, ConflictError, NotFoundError
@@ -335,6 +336,7 @@ def test_a_quarantine_stopped_half_way_is_finished_by_the_retry(
     lake.datalake.put(LANDING, "bad.csv", b"bad")
     ref = lake.resolve(f"{LANDING}/bad.csv")
     real_put = datalake.put
+    monkeypatch.setattr(lake_module, "datetime", Clock(timedelta(seconds=1)))  # time passes
 
     def reason_write_fails(container: str, name: str, data: bytes, **kw: Any) -> BlobRef:
         if name.endswith(".reason.json"):
