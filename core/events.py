@@ -24,8 +24,16 @@ MODEL_REGISTERED = "mlops.model.registered"
 CHALLENGER_REJECTED = "mlops.challenger.rejected"
 # A landing file failed validation and moved to quarantine: automations notify.
 DATA_QUARANTINED = "mlops.data.quarantined"
+# A landing file crashed its runs too often and moved to the dead-letter container: notify.
+DATA_DEAD_LETTERED = "mlops.data.dead-lettered"
 
-ALL_EVENTS = (BLOB_CREATED, MODEL_REGISTERED, CHALLENGER_REJECTED, DATA_QUARANTINED)
+ALL_EVENTS = (
+    BLOB_CREATED,
+    MODEL_REGISTERED,
+    CHALLENGER_REJECTED,
+    DATA_QUARANTINED,
+    DATA_DEAD_LETTERED,
+)
 
 
 @dataclass(frozen=True)
@@ -80,4 +88,22 @@ def data_quarantined(source: BlobRef, quarantined_as: str, reason: str) -> Event
         resource={"prefect.resource.id": quarantined_as, "prefect.resource.name": source.name},
         related=[{"prefect.resource.id": source.uri, "prefect.resource.role": "source"}],
         payload={"file": source.name, "reason": reason, "quarantined_as": quarantined_as},
+    )
+
+
+def data_dead_lettered(
+    source: BlobRef, dead_lettered_as: str, reason: str, attempts: int
+) -> EventSpec:
+    """``mlops.data.dead-lettered``: the dead-lettered copy is the resource, the landing blob
+    the ``source``; ``reason`` names the attempts and the last error."""
+    return EventSpec(
+        event=DATA_DEAD_LETTERED,
+        resource={"prefect.resource.id": dead_lettered_as, "prefect.resource.name": source.name},
+        related=[{"prefect.resource.id": source.uri, "prefect.resource.role": "source"}],
+        payload={
+            "file": source.name,
+            "reason": reason,
+            "attempts": attempts,
+            "dead_lettered_as": dead_lettered_as,
+        },
     )

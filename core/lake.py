@@ -9,8 +9,14 @@ Layout (container / blob):
 - ``curated/accepted/<stamp>-<sha8>-<name>``: accepted landing files, archived as received.
 - ``quarantine/<stamp>-<tag>-<name>`` + ``.reason.json``: rejected files with the reason beside
   them (``tag`` names the blob version, so two files of one name never overwrite each other).
+- ``dead-letter/files/<stamp>-<tag>-<name>`` + ``.error.json``: files that crashed their runs
+  too often (``core/dead_letter.py``); ``dead-letter/attempts/``: their attempt counts.
 
 Files leave landing only after their copy is safely written elsewhere: nothing is deleted.
+Every name a file gets is derived from the landing blob's version (its etag and upload time),
+never from the clock, so a step that failed and is run again writes the same names: a file
+ends up exactly once in curated or quarantine, however often a run stopped half way.
+Names longer than a blob name may be are shortened deterministically (``fit_name``).
 """
 
 from __future__ import annotations
@@ -31,6 +37,14 @@ if TYPE_CHECKING:
     from core.settings import Settings
 
 MANIFEST = "training/manifest.json"
+REASON_SUFFIX = ".reason.json"
+# Azure Blob Storage refuses longer names; Azurite and the in-memory lake follow it.
+MAX_BLOB_NAME = 1024
+
+
+class NotInLandingError(ValueError):
+    """A blob outside the landing container was given as new data: only landing files are
+    taken (taking one deletes it from where it was)."""
 
 
 @dataclass(frozen=True)
@@ -54,22 +68,56 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _stamp() -> str:
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+def stamp(when: datetime | None = None) -> str:
+    return (when or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
 
 
-def _basename(name: str) -> str:
+def version_tag(ref: BlobRef) -> str:
+    """Eight hex digits naming one version of one blob (its URI and etag)."""
+    return sha256(f"{ref.uri}\0{ref.etag}".encode())[:8]
+
+
+def fit_name(prefix: str, name: str, reserve: int = len(REASON_SUFFIX)) -> str:
+    """``prefix + name``, shortened when it (plus ``reserve`` characters of a suffix written
+    beside it) would exceed the blob name limit: the head of ``name``, ``~``, a hash of the
+    whole ``name`` and its extension. Deterministic, so a retry finds the same name.
+
+    Raises:
+        ValueError: ``prefix`` alone leaves no room (a programming error, not bad data).
+    """
+    if len(prefix) + len(name) + reserve <= MAX_BLOB_NAME:
+        return prefix + name
+    digest = sha256(name.encode())[:16]
+    _, dot, ext = name.rpartition(".")
+    suffix = f"~{digest}" + (f".{ext}" if dot and 0 < len(ext) <= 16 else "")
+    keep = MAX_BLOB_NAME - reserve - len(prefix) - len(suffix)
+    if keep < 0:
+        raise ValueError(f"blob name prefix too long: {len(prefix)} characters")
+    return prefix + name[:keep] + suffix
+
+
+def basename(name: str) -> str:
     return name.rsplit("/", 1)[-1]
 
 
 class Lake:
     """The lake's containers and the rules for moving files between them."""
 
-    def __init__(self, datalake: DataLake, landing: str, curated: str, quarantine: str) -> None:
+    def __init__(
+        self,
+        datalake: DataLake,
+        landing: str,
+        curated: str,
+        quarantine: str,
+        dead_letter: str = "dead-letter",
+        max_bytes: int | None = None,
+    ) -> None:
         self.datalake = datalake
         self.landing = landing
         self.curated = curated
         self.quarantine_container = quarantine
+        self.dead_letter = dead_letter
+        self.max_bytes = max_bytes
 
     @classmethod
     def of(cls, datalake: DataLake, settings: Settings) -> Lake:
@@ -79,10 +127,14 @@ class Lake:
             settings.landing_container,
             settings.curated_container,
             settings.quarantine_container,
+            settings.dead_letter_container,
+            settings.max_file_bytes,
         )
 
     def ensure(self) -> None:
-        self.datalake.ensure_containers(self.landing, self.curated, self.quarantine_container)
+        self.datalake.ensure_containers(
+            self.landing, self.curated, self.quarantine_container, self.dead_letter
+        )
 
     def landed(self) -> list[BlobRef]:
         """Every file waiting in landing, oldest first."""
@@ -92,13 +144,41 @@ class Lake:
         )
 
     def resolve(self, uri: str) -> BlobRef:
-        """A landing blob from a URI or ``container/name``; fails clearly when it is not there."""
+        """A landing blob from a URI or ``container/name``, with its etag and size.
+
+        Raises:
+            NotInLandingError: The blob is in another container (taking it would delete it).
+            NotFoundError: It is not there.
+        """
         ref = self.datalake.ref(uri)
-        if not self.datalake.exists(ref.container, ref.name):
-            raise NotFoundError(f"no such blob: {ref.container}/{ref.name}")
-        return ref
+        if ref.container != self.landing:
+            raise NotInLandingError(
+                f"{ref.container}/{ref.name} is not in the landing container "
+                f"{self.landing!r}: only landing files can be taken as new data"
+            )
+        # From the listing, not get(): the size must be known before a byte is read.
+        for listed in self.landed_as(ref.name):
+            return listed
+        raise NotFoundError(f"no such blob: {ref.container}/{ref.name}")
+
+    def landed_as(self, name: str) -> list[BlobRef]:
+        """The landing blob named ``name`` as listed (etag, size), or nothing."""
+        return [r for r in self.datalake.list(self.landing, prefix=name) if r.name == name]
+
+    def too_large(self, ref: BlobRef) -> str | None:
+        """Why ``ref`` must not be read (over the size limit), or None."""
+        if self.max_bytes is not None and ref.size > self.max_bytes:
+            return (
+                f"{ref.name}: {ref.size} bytes, over the limit of {self.max_bytes} "
+                "(MLOPS_MAX_FILE_BYTES): not read"
+            )
+        return None
 
     def read(self, ref: BlobRef) -> tuple[bytes, BlobRef]:
+        """The blob's content; refuses, unread, one the listing says is over the size limit."""
+        reason = self.too_large(ref)
+        if reason:
+            raise ValueError(reason)
         return self.datalake.get(ref.container, ref.name)
 
     # ------------------------------------------------------------------ curated set
@@ -139,7 +219,7 @@ class Lake:
                 "sources": sources,
                 "history": [
                     *(manifest.get("history", []) if manifest else []),
-                    {"file": ref.name, "sha256": digest, "rows": len(frame), "merged_at": _stamp()},
+                    {"file": ref.name, "sha256": digest, "rows": len(frame), "merged_at": stamp()},
                 ],
             }
             self.datalake.put(
@@ -154,7 +234,7 @@ class Lake:
         archived = self._move(
             ref,
             self.curated,
-            f"accepted/{_stamp()}-{digest[:8]}-{_basename(ref.name)}",
+            fit_name(f"accepted/{stamp(ref.last_modified)}-{digest[:8]}-", basename(ref.name)),
             {"sha256": digest, "replay": str(not merged).lower()},
         )
         return MergeResult(merged=merged, curated=curated, archived_uri=archived.uri)
@@ -163,16 +243,16 @@ class Lake:
     def quarantine(self, ref: BlobRef, reason: dict[str, Any]) -> BlobRef:
         """Move a rejected file to quarantine with ``<name>.reason.json`` beside it."""
         # Same base name in the same second (another folder, a re-upload): a distinct name.
-        tag = sha256(f"{ref.uri}\0{ref.etag}".encode())[:8]
-        target = f"{_stamp()}-{tag}-{_basename(ref.name)}"
+        # The same version of the same file: the same name, so a retry overwrites its copy.
+        target = fit_name(f"{stamp(ref.last_modified)}-{version_tag(ref)}-", basename(ref.name))
         # The copy comes first: if the file changed since it was validated, it fails and
         # leaves no reason without a file behind.
-        copied = self.datalake.copy(
+        copied = self._copy_once(
             ref, self.quarantine_container, target, metadata={"kind": "quarantined"}
         )
         self.datalake.put(
             self.quarantine_container,
-            f"{target}.reason.json",
+            f"{target}{REASON_SUFFIX}",
             json.dumps({"source": ref.uri, **reason}, indent=2, default=str).encode(),
             metadata={"kind": "reason"},
         )
@@ -180,9 +260,26 @@ class Lake:
         return copied
 
     def _move(self, ref: BlobRef, container: str, name: str, metadata: dict[str, str]) -> BlobRef:
-        copied = self.datalake.copy(ref, container, name, metadata=metadata)
+        copied = self._copy_once(ref, container, name, metadata)
         self._remove_from_landing(ref)
         return copied
+
+    def _copy_once(
+        self, ref: BlobRef, container: str, name: str, metadata: dict[str, str]
+    ) -> BlobRef:
+        """Copy ``ref`` to ``container/name``; when the source is gone but the copy is there
+        (an earlier try copied and deleted, then failed to hear back), that copy."""
+        try:
+            return self.datalake.copy(ref, container, name, metadata=metadata)
+        except NotFoundError:
+            for listed in self.datalake.list(container, prefix=name):
+                if listed.name == name:
+                    return listed
+            raise
+
+    def remove_from_landing(self, ref: BlobRef) -> None:
+        """Delete the version ``ref`` names from landing (a newer upload stays)."""
+        self._remove_from_landing(ref)
 
     def _remove_from_landing(self, ref: BlobRef) -> None:
         try:

@@ -7,11 +7,16 @@ the flows only decide which steps to run and hand what they saw to these.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from core.interfaces import ModelVersion
+from core.judgements import Judgement
 from core.lake import CuratedSet
-from core.results import FileResult, ReleaseReport, ReleaseStage, RetrainingSummary
+from core.results import TAKEN, FileResult, ReleaseReport, ReleaseStage, RetrainingSummary
 from training.evaluate import Decision
+
+# The registry tag set on a version once ``mlops.model.registered`` was accepted for it.
+ANNOUNCED_TAG = "announced"
 
 
 # --------------------------------------------------------------------------- retraining
@@ -20,6 +25,9 @@ def retraining_without_training(
     files: Sequence[FileResult],
     curated: CuratedSet | None,
     trained: ModelVersion | None,
+    judged: Judgement | None = None,
+    champion: str | None = None,
+    gate: dict[str, Any] | None = None,
 ) -> RetrainingSummary | None:
     """The run's result when nothing needs training; None when a challenger must be trained.
 
@@ -28,9 +36,13 @@ def retraining_without_training(
         files: What became of each landing file taken by the run.
         curated: The curated training set after the merge (None: there is none yet).
         trained: A version already trained on exactly this data with these parameters.
+        judged: A remembered rejection of a challenger on this data with these parameters.
+        champion: The production version now (a rejection against another one is stale).
+        gate: The gate now (``GateConfig.model_dump(mode="json")``): another gate, another
+            question.
     """
     base = _summary(model, files, curated)
-    if base.failed and all(f.result == "quarantined" for f in files):
+    if base.failed and not any(f.result in TAKEN for f in files):
         return _with(
             base,
             {
@@ -50,7 +62,38 @@ def retraining_without_training(
                 "version": trained.version,
             },
         )
+    if judged is not None and judgement_holds(judged, champion, gate):
+        return _with(
+            base,
+            {
+                "outcome": "already judged",
+                "message": f"A challenger on this exact data with these parameters was "
+                f"rejected at {judged.decided_at or 'an earlier run'}: "
+                f"{judged.decision.reason} Nothing trained.",
+                "decision": judged.decision,
+            },
+        )
     return None
+
+
+def judgement_holds(judged: Judgement, champion: str | None, gate: dict[str, Any] | None) -> bool:
+    """A remembered rejection still answers the question: same champion, same gate."""
+    return judged.decision.verdict == "reject" and (
+        judged.champion_version == champion and (gate is None or judged.gate == gate)
+    )
+
+
+def needs_announcement(version: ModelVersion) -> bool:
+    """A version registered as the candidate whose announcement never got through (the run
+    stopped between registering and announcing): announce it again, or it is never released.
+    A version no longer the candidate was superseded: announcing it now would release it."""
+    return "candidate" in version.aliases and version.tags.get(ANNOUNCED_TAG) != "true"
+
+
+def retraining_reannounced(summary: RetrainingSummary) -> RetrainingSummary:
+    """``summary`` (up to date) noting that its version was announced again."""
+    message = summary.message + " Its announcement had been lost: announced it again."
+    return _with(summary, {"message": message})
 
 
 def retraining_after_gate(
@@ -80,11 +123,18 @@ def retraining_after_gate(
 
 
 def retraining_state_message(summary: RetrainingSummary) -> str:
-    """What the run's state says: the quarantined files when it failed, else its message."""
-    bad = summary.quarantined
-    if not bad:
-        return summary.message
-    return f"{len(bad)} file(s) quarantined: " + "; ".join(f.details for f in bad)
+    """What the run's state says: the files it quarantined or failed on, else its message."""
+    parts = []
+    if summary.quarantined:
+        bad = summary.quarantined
+        parts.append(f"{len(bad)} file(s) quarantined: " + "; ".join(f.details for f in bad))
+    if summary.crashed:
+        bad = summary.crashed
+        parts.append(
+            f"{len(bad)} file(s) failed: "
+            + "; ".join(f"{f.file}: {f.result}: {f.details}" for f in bad)
+        )
+    return " | ".join(parts) or summary.message
 
 
 def _with(summary: RetrainingSummary, update: dict[str, object]) -> RetrainingSummary:
@@ -101,7 +151,7 @@ def _summary(
         model=model,
         outcome="no data",
         message="No curated training data yet: nothing trained.",
-        failed=any(f.result == "quarantined" for f in files),
+        failed=any(f.result not in TAKEN for f in files),
         files=tuple(files),
         data_fingerprint=curated.fingerprint if curated else None,
         curated_rows=curated.rows if curated else None,

@@ -14,9 +14,17 @@ from pydantic import BaseModel, ConfigDict
 from training.evaluate import Decision
 
 RetrainingOutcome = Literal[
-    "registered", "challenger rejected", "up to date", "data rejected", "no data"
+    "registered",
+    "challenger rejected",
+    "up to date",
+    "already judged",
+    "data rejected",
+    "no data",
 ]
-FileOutcome = Literal["merged", "replay", "quarantined"]
+# failed: the run crashed on the file (it stays in landing, attempts counted);
+# dead-lettered: it did so too often and moved to the dead-letter container.
+FileOutcome = Literal["merged", "replay", "quarantined", "failed", "dead-lettered"]
+TAKEN = ("merged", "replay")  # the file outcomes that are not a problem
 ReleaseOutcome = Literal["released", "no-op", "rejected in QA", "not approved", "rolled back"]
 ReleaseStage = Literal["qa", "approval", "production"]
 
@@ -33,6 +41,7 @@ class FileResult(_Record):
     details: str
     data_docs: str | None = None
     quarantined_as: str | None = None
+    dead_lettered_as: str | None = None
 
 
 class RetrainingSummary(_Record):
@@ -40,10 +49,12 @@ class RetrainingSummary(_Record):
 
     Attributes:
         outcome: What the run concluded (see ``RetrainingOutcome``).
-        failed: Whether the run ends Failed: a file was quarantined.
+        failed: Whether the run ends Failed: a file was quarantined, failed or dead-lettered.
         version: The version registered (``registered``) or already trained on this data
             with these parameters (``up to date``).
-        decision: The gate's decision when a challenger was trained.
+        decision: The gate's decision when a challenger was trained, or the remembered one
+            (``already judged``: a challenger on this data with these parameters was rejected
+            against the same champion and gate).
     """
 
     model: str
@@ -61,6 +72,11 @@ class RetrainingSummary(_Record):
     @property
     def quarantined(self) -> tuple[FileResult, ...]:
         return tuple(f for f in self.files if f.result == "quarantined")
+
+    @property
+    def crashed(self) -> tuple[FileResult, ...]:
+        """Files the run failed on (not their validation): failed or dead-lettered."""
+        return tuple(f for f in self.files if f.result in ("failed", "dead-lettered"))
 
 
 class ReleaseReport(_Record):

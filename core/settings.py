@@ -21,6 +21,15 @@ AZURITE_KEY = (
 )
 
 
+# Every setting naming a data lake container: no two may name the same one.
+CONTAINER_ROLES = (
+    "landing_container",
+    "curated_container",
+    "quarantine_container",
+    "dead_letter_container",
+)
+
+
 class AzureSettings(BaseModel):
     """Where the Azure profile points. Only read when ``profile == "azure"``.
 
@@ -87,6 +96,12 @@ class Settings(BaseSettings):
     landing_container: str = "landing"
     curated_container: str = "curated"
     quarantine_container: str = "quarantine"
+    # Files that crashed their runs ``max_file_attempts`` times (and their error); shared with
+    # Event Grid's failed deliveries, under other prefixes (deployments/azure/modules/lake.bicep).
+    dead_letter_container: str = "dead-letter"
+    max_file_attempts: int = Field(default=3, ge=1)
+    # Larger landing files are quarantined unread: a run must never hold more than this.
+    max_file_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
 
     # Prefect
     prefect_host: str = "127.0.0.1"
@@ -115,6 +130,18 @@ class Settings(BaseSettings):
     smoke_p95_budget_ms: float = Field(default=250.0, gt=0)
 
     azure: AzureSettings = AzureSettings()
+
+    @model_validator(mode="after")
+    def _containers_are_distinct(self) -> Settings:
+        # One container in two roles: a move would delete what it just wrote (a retrain on
+        # "landing" = curated would take the curated manifest as a new file and delete it).
+        roles: dict[str, list[str]] = {}
+        for field_name in CONTAINER_ROLES:
+            roles.setdefault(getattr(self, field_name), []).append(f"MLOPS_{field_name.upper()}")
+        shared = [f"{' and '.join(v)} are both {k!r}" for k, v in roles.items() if len(v) > 1]
+        if shared:
+            raise ValueError("each container must have one role: " + "; ".join(shared))
+        return self
 
     @model_validator(mode="after")
     def _azure_needs_workspace(self) -> Settings:

@@ -11,6 +11,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 TABLE = "(table)"
+# The expectations that compare the file's columns with the suite's.
+COLUMN_SET_CHECKS = (
+    "expect_table_columns_to_match_set",
+    "expect_table_columns_to_match_ordered_list",
+)
 
 
 @dataclass(frozen=True)
@@ -70,9 +75,13 @@ class ValidationReport:
         for failure in self.failures:
             rows = f" ({failure.unexpected_count} rows)" if failure.unexpected_count else ""
             parts.append(f"{failure.column or TABLE}: {failure.expectation}{rows}")
+        # Wrong columns make every check of the missing ones fail too: lead with the cause.
+        cause = next(
+            (_columns_cause(f) for f in self.failures if f.expectation in COLUMN_SET_CHECKS), ""
+        )
         return (
-            f"{self.file}: {len(self.failures)} of {self.evaluated} expectations failed: "
-            + ", ".join(parts)
+            f"{self.file}: {cause}{len(self.failures)} of {self.evaluated} expectations "
+            "failed: " + ", ".join(parts)
         )
 
     def to_markdown(self) -> str:
@@ -154,3 +163,9 @@ def _short(value: object, limit: int = 60) -> str:
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _columns_cause(failure: ExpectationFailure) -> str:
+    """``wrong columns (missing: [...]; unexpected: [...]); `` from a column-set failure."""
+    found = failure.details.split("; observed", 1)[0].strip() or f"found {failure.observed}"
+    return f"wrong columns ({found}); "

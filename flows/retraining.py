@@ -10,10 +10,14 @@ from prefect.runtime import flow_run
 from prefect.states import State
 
 from backends import Backends
-from core.interfaces import BlobRef, TrainingJobSpec
+from core import dead_letter as dl
+from core.interfaces import BlobRef, ConflictError, NotFoundError, TrainingJobSpec
+from core.judgements import Judgement
 from core.lake import Lake
 from core.outcomes import (
+    needs_announcement,
     retraining_after_gate,
+    retraining_reannounced,
     retraining_state_message,
     retraining_without_training,
 )
@@ -23,20 +27,30 @@ from core.settings import Settings, get_settings
 from flows.outcome import completed, failed
 from flows.resources import default_backends
 from tasks.data import (
+    begin_attempt,
+    clear_attempts,
     current_curated_set,
+    dead_letter_file,
+    fail_attempt,
     find_new_data,
     load_curated_set,
     merge_into_curated,
+    prune_attempts,
     quarantine_file,
     read_blob,
+    withdraw_attempt,
 )
+from tasks.locks import model_lock
 from tasks.registry import (
     announce_model,
     announce_rejection,
+    current_champion,
     fetch_champion,
+    find_judgement,
     find_trained_version,
     register_model,
     registration_tags,
+    remember_judgement,
 )
 from tasks.reporting import publish_retraining_report
 from tasks.training import evaluate_challenger, holdout_split, train_on_compute
@@ -83,47 +97,20 @@ def retraining(
     for _ in range(MAX_ROUNDS):
         for ref in batch:
             seen.add((ref.name, ref.etag))
-            files.append(_curate(lake, ref, settings))
+            result = _take(lake, ref, settings)
+            if result is not None:
+                files.append(result)
         if data_uri is not None and not drain_landing:
             break
         batch = [r for r in find_new_data(lake, None) if (r.name, r.etag) not in seen]
         if not batch:
             break
+    prune_attempts(lake)
 
-    curated = current_curated_set(lake)
-    trained = (
-        find_trained_version(backends.registry, name, curated.fingerprint, params.digest())
-        if curated is not None
-        else None
-    )
-    summary = retraining_without_training(name, files, curated, trained)
-    if summary is None:
-        assert curated is not None  # retraining_without_training concludes when it is None
-        workdir = scratch_dir(settings.jobs_path, "retrain-")
-        spec = TrainingJobSpec(
-            data_uri=curated.data_uri,
-            params=params.model_dump(mode="json"),
-            experiment=name,
-            display_name=f"{name} on {curated.fingerprint[:12]}",
-        )
-        job_id, challenger_dir = train_on_compute(
-            backends.compute, spec, settings.compute_timeout_seconds, workdir / "challenger"
-        )
-        champion, champion_dir = fetch_champion(backends.registry, name, workdir / "champion")
-        holdout = holdout_split(load_curated_set(lake, curated), params)
-        decision = evaluate_challenger(
-            challenger_dir, champion_dir, champion.version if champion else None, holdout, gate
-        )
-        registered = None
-        if decision.verdict == "register":
-            tags = registration_tags(
-                curated.fingerprint, curated.data_uri, params, decision, job_id, str(flow_run.id)
-            )
-            registered = register_model(backends.registry, name, challenger_dir, tags)
-            announce_model(registered, str(flow_run.id))
-        else:
-            announce_rejection(name, decision)
-        summary = retraining_after_gate(name, files, curated, job_id, decision, registered)
+    # Training, judging and registering never overlap for one model (tasks/locks.py): a
+    # second run waits, then finds the same data "up to date" or "already judged".
+    with model_lock(name):
+        summary = _train_and_judge(lake, backends, settings, name, files, params, gate)
 
     publish_retraining_report(summary)
     message = retraining_state_message(summary)
@@ -134,8 +121,115 @@ def retraining(
     return completed(message, summary)
 
 
+def _train_and_judge(
+    lake: Lake,
+    backends: Backends,
+    settings: Settings,
+    name: str,
+    files: list[FileResult],
+    params: TrainingParams,
+    gate: GateConfig,
+) -> RetrainingSummary:
+    """Train a challenger on the curated set unless it was trained or judged before."""
+    curated = current_curated_set(lake)
+    trained = judged = champion = None
+    if curated is not None:
+        trained = find_trained_version(
+            backends.registry, name, curated.fingerprint, params.digest()
+        )
+        judged = find_judgement(lake, curated.fingerprint, params.digest())
+        champion = current_champion(backends.registry, name) if judged else None
+    gate_json = gate.model_dump(mode="json")
+    summary = retraining_without_training(
+        name, files, curated, trained, judged, champion, gate_json
+    )
+    if summary is not None:
+        if summary.outcome == "up to date" and trained and needs_announcement(trained):
+            announce_model(backends.registry, trained, str(flow_run.id))
+            summary = retraining_reannounced(summary)
+        return summary
+    assert curated is not None  # retraining_without_training concludes when it is None
+    workdir = scratch_dir(settings.jobs_path, "retrain-")
+    spec = TrainingJobSpec(
+        data_uri=curated.data_uri,
+        params=params.model_dump(mode="json"),
+        experiment=name,
+        display_name=f"{name} on {curated.fingerprint[:12]}",
+    )
+    job_id, challenger_dir = train_on_compute(
+        backends.compute, spec, settings.compute_timeout_seconds, workdir / "challenger"
+    )
+    champion_version, champion_dir = fetch_champion(backends.registry, name, workdir / "champion")
+    holdout = holdout_split(load_curated_set(lake, curated), params)
+    decision = evaluate_challenger(
+        challenger_dir,
+        champion_dir,
+        champion_version.version if champion_version else None,
+        holdout,
+        gate,
+    )
+    registered = None
+    if decision.verdict == "register":
+        tags = registration_tags(
+            curated.fingerprint, curated.data_uri, params, decision, job_id, str(flow_run.id)
+        )
+        registered = register_model(backends.registry, name, challenger_dir, tags)
+        announce_model(backends.registry, registered, str(flow_run.id))
+    else:
+        # Remembered before announcing: a duplicate event or the next cron run on this data
+        # concludes "already judged" instead of training and notifying again.
+        remember_judgement(
+            lake, Judgement(curated.fingerprint, params.digest(), gate_json, decision)
+        )
+        announce_rejection(name, decision)
+    return retraining_after_gate(name, files, curated, job_id, decision, registered)
+
+
+def _take(lake: Lake, ref: BlobRef, settings: Settings) -> FileResult | None:
+    """Curate one landing file, counting the attempt: a file that makes the run fail (not its
+    validation) ``max_file_attempts`` times moves to the dead-letter container. None: another
+    run took the file first, or it was uploaded again meanwhile (the next round takes that)."""
+    attempts = begin_attempt(lake, ref)
+    if attempts.count > settings.max_file_attempts:  # earlier runs died on it without a word
+        return _dead_letter(lake, ref, attempts)
+    try:
+        result = _curate(lake, ref, settings)
+    except Exception as exc:  # any failure on this file: the others are still taken
+        # A lost race (another run took it, or it was uploaded again) is not the file's
+        # fault: the attempt is taken back and the next round sees the new state.
+        if isinstance(exc, ConflictError | NotFoundError) and withdraw_attempt(lake, ref):
+            return None
+        attempts = fail_attempt(lake, ref, f"{type(exc).__name__}: {exc}")
+        if attempts.count >= settings.max_file_attempts:
+            return _dead_letter(lake, ref, attempts)
+        return FileResult(
+            file=ref.name,
+            result="failed",
+            details=f"attempt {attempts.count} of {settings.max_file_attempts} failed: "
+            f"{type(exc).__name__}: {str(exc)[:300]}",
+        )
+    clear_attempts(lake, ref)
+    return result
+
+
+def _dead_letter(lake: Lake, ref: BlobRef, attempts: dl.Attempts) -> FileResult:
+    where = dead_letter_file(lake, ref, attempts)
+    return FileResult(
+        file=ref.name,
+        result="dead-lettered",
+        details=dl.reason(attempts)[:500],
+        dead_lettered_as=where,
+    )
+
+
 def _curate(lake: Lake, ref: BlobRef, settings: Settings) -> FileResult:
     """Validate one landing file, then merge it into the curated set or quarantine it."""
+    too_large = lake.too_large(ref)
+    if too_large:  # quarantined unread: reading it could take the run down with it
+        where = quarantine_file(lake, ref, too_large, {"size": ref.size, "limit": lake.max_bytes})
+        return FileResult(
+            file=ref.name, result="quarantined", details=too_large, quarantined_as=where
+        )
     blob, ref = read_blob(lake, ref)
     report, frame = validate_data(blob, ref.name, settings.data_docs_path)
     docs = settings.data_docs_link(report.data_docs)

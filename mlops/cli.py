@@ -6,7 +6,7 @@ import io
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -212,30 +212,48 @@ def retrain(
     settings = _settings()
     _use_local_prefect(settings)
     _require_prefect(settings)
-    if data is not None and Path(data).is_file():
-        ref = _lake(settings).datalake.put(
-            settings.landing_container, Path(data).name, Path(data).read_bytes()
-        )
-        typer.echo(f"uploaded {data} -> {ref.uri}")
-        data = f"{ref.container}/{ref.name}"
+    from core.interfaces import BackendError
+
+    lake = _lake(settings)
+    try:
+        if data is not None and Path(data).is_file():
+            from mlops.runs import upload_once
+
+            ref = upload_once(lake, Path(data).name, Path(data).read_bytes())
+            typer.echo(f"uploaded {data} -> {ref.uri}")
+            data = f"{ref.container}/{ref.name}"
+        elif data is not None:
+            lake.resolve(data)  # refuses a blob outside landing before anything runs
+    except (BackendError, ValueError) as exc:
+        _usage_error(str(exc))
 
     from core.results import RetrainingSummary
-    from flows.outcome import result_of
-    from flows.retraining import retraining
 
-    state = retraining(data_uri=data, params=params, return_state=True)
-    summary = result_of(state, RetrainingSummary)
+    parameters: dict[str, object] = {"data_uri": data}
+    if params is not None:
+        parameters["params"] = params.model_dump(mode="json")
+    from mlops.runs import run_flow
+
+    state, summary = run_flow("retraining/retraining", parameters, RetrainingSummary)
     color = "green" if state.is_completed() else "red"
     typer.secho(f"retraining {state.name}: {state.message}", fg=color)
     for f in summary.files if summary else ():
         typer.echo(f"  {f.file}: {f.result} ({f.details})")
         if f.quarantined_as:
             typer.echo(f"    quarantined as: {f.quarantined_as} (+ .reason.json)")
+        if f.dead_lettered_as:
+            typer.echo(f"    dead-lettered as: {f.dead_lettered_as} (+ .error.json)")
         if f.data_docs:
             typer.echo(f"    Data Docs: {f.data_docs}")
     typer.echo(f"Prefect UI: {settings.prefect_ui_url}/runs")
     if not state.is_completed():
         raise typer.Exit(1)
+
+
+def _usage_error(message: str) -> NoReturn:
+    """A clear one-line error for a bad argument or setting: exit 2, no traceback."""
+    typer.secho(message, fg="red", err=True)
+    raise typer.Exit(2)
 
 
 @app.command()
@@ -249,11 +267,9 @@ def release(
     _use_local_prefect(settings)
     _require_prefect(settings)
     from core.results import ReleaseReport
-    from flows.outcome import result_of
-    from flows.release import release as release_flow
+    from mlops.runs import run_flow
 
-    state = release_flow(version=version, return_state=True)
-    report = result_of(state, ReleaseReport)
+    state, report = run_flow("release/release", {"version": version}, ReleaseReport)
     typer.secho(
         f"release {state.name}: {state.message}", fg="green" if state.is_completed() else "red"
     )
@@ -286,14 +302,11 @@ def _endpoint(environment: str) -> Endpoint:
     from mlops.environments import ENVIRONMENTS
 
     if environment not in ENVIRONMENTS:
-        typer.secho(
-            f"no environment {environment!r}: use {' or '.join(ENVIRONMENTS)}", fg="red", err=True
-        )
-        raise typer.Exit(2)
+        _usage_error(f"unknown environment {environment!r}: use one of {', '.join(ENVIRONMENTS)}")
     try:
         endpoint = _release_target(_settings()).current(environment)
     except BackendError as exc:
-        typer.secho(f"cannot read {environment}: {exc}", fg="red", err=True)
+        typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from None
     if endpoint is None:
         typer.secho(f"nothing is deployed in {environment}", fg="red", err=True)

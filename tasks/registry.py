@@ -8,8 +8,12 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NONE
 
+from core import judgements
 from core.events import challenger_rejected, model_registered
 from core.interfaces import ModelRegistry, ModelVersion
+from core.judgements import Judgement
+from core.lake import Lake
+from core.outcomes import ANNOUNCED_TAG
 from core.version import code_version
 from tasks.events import emit, send_events
 from training.artifacts import MODEL_FILE
@@ -62,21 +66,51 @@ def registration_tags(
     }
 
 
+@task(name="current-champion", retries=2, retry_delay_seconds=1, cache_policy=NONE)
+def current_champion(registry: ModelRegistry, name: str) -> str | None:
+    """The version the ``production`` alias names (None before any release)."""
+    champion = registry.get_alias(name, "production")
+    return champion.version if champion else None
+
+
 @task(name="register-model", retries=2, retry_delay_seconds=1, cache_policy=NONE)
 def register_model(
     registry: ModelRegistry, name: str, artifact_dir: Path, tags: dict[str, str]
 ) -> ModelVersion:
-    """Register the challenger and point the ``candidate`` alias at it."""
-    version = registry.register(name, artifact_dir, MODEL_FILE, tags)
+    """Register the challenger and point the ``candidate`` alias at it.
+
+    Idempotent: a version with the same data fingerprint and parameters digest is the one
+    registered by an earlier try (the alias failed after the version was created), so a
+    retry or a rerun points the alias at it instead of registering a second version.
+    """
+    same = {"data_fingerprint": tags["data_fingerprint"], "params_digest": tags["params_digest"]}
+    found = registry.find(name, same)
+    if found:
+        version = found[0]
+    else:
+        version = registry.register(name, artifact_dir, MODEL_FILE, tags)
     registry.set_alias(name, "candidate", version.version)
     return registry.get(name, version.version)
 
 
 @task(name="announce-model", retries=3, retry_delay_seconds=2, cache_policy=NONE)
-def announce_model(version: ModelVersion, flow_run_id: str) -> None:
+def announce_model(registry: ModelRegistry, version: ModelVersion, flow_run_id: str) -> None:
     """Send ``mlops.model.registered`` (the release deployment's trigger) and wait until the
-    server took it: unlike ``emit_event``, a lost event fails the task."""
+    server took it: unlike ``emit_event``, a lost event fails the task. Then tag the version
+    ``announced``: a version without the tag was never announced, and a rerun announces it."""
     send_events([model_registered(version, flow_run_id)])
+    registry.set_tags(version.name, version.version, {ANNOUNCED_TAG: "true"})
+
+
+@task(name="find-judgement", retries=2, retry_delay_seconds=1, cache_policy=NONE)
+def find_judgement(lake: Lake, fingerprint: str, params_digest: str) -> Judgement | None:
+    """A remembered rejection of a challenger on this data with these parameters."""
+    return judgements.find(lake, fingerprint, params_digest)
+
+
+@task(name="remember-judgement", retries=2, retry_delay_seconds=1, cache_policy=NONE)
+def remember_judgement(lake: Lake, judgement: Judgement) -> Judgement:
+    return judgements.remember(lake, judgement)
 
 
 @task(name="announce-rejection", cache_policy=NONE)

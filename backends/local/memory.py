@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from itertools import count
 from urllib.parse import quote, unquote, urlsplit
 
-from core.interfaces import BlobRef, ConflictError, NotFoundError
+from core.interfaces import BackendError, BlobRef, ConflictError, NotFoundError
 
 ENDPOINT = "memory://datalake"
+MAX_NAME = 1024  # Azure Blob Storage's limit on a blob name, in characters
 
 
 class InMemoryDataLake:
@@ -44,6 +45,7 @@ class InMemoryDataLake:
         if_none_match: bool = False,
     ) -> BlobRef:
         """Write a blob, optionally only if unchanged (``if_match``) or absent."""
+        _check_name(container, name)
         with self._lock:
             blobs = self._container(container)
             current = blobs.get(name)
@@ -76,6 +78,7 @@ class InMemoryDataLake:
         metadata: dict[str, str] | None = None,
     ) -> BlobRef:
         """Copy ``src`` to ``container/name`` (only the version ``src.etag`` names, if set)."""
+        _check_name(container, name)
         with self._lock:
             data, current = self._blob(src.container, src.name)
             if src.etag and current.etag != src.etag:
@@ -140,6 +143,12 @@ class InMemoryDataLake:
             last_modified=datetime.now(UTC),
             metadata=dict(metadata),
         )
+
+
+def _check_name(container: str, name: str) -> None:
+    """Refuse what Azure refuses, so a name that overflows fails here as it would there."""
+    if not name or len(name) > MAX_NAME:
+        raise BackendError(f"write {container}/{name[:60]}...: InvalidBlobName ({len(name)} chars)")
 
 
 def _copy(ref: BlobRef) -> BlobRef:

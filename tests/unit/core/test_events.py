@@ -70,3 +70,13 @@ def test_data_quarantined_points_at_the_copy_and_its_source() -> None:
         "reason": "3 failed",
         "quarantined_as": "memory://datalake/quarantine/x/bad.csv",
     }
+
+
+def test_data_dead_lettered_points_at_the_copy_its_source_and_the_attempts() -> None:
+    source = BlobRef("landing", "huge.csv", "memory://datalake/landing/huge.csv", "e", 9)
+    where = "memory://datalake/dead-letter/files/x-huge.csv"
+    spec = events.data_dead_lettered(source, where, "3 attempt(s) failed; last: boom", 3)
+    assert spec.event == events.DATA_DEAD_LETTERED == "mlops.data.dead-lettered"
+    assert spec.resource["prefect.resource.id"] == where
+    assert spec.related == [{"prefect.resource.id": source.uri, "prefect.resource.role": "source"}]
+    assert spec.payload["attempts"] == 3 and spec.payload["dead_lettered_as"] == where

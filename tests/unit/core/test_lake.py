@@ -15,10 +15,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
+import core.lake as lake_module
 from backends.local import memory
 from backends.local.memory import InMemoryDataLake
 from core.interfaces import BlobRef, ConflictError, NotFoundError
-from core.lake import MANIFEST, Lake, sha256
+from core.lake import MANIFEST, MAX_BLOB_NAME, Lake, NotInLandingError, fit_name, sha256
 from training import data as tdata
 
 LANDING, CURATED, QUARANTINE = "landing", "curated", "quarantine"
@@ -275,3 +276,78 @@ def test_resolve_of_a_missing_blob_names_it(lake: Lake) -> None:
 def test_no_curated_set_before_the_first_merge(lake: Lake) -> None:
     assert lake.curated_set() is None
     assert names(lake, CURATED) == []
+
+
+# ---------------------------------------------------------------------- issue 8: nothing lost
+def test_resolve_refuses_a_blob_outside_landing(lake: Lake, reference: pd.DataFrame) -> None:
+    """``retrain --data curated/training/manifest.json`` must not take (and delete) it."""
+    merge_file(lake, "a.csv", csv(reference.head(60)))
+    for uri in (f"{CURATED}/{MANIFEST}", lake.datalake.uri(CURATED, MANIFEST)):
+        with pytest.raises(NotInLandingError, match="not in the landing container 'landing'"):
+            lake.resolve(uri)
+    assert lake.datalake.exists(CURATED, MANIFEST)
+
+
+def test_resolve_knows_the_size_and_version_before_reading(lake: Lake) -> None:
+    stored = lake.datalake.put(LANDING, "a.csv", b"12345")
+    resolved = lake.resolve(f"{LANDING}/a.csv")
+    assert (resolved.size, resolved.etag) == (5, stored.etag)
+
+
+def test_a_file_over_the_size_limit_is_refused_unread(datalake: InMemoryDataLake) -> None:
+    lake = Lake(datalake, LANDING, CURATED, QUARANTINE, max_bytes=4)
+    lake.ensure()
+    ref = lake.datalake.put(LANDING, "big.csv", b"12345")
+    assert lake.too_large(ref) == (
+        "big.csv: 5 bytes, over the limit of 4 (MLOPS_MAX_FILE_BYTES): not read"
+    )
+    with pytest.raises(ValueError, match="not read"):
+        lake.read(ref)
+    assert lake.too_large(lake.datalake.put(LANDING, "ok.csv", b"1234")) is None
+
+
+def test_names_too_long_for_a_prefix_are_shortened_deterministically() -> None:
+    name = "x" * 1000 + ".csv"
+    fitted = fit_name("20240101T000000Z-abcdef12-", name)
+    assert fitted == fit_name("20240101T000000Z-abcdef12-", name)  # a retry finds it again
+    assert len(fitted) + len(".reason.json") == MAX_BLOB_NAME
+    assert fitted.endswith(f"~{sha256(name.encode())[:16]}.csv")
+    assert fit_name("p-", "short.csv") == "p-short.csv"
+    assert fit_name("p-", "y" * 1000 + ".csv") != fitted  # another name, another hash
+
+
+def test_a_1000_character_name_is_quarantined_with_its_reason(lake: Lake) -> None:
+    name = "n" * 1000 + ".csv"
+    lake.datalake.put(LANDING, name, b"bad")
+    moved = lake.quarantine(lake.resolve(f"{LANDING}/{name}"), {"reason": "bad"})
+    assert len(moved.name) <= MAX_BLOB_NAME - len(".reason.json")
+    reason = json.loads(lake.datalake.get(QUARANTINE, f"{moved.name}.reason.json")[0])
+    assert reason["reason"] == "bad" and reason["source"].endswith(".csv")
+    assert lake.landed() == []
+
+
+def test_a_quarantine_stopped_half_way_is_finished_by_the_retry(
+    datalake: InMemoryDataLake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The copy's name comes from the blob version, not the clock: the retry overwrites it
+    and writes the reason, instead of leaving one more copy without a reason each time."""
+    lake = Lake(datalake, LANDING, CURATED, QUARANTINE)
+    lake.ensure()
+    lake.datalake.put(LANDING, "bad.csv", b"bad")
+    ref = lake.resolve(f"{LANDING}/bad.csv")
+    real_put = datalake.put
+    monkeypatch.setattr(lake_module, "datetime", Clock(timedelta(seconds=1)))  # time passes
+
+    def reason_write_fails(container: str, name: str, data: bytes, **kw: Any) -> BlobRef:
+        if name.endswith(".reason.json"):
+            raise ConflictError("injected: the reason write failed")
+        return real_put(container, name, data, **kw)
+
+    monkeypatch.setattr(datalake, "put", reason_write_fails)
+    with pytest.raises(ConflictError, match="injected"):
+        lake.quarantine(ref, {"reason": "x"})
+    monkeypatch.setattr(datalake, "put", real_put)
+    moved = lake.quarantine(ref, {"reason": "x"})  # the rerun, same version
+
+    assert sorted(names(lake, QUARANTINE)) == [moved.name, f"{moved.name}.reason.json"]
+    assert lake.landed() == []

@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from core import outcomes
 from core.interfaces import ModelVersion
+from core.judgements import Judgement
 from core.lake import CuratedSet
 from core.results import FileResult, RetrainingSummary
 from training.evaluate import Metrics, decide
@@ -135,3 +136,67 @@ def test_released_and_no_op() -> None:
     assert released.message == "m v2 is in production at http://h/score"
     no_op = outcomes.release_no_op("m", "2")
     assert (no_op.outcome, no_op.failed) == ("no-op", False)
+
+
+# --------------------------------------------------------------------------- issue 8
+def _judged(champion: str | None = "3") -> Judgement:
+    challenger = Metrics(rmse=60.0, mae=1, r2=0.5, n=80)
+    champ = Metrics(rmse=55.0, mae=1, r2=0.5, n=80)
+    decision = decide(challenger, champ, GateConfig(), champion_version=champion)
+    gate = GateConfig().model_dump(mode="json")
+    return Judgement("f" * 64, "d" * 16, gate, decision, "2024-01-01T00:00:00+00:00")
+
+
+def test_a_remembered_rejection_concludes_already_judged() -> None:
+    gate = GateConfig().model_dump(mode="json")
+    judged = _judged()
+    summary = outcomes.retraining_without_training("m", [], CURATED, None, judged, "3", gate)
+    assert summary is not None and summary.outcome == "already judged"
+    assert summary.decision == judged.decision and not summary.failed
+    assert judged.decision.reason in summary.message and "Nothing trained" in summary.message
+
+
+@pytest.mark.parametrize(
+    ("champion", "gate"),
+    [("4", GateConfig()), ("3", GateConfig(min_improvement=0.5))],
+    ids=["another champion", "another gate"],
+)
+def test_a_rejection_against_another_champion_or_gate_is_judged_again(
+    champion: str, gate: GateConfig
+) -> None:
+    judged = _judged()
+    assert not outcomes.judgement_holds(judged, champion, gate.model_dump(mode="json"))
+    gate_json = gate.model_dump(mode="json")
+    summary = outcomes.retraining_without_training(
+        "m", [], CURATED, None, judged, champion, gate_json
+    )
+    assert summary is None
+
+
+def test_only_the_unannounced_candidate_is_announced_again() -> None:
+    candidate = ModelVersion("m", "4", "file:///r", "0" * 64, aliases=("candidate",))
+    announced = ModelVersion(
+        "m", "4", "file:///r", "0" * 64, {outcomes.ANNOUNCED_TAG: "true"}, ("candidate",)
+    )
+    superseded = ModelVersion("m", "3", "file:///r", "0" * 64)
+    assert outcomes.needs_announcement(candidate)
+    assert not outcomes.needs_announcement(announced)
+    assert not outcomes.needs_announcement(superseded)  # announcing it would release it
+    summary = outcomes.retraining_without_training("m", [], CURATED, candidate)
+    assert summary is not None
+    again = outcomes.retraining_reannounced(summary)
+    assert again.outcome == "up to date" and "announced it again" in again.message
+
+
+def test_files_the_run_failed_on_fail_it_and_are_named() -> None:
+    crashed = FileResult(file="p.csv", result="failed", details="attempt 1 of 3 failed: boom")
+    dead = FileResult(file="q.csv", result="dead-lettered", details="3 attempt(s) failed")
+    summary = outcomes.retraining_without_training("m", [crashed, dead, BAD], CURATED, V)
+    assert summary is not None and summary.outcome == "data rejected" and summary.failed
+    assert summary.crashed == (crashed, dead)
+    assert outcomes.retraining_state_message(summary) == (
+        "1 file(s) quarantined: b.csv: 3 expectations failed | 2 file(s) failed: "
+        "p.csv: failed: attempt 1 of 3 failed: boom; q.csv: dead-lettered: 3 attempt(s) failed"
+    )
+    with_good = outcomes.retraining_without_training("m", [MERGED, crashed], CURATED, V)
+    assert with_good is not None and with_good.outcome == "up to date" and with_good.failed

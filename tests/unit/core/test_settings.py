@@ -245,3 +245,23 @@ def test_azure_settings_are_references_and_reach_the_workers(
         monkeypatch.setenv(key, value)
     worker = load_settings()  # a worker started with to_env() sees the same
     assert worker.azure == settings.azure and worker.state_path == settings.state_path
+
+
+@pytest.mark.parametrize("role", ["MLOPS_CURATED_CONTAINER", "MLOPS_DEAD_LETTER_CONTAINER"])
+def test_two_container_roles_cannot_share_a_container(
+    monkeypatch: pytest.MonkeyPatch, role: str
+) -> None:
+    """Issue 8: a retrain on a landing container that is also curated would delete the
+    curated manifest it took for new data."""
+    monkeypatch.setenv(role, "landing")
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    message = str(err.value)
+    assert "MLOPS_LANDING_CONTAINER" in message and role in message
+    assert "'landing'" in message
+
+
+def test_poison_file_settings_have_defaults() -> None:
+    settings = load_settings()
+    assert settings.dead_letter_container == "dead-letter"
+    assert settings.max_file_attempts == 3 and settings.max_file_bytes > 0

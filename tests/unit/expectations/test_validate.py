@@ -216,3 +216,13 @@ def test_parse_rejects_unreadable_content(data: bytes, problem: str) -> None:
 def test_validate_bytes_on_a_corrupt_parquet_file(docs_dir: Path) -> None:
     report, frame = validate_bytes(b"PAR1 not really", file="x.parquet", docs_dir=docs_dir)
     assert frame is None and "not a Parquet file" in str(report.error)
+
+
+def test_wrong_columns_lead_the_summary(validated: Reports) -> None:
+    """Six failures follow from one cause: the one line names it first (issue 8)."""
+    summary = validated("bad/wrong_columns.csv")[0].summary()
+    assert summary.startswith(
+        "bad/wrong_columns.csv: wrong columns (unexpected: ['body_mass_index']; missing: ['bmi']); "
+        "6 of 57 expectations failed: (table): expect_table_columns_to_match_set, "
+    ), summary
+    assert "\n" not in summary

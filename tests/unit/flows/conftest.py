@@ -46,3 +46,16 @@ def backends(settings: Settings, tmp_path: Path) -> Backends:
         compute=InProcessCompute(datalake, tmp_path / "jobs"),
         registry=LocalModelRegistry(tmp_path / "registry"),
     )
+
+
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The retraining flow's tasks retry as configured, without the delays (injected faults
+    would otherwise cost seconds per retry)."""
+    from prefect import Task
+
+    import flows.retraining as module
+
+    for name, value in vars(module).items():
+        if isinstance(value, Task):
+            monkeypatch.setattr(module, name, value.with_options(retry_delay_seconds=0))

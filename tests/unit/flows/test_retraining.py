@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+import tasks.registry as registry_tasks
 from backends import Backends
+from backends.local.registry import LocalModelRegistry
+from core.events import MODEL_REGISTERED, EventSpec
+from core.interfaces import BackendError
+from core.outcomes import ANNOUNCED_TAG
 from core.results import RetrainingSummary
 from core.settings import Settings
 from flows.outcome import result_of
@@ -72,6 +80,14 @@ def test_then_up_to_date_then_a_challenger_that_misses_the_gate(
     assert summary.message == summary.decision.reason
     assert [v.version for v in backends.registry.list_versions(settings.model_name)] == ["1"]
 
+    # Issue 8: the same question again (a cron run, a duplicate event) is not retrained.
+    trained = len(backends.compute.submitted)  # type: ignore[attr-defined]
+    state, summary = run(backends, params=TrainingParams(seed=7), gate=gate)
+    assert state.is_completed()
+    assert summary.outcome == "already judged" and summary.decision is not None
+    assert summary.decision.verdict == "reject"
+    assert len(backends.compute.submitted) == trained  # type: ignore[attr-defined]
+
 
 def test_only_bad_data_is_rejected_and_quarantined(backends: Backends, settings: Settings) -> None:
     land(backends, settings, "bad/missing_column.csv")
@@ -105,3 +121,74 @@ def test_good_and_bad_files_register_but_the_run_fails(
     assert state.is_failed()  # a quarantined file always fails the run, so someone looks
     assert summary.outcome == "registered" and summary.version == "1" and summary.failed
     assert sorted(f.result for f in summary.files) == ["merged", "quarantined"]
+
+
+# --------------------------------------------------------------------------- issue 8
+def test_a_blob_outside_landing_is_refused_and_left_alone(
+    backends: Backends, settings: Settings
+) -> None:
+    """``mlops retrain --data curated/training/manifest.json`` used to quarantine (and so
+    delete) the curated manifest."""
+    backends.datalake.ensure_containers(settings.curated_container)
+    backends.datalake.put(settings.curated_container, "training/manifest.json", b"{}")
+    state = retraining(
+        data_uri=f"{settings.curated_container}/training/manifest.json",
+        resources=backends,
+        return_state=True,
+    )
+    assert state.is_failed()
+    assert "not in the landing container 'landing'" in str(state.result(raise_on_failure=False))
+    assert backends.datalake.exists(settings.curated_container, "training/manifest.json")
+    assert backends.datalake.list(settings.quarantine_container) == []
+
+
+class AliasFailsOnce(LocalModelRegistry):
+    """A registry whose first ``set_alias`` fails, after the version was created."""
+
+    failed = False
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        if not self.failed:
+            self.failed = True
+            raise BackendError("injected: alias update lost")
+        super().set_alias(name, alias, version)
+
+
+def test_a_retried_registration_registers_one_version(
+    backends: Backends, settings: Settings, tmp_path: Path, fast_retries: None
+) -> None:
+    backends = replace(backends, registry=AliasFailsOnce(tmp_path / "flaky-registry"))
+    land(backends, settings, "good/diabetes_batch_b.csv")
+    state, summary = run(backends)
+
+    assert state.is_completed() and summary.outcome == "registered"
+    versions = backends.registry.list_versions(settings.model_name)
+    assert [(v.version, v.aliases) for v in versions] == [("1", ("candidate",))]
+
+
+def test_a_lost_announcement_is_sent_by_the_next_run(
+    backends: Backends, settings: Settings, monkeypatch: pytest.MonkeyPatch, fast_retries: None
+) -> None:
+    """A run that died between registering and announcing left a version nobody releases;
+    the next run ("up to date") announces it, and tags it once the server took the event."""
+    sent: list[EventSpec] = []
+
+    def server_down(specs: list[Any]) -> None:
+        raise ConnectionError("injected: the events endpoint is down")
+
+    monkeypatch.setattr(registry_tasks, "send_events", server_down)
+    land(backends, settings, "good/diabetes_batch_b.csv")
+    state = retraining(resources=backends, return_state=True)
+    assert state.is_failed()
+    (version,) = backends.registry.list_versions(settings.model_name)
+    assert ANNOUNCED_TAG not in version.tags
+
+    monkeypatch.setattr(registry_tasks, "send_events", lambda specs: sent.extend(specs))
+    state, summary = run(backends)
+    assert state.is_completed() and summary.outcome == "up to date"
+    assert "announced it again" in summary.message
+    assert [(s.event, s.payload["version"]) for s in sent] == [(MODEL_REGISTERED, "1")]
+    assert backends.registry.get(settings.model_name, "1").tags[ANNOUNCED_TAG] == "true"
+
+    state, summary = run(backends)  # announced: not again
+    assert summary.outcome == "up to date" and len(sent) == 1

@@ -30,9 +30,10 @@ from mlops.automations import (
 
 EventFactory = Callable[[], ReceivedEvent]
 BLOCK_ID = UUID("00000000-0000-4000-8000-000000000001")
-REJECTED, QUARANTINED, RELEASE = (
+REJECTED, QUARANTINED, DEAD_LETTERED, RELEASE = (
     "notify: challenger rejected",
     "notify: data quarantined",
+    "notify: data dead-lettered",
     "notify: release failed",
 )
 
@@ -65,6 +66,20 @@ def _quarantined() -> ReceivedEvent:
     )
 
 
+def _dead_lettered() -> ReceivedEvent:
+    uri = "http://127.0.0.1:10000/devstoreaccount1/dead-letter/files/x-huge.csv"
+    return _event(
+        "mlops.data.dead-lettered",
+        {"prefect.resource.id": uri, "prefect.resource.name": "huge.csv"},
+        payload={
+            "file": "huge.csv",
+            "reason": "3 attempt(s) failed; last: MemoryError()",
+            "attempts": 3,
+            "dead_lettered_as": uri,
+        },
+    )
+
+
 def _flow_run(state: str, flow: str) -> ReceivedEvent:
     return _event(
         f"prefect.flow-run.{state}",
@@ -89,10 +104,10 @@ def _server_side(automation: AutomationCore) -> ServerAutomation:
     return ServerAutomation.model_validate({**automation.model_dump(mode="json"), "id": uuid4()})
 
 
-def test_spec_builds_three_tagged_automations_on_the_notify_block(
+def test_spec_builds_four_tagged_automations_on_the_notify_block(
     automations: dict[str, AutomationCore],
 ) -> None:
-    assert set(automations) == {REJECTED, QUARANTINED, RELEASE}
+    assert set(automations) == {REJECTED, QUARANTINED, DEAD_LETTERED, RELEASE}
     assert block_names(load_spec()) == {NOTIFY_BLOCK_REF}
     for automation in automations.values():
         assert automation.enabled and MANAGED_TAG in automation.tags
@@ -109,6 +124,9 @@ def test_spec_builds_three_tagged_automations_on_the_notify_block(
         (REJECTED, _quarantined, False),
         (QUARANTINED, _quarantined, True),
         (QUARANTINED, _rejected, False),
+        (QUARANTINED, _dead_lettered, False),
+        (DEAD_LETTERED, _dead_lettered, True),
+        (DEAD_LETTERED, _quarantined, False),
         (RELEASE, partial(_flow_run, "Failed", "release"), True),
         (RELEASE, partial(_flow_run, "Crashed", "release"), True),
         (RELEASE, partial(_flow_run, "Completed", "release"), False),
@@ -129,6 +147,7 @@ def test_triggers_match_only_their_events(
     [
         (REJECTED, _rejected, 'RMSE 61.2 is not better than "56.0" <by> 1% & more'),
         (QUARANTINED, _quarantined, "3 expectations failed"),
+        (DEAD_LETTERED, _dead_lettered, "3 attempt(s) failed; last: MemoryError()"),
         (
             RELEASE,
             partial(_flow_run, "Failed", "release"),
@@ -153,6 +172,9 @@ def test_payloads_render_to_json_with_the_reason(
     assert datetime.fromisoformat(body["occurred"]) == event.occurred
     if name == RELEASE:
         assert body["state"] == "Failed" and body["url"] is None  # no flow run fetched here
+    if name == DEAD_LETTERED:
+        assert body["attempts"] == 3 and body["file"] == "huge.csv"
+        assert body["dead_lettered_as"] == event.resource.id
 
 
 def test_missing_values_render_as_null(automations: dict[str, AutomationCore]) -> None:

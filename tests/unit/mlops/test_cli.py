@@ -18,7 +18,7 @@ runner = CliRunner()
 def test_an_unknown_environment_is_one_line_and_exit_2(command: str) -> None:
     result = runner.invoke(cli.app, [command, "staging"])
     assert result.exit_code == 2, result.output
-    assert result.stderr.strip() == "no environment 'staging': use qa or production"
+    assert result.stderr.strip() == "unknown environment 'staging': use one of qa, production"
     assert result.stdout == "" and "Traceback" not in result.output
 
 

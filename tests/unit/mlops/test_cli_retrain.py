@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 import flows.retraining
 import mlops.cli as cli
+import mlops.runs
 from training.params import TrainingParams
 
 
@@ -23,12 +24,16 @@ def flow_params(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     seen: list[Any] = []
 
     def fake_flow(**kwargs: Any) -> None:
-        seen.append(kwargs["params"])
+        # Parameters travel as JSON (a deployment run's are JSON too); the flow validates them.
+        given = kwargs.get("params")
+        seen.append(None if given is None else TrainingParams.model_validate(given))
         raise _Started
 
     monkeypatch.setattr(cli, "_settings", lambda: object())
     monkeypatch.setattr(cli, "_use_local_prefect", lambda settings: None)
     monkeypatch.setattr(cli, "_require_prefect", lambda settings: None)
+    monkeypatch.setattr(cli, "_lake", lambda settings: None)
+    monkeypatch.setattr(mlops.runs, "deployment_exists", lambda name: False)  # run in-process
     monkeypatch.setattr(flows.retraining, "retraining", fake_flow)
     return seen
 
