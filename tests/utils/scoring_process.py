@@ -28,6 +28,25 @@ class Service:
     output: str = ""
 
 
+def scoring_env(
+    model_dir: Path, sha: str, key: str, port: int, **settings: str | int | float
+) -> dict[str, str]:
+    """This process's environment without its ``SCORING_*`` variables, plus the service's:
+    model version 7 of ``model_dir`` on 127.0.0.1:``port`` and ``SCORING_<NAME>`` settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCORING_")}
+    env.update(
+        SCORING_MODEL_DIR=str(model_dir),
+        SCORING_MODEL_NAME="diabetes-ridge",
+        SCORING_MODEL_VERSION="7",
+        SCORING_MODEL_SHA256=sha,
+        SCORING_API_KEY=key,
+        SCORING_HOST="127.0.0.1",
+        SCORING_PORT=str(port),
+    )
+    env.update({f"SCORING_{name.upper()}": str(value) for name, value in settings.items()})
+    return env
+
+
 @contextmanager
 def scoring_service(
     model_dir: Path, sha: str, key: str, **settings: str | int | float
@@ -41,17 +60,7 @@ def scoring_service(
         settings: More ``SCORING_<NAME>`` settings (``header_timeout=1``).
     """
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCORING_")}
-    env.update(
-        SCORING_MODEL_DIR=str(model_dir),
-        SCORING_MODEL_NAME="diabetes-ridge",
-        SCORING_MODEL_VERSION="7",
-        SCORING_MODEL_SHA256=sha,
-        SCORING_API_KEY=key,
-        SCORING_HOST="127.0.0.1",
-        SCORING_PORT=str(port),
-    )
-    env.update({f"SCORING_{name.upper()}": str(value) for name, value in settings.items()})
+    env = scoring_env(model_dir, sha, key, port, **settings)
     proc = subprocess.Popen(
         [sys.executable, "-m", "scoring"],
         cwd=REPO,

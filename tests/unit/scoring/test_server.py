@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,22 +13,9 @@ import httpx
 import pytest
 
 from tests.utils.net import free_port
+from tests.utils.scoring_process import scoring_env
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-def _env(model_dir: Path, sha: str, key: str, port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCORING_")}
-    env.update(
-        SCORING_MODEL_DIR=str(model_dir),
-        SCORING_MODEL_NAME="diabetes-ridge",
-        SCORING_MODEL_VERSION="7",
-        SCORING_MODEL_SHA256=sha,
-        SCORING_API_KEY=key,
-        SCORING_HOST="127.0.0.1",
-        SCORING_PORT=str(port),
-    )
-    return env
 
 
 def _start(env: dict[str, str]) -> subprocess.Popen[str]:
@@ -45,7 +31,7 @@ def _start(env: dict[str, str]) -> subprocess.Popen[str]:
 
 def test_serves_over_real_http(model_dir: Path, model_sha: str, api_key: str) -> None:
     port = free_port()
-    proc = _start(_env(model_dir, model_sha, api_key, port))
+    proc = _start(scoring_env(model_dir, model_sha, api_key, port))
     base = f"http://127.0.0.1:{port}"
     golden = json.loads((model_dir / "golden.json").read_text())
     try:
@@ -92,7 +78,7 @@ def test_serves_over_real_http(model_dir: Path, model_sha: str, api_key: str) ->
 
 
 def test_refuses_a_model_with_the_wrong_sha(model_dir: Path, api_key: str) -> None:
-    proc = _start(_env(model_dir, "e" * 64, api_key, free_port()))
+    proc = _start(scoring_env(model_dir, "e" * 64, api_key, free_port()))
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 3, output
     assert "refusing to start: sha256 mismatch" in output
@@ -100,7 +86,7 @@ def test_refuses_a_model_with_the_wrong_sha(model_dir: Path, api_key: str) -> No
 
 
 def test_refuses_a_placeholder_key(model_dir: Path, model_sha: str) -> None:
-    proc = _start(_env(model_dir, model_sha, "changeme", free_port()))
+    proc = _start(scoring_env(model_dir, model_sha, "changeme", free_port()))
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 2, output
     assert "invalid setting" in output and "placeholder" in output
