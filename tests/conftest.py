@@ -24,6 +24,8 @@ import docker
 import pytest
 
 from backends.local.dockerd import DockerEngine, DockerEngineError
+from tests.utils.figures import ReliabilityFigures
+from tests.utils.prefect_api import ApiOnlyServer
 
 _SESSION_ROOT = Path(tempfile.mkdtemp(prefix="mlops-tests-"))
 # Must be set before anything imports prefect (its settings are read at import).
@@ -31,6 +33,9 @@ os.environ["PREFECT_HOME"] = str(_SESSION_ROOT / "prefect")
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["DO_NOT_TRACK"] = "1"
 os.environ["PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW"] = "ignore"
+# A client with no API URL (a thread that lost the test's settings context, say) must fail,
+# not quietly start a throw-away server of its own.
+os.environ["PREFECT_SERVER_ALLOW_EPHEMERAL_MODE"] = "false"
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.pop("PREFECT_API_KEY", None)
 for _key in [k for k in os.environ if k.startswith("MLOPS_")]:
@@ -54,7 +59,33 @@ def prefect_server() -> Iterator[str]:
         yield str(PREFECT_API_URL.value())
 
 
+@pytest.fixture(scope="session")
+def flows_api() -> Iterator[str]:
+    """A Prefect API with no background services, for tests that only run flows in this
+    process (why: tests/utils/prefect_api.py); started once, the first time it is asked for."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    yield _FLOWS_API.url()
+    # Deliver what the runs left queued while the server still answers (otherwise the
+    # workers retry a closed port at exit).
+    APILogWorker.drain_all(timeout=10)
+    EventsWorker.drain_all(timeout=10)
+    _FLOWS_API.stop()
+
+
 STATE = Path(__file__).resolve().parents[1] / ".mlops"
+_FLOWS_API = ApiOnlyServer(STATE / "docker" / "cache")
+_FLOWS_API_USERS = ("tests/unit/flows", "tests/faults")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Start the flows' API server now, while pytest collects, when the run may need it."""
+    root = Path(__file__).resolve().parents[1]
+    paths = [str(Path(arg.split("::")[0]).resolve()) for arg in session.config.args]
+    wanted = [str(root / user) for user in _FLOWS_API_USERS]
+    if any(w.startswith(p) or p.startswith(w) for p in paths for w in wanted):
+        _FLOWS_API.start()
 
 
 @pytest.fixture(scope="session")
@@ -83,8 +114,38 @@ def cache_dir() -> Path:
     return STATE / "docker" / "cache"
 
 
+TIERS = ("utils", "unit", "integration", "faults", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Fast tests first: unit, then integration against the real local services, then the
+    fault-injection suite, then the end-to-end loop (pytest would otherwise go by folder
+    name, e2e first)."""
+
+    def tier(item: pytest.Item) -> int:
+        parts = item.path.relative_to(Path(__file__).parent).parts
+        return TIERS.index(parts[0]) if parts[0] in TIERS else len(TIERS)
+
+    items.sort(key=tier)  # stable: the order within a tier is kept
+
+
+_FIGURES = ReliabilityFigures()
+
+
+@pytest.fixture(scope="session")
+def reliability_figures() -> ReliabilityFigures:
+    """Counts the fault-injection tests add up (tests/utils/figures.py)."""
+    return _FIGURES
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _FIGURES.sources:
+        terminalreporter.write_line(_FIGURES.line())
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """The session folder (Prefect home, project state) goes with the session."""
     import shutil
 
+    _FLOWS_API.stop()
     shutil.rmtree(_SESSION_ROOT, ignore_errors=True)

@@ -1,61 +1,83 @@
-"""Flow unit tests: the real flows on in-memory backends, through the session's Prefect server.
+"""Flow unit tests: every outcome of the real flows, in seconds.
 
-No Azurite, no Docker, no scoring process: the data lake lives in a dict, training runs the
-real training command in this process, the registry is the local one in a temporary folder,
-and releases go to an in-memory target checked by a scripted probe.
+The flows run in this process on in-memory backends (tests/utils/flow_harness.py) against
+an API-only Prefect server. Two slow collaborators are replaced by stand-ins, each tested
+for real elsewhere: Great Expectations (~5 s to import, ~1 s a file) by the suite's column
+and range rules in pandas, and the model lock (a Prefect global concurrency limit) by a
+lock of this process. Releases go to an in-memory target checked by a scripted probe.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import defaultdict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import pandas as pd
 import pytest
-from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-from backends import Backends
-from backends.local.memory import InMemoryDataLake
-from backends.local.memory_compute import InProcessCompute
-from backends.local.registry import LocalModelRegistry
-from core.settings import Settings, get_settings
+import flows.retraining as retraining_module
+from expectations.validate import ExpectationFailure, ValidationReport, load_suite
+from tests.utils.flow_harness import (  # noqa: F401 (fixtures)
+    backends,
+    fast_retries,
+    flows_prefect,
+    settings,
+)
+from training.data import DataFormatError, load_dataset
 
 
 @pytest.fixture(autouse=True)
-def _no_heartbeats() -> Iterator[None]:
-    """Flow-run heartbeats let a worker's server notice a crashed run; these flows run in the
-    test process, where stopping the heartbeat thread costs up to 1 s per run (its sleep)."""
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        yield
+def _in_process_lock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model lock as a lock of this process. The real one, a Prefect global concurrency
+    limit (tasks/locks.py), costs a 503-and-retry of ~2 s a run against the SQLite test
+    server; it is tested on its own (tests/unit/tasks/test_locks.py) and inside the flow by
+    the fault suite (tests/faults/flows)."""
+    locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
+
+    @contextmanager
+    def model_lock(name: str) -> Iterator[None]:
+        with locks[name]:
+            yield
+
+    monkeypatch.setattr(retraining_module, "model_lock", model_lock)
 
 
-@pytest.fixture
-def settings(
-    prefect_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Settings]:
-    monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path / "state"))
-    get_settings.cache_clear()
-    yield get_settings()
-    get_settings.cache_clear()
+def suite_stand_in(
+    blob: bytes, file: str, docs_dir: Path
+) -> tuple[ValidationReport, pd.DataFrame | None]:
+    """The committed suite's column-set and value-range expectations, checked with pandas.
+
+    Great Expectations costs ~5 s to import and ~1 s a file; these tests are about what the
+    flows conclude from a verdict, so they take it from this stand-in. GX itself is tested
+    in tests/unit/expectations and, inside the flow, in tests/integration/flows.
+    """
+    suite = load_suite()
+    try:
+        frame = load_dataset(blob, file)
+    except DataFormatError as exc:
+        failure = ExpectationFailure("file_is_readable_table", None, None, None, None, str(exc))
+        return ValidationReport(False, suite["name"], file, None, [failure], error=str(exc)), None
+    failures = []
+    for expectation in suite["expectations"]:
+        kind, kwargs = expectation["type"], expectation["kwargs"]
+        if kind == "expect_table_columns_to_match_set":
+            if sorted(frame.columns) != sorted(kwargs["column_set"]):
+                failures.append(ExpectationFailure(kind, None, None, None, list(frame.columns), ""))
+        elif kind == "expect_table_row_count_to_be_between":
+            if len(frame) < (kwargs["min_value"] or 0):
+                failures.append(ExpectationFailure(kind, None, None, None, len(frame), ""))
+        elif kind == "expect_column_values_to_be_between" and kwargs["column"] in frame:
+            values = frame[kwargs["column"]]
+            bad = int(((values < kwargs["min_value"]) | (values > kwargs["max_value"])).sum())
+            if bad:
+                failures.append(ExpectationFailure(kind, kwargs["column"], bad, None, None, ""))
+    report = ValidationReport(not failures, suite["name"], file, len(frame), failures)
+    return report, frame
 
 
-@pytest.fixture
-def backends(settings: Settings, tmp_path: Path) -> Backends:
-    datalake = InMemoryDataLake()
-    return Backends(
-        datalake=datalake,
-        compute=InProcessCompute(datalake, tmp_path / "jobs"),
-        registry=LocalModelRegistry(tmp_path / "registry"),
-    )
-
-
-@pytest.fixture
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The retraining flow's tasks retry as configured, without the delays (injected faults
-    would otherwise cost seconds per retry)."""
-    from prefect import Task
-
-    import flows.retraining as module
-
-    for name, value in vars(module).items():
-        if isinstance(value, Task):
-            monkeypatch.setattr(module, name, value.with_options(retry_delay_seconds=0))
+@pytest.fixture(autouse=True)
+def _validation_stand_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(retraining_module, "validate_data", suite_stand_in)

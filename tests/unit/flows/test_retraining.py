@@ -155,7 +155,7 @@ class AliasFailsOnce(LocalModelRegistry):
 
 
 def test_a_retried_registration_registers_one_version(
-    backends: Backends, settings: Settings, tmp_path: Path, fast_retries: None
+    backends: Backends, settings: Settings, tmp_path: Path
 ) -> None:
     backends = replace(backends, registry=AliasFailsOnce(tmp_path / "flaky-registry"))
     land(backends, settings, "good/diabetes_batch_b.csv")
@@ -167,7 +167,7 @@ def test_a_retried_registration_registers_one_version(
 
 
 def test_a_lost_announcement_is_sent_by_the_next_run(
-    backends: Backends, settings: Settings, monkeypatch: pytest.MonkeyPatch, fast_retries: None
+    backends: Backends, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A run that died between registering and announcing left a version nobody releases;
     the next run ("up to date") announces it, and tags it once the server took the event."""

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import io
 import json
@@ -37,6 +38,7 @@ from expectations.report import ValidationReport
 from flows.outcome import result_of
 from flows.retraining import retraining
 from tests.utils.faulty_lake import STEPS, FaultyDataLake
+from tests.utils.figures import ReliabilityFigures
 from training import data as tdata
 
 DATA = Path(__file__).resolve().parents[2] / "data"
@@ -83,6 +85,18 @@ def non_reasons(lake: InMemoryDataLake, container: str, prefix: str = "") -> lis
     ]
 
 
+def count_files(
+    figures: ReliabilityFigures, source: str, found: Counter[str], landed: list[bytes]
+) -> None:
+    """Files lost: landed but found nowhere; duplicates: found more than once."""
+    expected = Counter(sha(b) for b in landed)
+    figures.add(
+        source,
+        files_lost=sum((expected - found).values()),
+        duplicates=sum((found - expected).values()),
+    )
+
+
 def assert_versions_unique(backends: Backends, settings: Settings) -> None:
     versions = backends.registry.list_versions(settings.model_name)
     per_data = Counter((v.tags["data_fingerprint"], v.tags["params_digest"]) for v in versions)
@@ -92,8 +106,8 @@ def assert_versions_unique(backends: Backends, settings: Settings) -> None:
 def test_a_fault_after_any_lake_step_is_finished_by_a_rerun(
     backends: Backends,
     settings: Settings,
-    fast_retries: None,
     monkeypatch: pytest.MonkeyPatch,
+    reliability_figures: ReliabilityFigures,
 ) -> None:
     monkeypatch.setattr(retraining_module, "validate_data", fast_validation)
     inner = backends.datalake
@@ -121,8 +135,9 @@ def test_a_fault_after_any_lake_step_is_finished_by_a_rerun(
 
     # Every good file exactly once in curated, every bad one exactly once in quarantine.
     accepted = Counter(sha(b) for b in non_reasons(inner, settings.curated_container, "accepted/"))
-    assert accepted == Counter(sha(b) for b in good)
     quarantined = Counter(sha(b) for b in non_reasons(inner, settings.quarantine_container))
+    count_files(reliability_figures, "lake faults", accepted + quarantined, good + bad)
+    assert accepted == Counter(sha(b) for b in good)
     assert quarantined == Counter(sha(b) for b in bad)
     for ref in inner.list(settings.quarantine_container):  # each with its reason
         if not ref.name.endswith(REASON_SUFFIX):
@@ -145,7 +160,7 @@ def _data_blob(lake: InMemoryDataLake, manifest: dict[str, str]) -> tuple[str, s
 
 
 def test_poison_files_are_quarantined_or_dead_lettered_and_stop_failing_runs(
-    backends: Backends, settings: Settings, monkeypatch: pytest.MonkeyPatch, fast_retries: None
+    backends: Backends, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MLOPS_MAX_FILE_BYTES", "5000")
     get_settings.cache_clear()
@@ -189,8 +204,8 @@ def test_poison_files_are_quarantined_or_dead_lettered_and_stop_failing_runs(
 def test_overlapping_runs_merge_each_file_once(
     backends: Backends,
     settings: Settings,
-    fast_retries: None,
     monkeypatch: pytest.MonkeyPatch,
+    reliability_figures: ReliabilityFigures,
 ) -> None:
     monkeypatch.setattr(retraining_module, "validate_data", fast_validation)
     lake = backends.datalake
@@ -211,7 +226,10 @@ def test_overlapping_runs_merge_each_file_once(
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
 
-    threads = [threading.Thread(target=worker) for _ in range(3)]
+    # Each thread runs in a copy of this context: it carries the test's Prefect settings.
+    threads = [
+        threading.Thread(target=contextvars.copy_context().run, args=(worker,)) for _ in range(3)
+    ]
     started = time.monotonic()
     for thread in threads:
         thread.start()
@@ -234,6 +252,12 @@ def test_overlapping_runs_merge_each_file_once(
 
     assert lake.list(landing) == []
     manifest = json.loads(lake.get(settings.curated_container, MANIFEST)[0])
+    merged = Counter(manifest["sources"])
+    reliability_figures.add(
+        "overlapping runs",
+        files_lost=len(uploaded - set(merged)),
+        duplicates=sum(n - 1 for n in merged.values()),
+    )
     assert len(manifest["sources"]) == len(set(manifest["sources"]))  # each merged once
     assert set(manifest["sources"]) == uploaded
     assert manifest["rows"] == 60 * len(uploaded)

@@ -1,0 +1,68 @@
+"""Fixtures for running the real flows in the test process on in-memory backends.
+
+Shared by the flow unit tests (tests/unit/flows) and the fault-injection suite
+(tests/faults/flows); each conftest imports the fixtures it wants. No Azurite, no Docker,
+no scoring process: the data lake lives in a dict, training runs the real training command
+in this process, the registry is the local one in a temporary folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prefect.settings import (
+    PREFECT_API_URL,
+    PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+    temporary_settings,
+)
+
+from backends import Backends
+from backends.local.memory import InMemoryDataLake
+from backends.local.memory_compute import InProcessCompute
+from backends.local.registry import LocalModelRegistry
+from core.settings import Settings, get_settings
+
+
+@pytest.fixture(autouse=True)
+def flows_prefect(flows_api: str) -> Iterator[None]:
+    """Point the client at ``flows_api`` (tests/conftest.py: an API-only server), with no
+    flow-run heartbeats (they let a worker's server notice a crashed run; in the test
+    process, stopping the heartbeat thread costs up to 1 s a run)."""
+    updates = {PREFECT_API_URL: flows_api, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+    with temporary_settings(updates=updates):
+        yield
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path / "state"))
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def backends(settings: Settings, tmp_path: Path) -> Backends:
+    datalake = InMemoryDataLake()
+    return Backends(
+        datalake=datalake,
+        compute=InProcessCompute(datalake, tmp_path / "jobs"),
+        registry=LocalModelRegistry(tmp_path / "registry"),
+    )
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The flows' tasks retry as configured, without the delays (an injected fault would
+    otherwise cost seconds per retry)."""
+    from prefect import Task
+
+    import flows.release
+    import flows.retraining
+
+    for module in (flows.retraining, flows.release):
+        for name, value in vars(module).items():
+            if isinstance(value, Task):
+                monkeypatch.setattr(module, name, value.with_options(retry_delay_seconds=0))
