@@ -8,7 +8,7 @@ in this process, the registry is the local one in a temporary folder.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +23,9 @@ from backends.local.memory import InMemoryDataLake
 from backends.local.memory_compute import InProcessCompute
 from backends.local.registry import LocalModelRegistry
 from core.settings import Settings, get_settings
+
+# ``release_to(target, smoke_requests=..., **env)`` (tests/integration/flows/conftest.py).
+ReleaseSettings = Callable[..., Settings]
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,6 @@ production answers with that model's own predictions."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -15,11 +14,11 @@ import pytest
 from backends import get_backends, get_release_backends
 from core.interfaces import Endpoint
 from core.results import ReleaseReport, RetrainingSummary
-from core.settings import Settings, get_settings
+from core.settings import Settings
 from flows.outcome import result_of
 from flows.release import release
 from flows.retraining import retraining
-from tests.utils.net import free_port
+from tests.utils.flow_harness import ReleaseSettings
 from training import model as model_io
 from training.artifacts import read_golden
 from training.params import GateConfig, TrainingParams
@@ -30,23 +29,12 @@ ESTIMATOR: Final = "hist_gradient_boosting"
 
 
 @pytest.fixture
-def process_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+def process_settings(release_to: ReleaseSettings) -> Settings:
     """Settings releasing to the process target on free ports."""
-    monkeypatch.setenv("MLOPS_RELEASE_TARGET", "process")
-    monkeypatch.setenv("MLOPS_QA_PORT", str(free_port()))
-    monkeypatch.setenv("MLOPS_PRODUCTION_PORT", str(free_port()))
-    monkeypatch.setenv("MLOPS_SMOKE_REQUESTS", "40")
     # Trees answer one row in ~10-50 ms on a small machine (the linear fast path in ~1 ms),
     # and a loaded test machine adds more: this test is about what production serves, so
     # the latency check runs with room to spare rather than flake.
-    monkeypatch.setenv("MLOPS_SMOKE_P95_BUDGET_MS", "2000")
-    get_settings.cache_clear()
-    current = get_settings()
-    yield current
-    target = get_release_backends(current).target
-    for env in ("qa", "production"):
-        target.teardown(env)
-    get_settings.cache_clear()
+    return release_to("process", MLOPS_SMOKE_P95_BUDGET_MS="2000")
 
 
 def retrain(**kwargs: Any) -> str:

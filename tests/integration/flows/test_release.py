@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,35 +15,23 @@ import pytest
 from backends import get_backends, get_release_backends
 from core.interfaces import DeploymentTarget, Endpoint, ModelRegistry, ReleaseSpec
 from core.results import ReleaseReport, RetrainingSummary
-from core.settings import Settings, get_settings
+from core.settings import Settings
 from flows.outcome import result_of
 from flows.release import release
 from flows.resources import ReleaseResources
 from flows.retraining import retraining
-from tests.utils.net import free_port
+from tests.utils.flow_harness import ReleaseSettings
 from training.artifacts import MODEL_FILE, RUN_FILE
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 
 
 @pytest.fixture(params=["process", "docker"])
-def release_settings(
-    request: pytest.FixtureRequest, settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Settings]:
+def release_settings(request: pytest.FixtureRequest, release_to: ReleaseSettings) -> Settings:
     """Settings with free QA/production ports and the release target under test."""
     if request.param == "docker":
-        monkeypatch.setenv("MLOPS_DOCKER_HOST", request.getfixturevalue("docker_host"))
-    monkeypatch.setenv("MLOPS_RELEASE_TARGET", request.param)
-    monkeypatch.setenv("MLOPS_QA_PORT", str(free_port()))
-    monkeypatch.setenv("MLOPS_PRODUCTION_PORT", str(free_port()))
-    monkeypatch.setenv("MLOPS_SMOKE_REQUESTS", "40")
-    get_settings.cache_clear()
-    current = get_settings()
-    yield current
-    target = get_release_backends(current).target
-    for env in ("qa", "production"):
-        target.teardown(env)
-    get_settings.cache_clear()
+        return release_to("docker", MLOPS_DOCKER_HOST=request.getfixturevalue("docker_host"))
+    return release_to("process")
 
 
 def train_version(settings: Settings, file: str) -> str:
@@ -168,23 +155,14 @@ def test_candidate_failing_in_production_is_rolled_back(release_settings: Settin
 
 
 def test_a_release_not_approved_in_time_leaves_production_as_it_was(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    release_to: ReleaseSettings,
 ) -> None:
-    monkeypatch.setenv("MLOPS_RELEASE_TARGET", "process")
-    monkeypatch.setenv("MLOPS_QA_PORT", str(free_port()))
-    monkeypatch.setenv("MLOPS_PRODUCTION_PORT", str(free_port()))
-    monkeypatch.setenv("MLOPS_SMOKE_REQUESTS", "20")
-    get_settings.cache_clear()
-    current = get_settings()
+    current = release_to("process", smoke_requests=20)
     target = get_release_backends(current).target
-    try:
-        train_version(current, "diabetes_batch_b.csv")
-        # The server fails a run whose pause expired; the flow still tears QA down first.
-        # (So the run returns no report: the server refuses the run's own final state.)
-        state = release(require_approval=True, approval_timeout_seconds=2, return_state=True)
-        assert state.is_failed()
-        assert target.current("qa") is None and target.current("production") is None
-        assert get_backends(current).registry.get_alias(current.model_name, "production") is None
-    finally:
-        for env in ("qa", "production"):
-            target.teardown(env)
+    train_version(current, "diabetes_batch_b.csv")
+    # The server fails a run whose pause expired; the flow still tears QA down first.
+    # (So the run returns no report: the server refuses the run's own final state.)
+    state = release(require_approval=True, approval_timeout_seconds=2, return_state=True)
+    assert state.is_failed()
+    assert target.current("qa") is None and target.current("production") is None
+    assert get_backends(current).registry.get_alias(current.model_name, "production") is None

@@ -5,7 +5,6 @@ persisted results and the training job's folder."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from uuid import UUID
 
@@ -22,29 +21,19 @@ from prefect.client.schemas.filters import (
 
 from backends import get_backends, get_release_backends
 from core.results import RetrainingSummary
-from core.settings import AZURITE_KEY, Settings, get_settings
+from core.settings import AZURITE_KEY, Settings
 from flows.outcome import result_of
 from flows.release import release
 from flows.retraining import retraining
-from tests.utils.net import free_port
+from tests.utils.flow_harness import ReleaseSettings
 
 pytestmark = pytest.mark.integration
 DATA = Path(__file__).resolve().parents[2] / "data"
 
 
 @pytest.fixture
-def process_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    monkeypatch.setenv("MLOPS_RELEASE_TARGET", "process")
-    monkeypatch.setenv("MLOPS_QA_PORT", str(free_port()))
-    monkeypatch.setenv("MLOPS_PRODUCTION_PORT", str(free_port()))
-    monkeypatch.setenv("MLOPS_SMOKE_REQUESTS", "20")
-    get_settings.cache_clear()
-    current = get_settings()
-    yield current
-    target = get_release_backends(current).target
-    for env in ("qa", "production"):
-        target.teardown(env)
-    get_settings.cache_clear()
+def process_settings(release_to: ReleaseSettings) -> Settings:
+    return release_to("process", smoke_requests=20)
 
 
 def _recorded(flow_run_ids: list[UUID]) -> str:
