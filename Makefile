@@ -66,6 +66,9 @@ lint: ## ruff + mypy + the import-linter layer contracts (pyproject.toml)
 	.venv/bin/mypy
 	.venv/bin/lint-imports
 
+relay-package: setup ## Build the Event Grid -> Prefect relay Function's zip (.mlops/dist/blob-relay.zip)
+	$(PY) deployments/azure/functions/build_package.py
+
 up: setup ## Start the local stack
 	$(MLOPS) up
 
@@ -75,4 +78,4 @@ down: ## Stop the local stack
 clean: down ## Stop everything and delete local state (.mlops)
 	rm -rf .mlops
 
-.PHONY: help setup demo test lint up down clean
+.PHONY: help setup demo test lint up down clean relay-package

@@ -73,8 +73,9 @@ class ApiOnlyServer:
     """``prefect server start --no-services`` on a free port, started without waiting (so
     its ~10 s of imports overlap the test session's own collection), waited for on use."""
 
-    def __init__(self, cache_dir: Path) -> None:
+    def __init__(self, cache_dir: Path, env: dict[str, str] | None = None) -> None:
         self.cache_dir = cache_dir
+        self.env = env or {}  # more server settings, e.g. PREFECT_SERVER_API_AUTH_STRING
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._url = ""
@@ -92,7 +93,7 @@ class ApiOnlyServer:
             self._process = subprocess.Popen(
                 [*PREFECT, "server", "start", "--no-services", "--host", "127.0.0.1"]
                 + ["--port", str(port)],
-                env=_env(home, database),
+                env={**_env(home, database), **self.env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -127,7 +128,8 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None
         if process.poll() is not None:
             raise RuntimeError(f"the Prefect API server exited: {log.read_text()[-2000:]}")
         try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+            # 401: a server with an auth string answers, just not to us.
+            if httpx.get(f"{url}/health", timeout=2).status_code in (200, 401):
                 return
         except httpx.HTTPError:
             pass

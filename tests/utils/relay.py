@@ -1,0 +1,57 @@
+"""Loading the Event Grid relay Function's modules (they live outside the packages, in
+deployments/azure/functions/blob_relay, and import each other by their bare names)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+FUNCTION_DIR = Path(__file__).resolve().parents[2] / "deployments/azure/functions/blob_relay"
+EVENT_GRID = Path(__file__).resolve().parents[1] / "data/event_grid"
+
+
+def relay_modules() -> tuple[ModuleType, ModuleType]:
+    """``(relay, function_app)``, imported from the Function's folder."""
+    if str(FUNCTION_DIR) not in sys.path:
+        sys.path.insert(0, str(FUNCTION_DIR))
+    import function_app
+    import relay
+
+    return relay, function_app
+
+
+@functools.cache
+def relay_functions() -> dict[str, Any]:
+    """The Function app's functions by name. (``get_functions()`` may be called once per
+    app: it registers the bindings it returns, and a second call finds them taken.)"""
+    _, function_app = relay_modules()
+    return {f.get_function_name(): f for f in function_app.app.get_functions()}
+
+
+def webhook() -> Any:
+    """The ``events`` webhook's own Python function."""
+    return relay_functions()["events"].get_user_function()
+
+
+def sample(name: str) -> Any:
+    """A delivery in Azure's documented shape (tests/data/event_grid/<name>.json)."""
+    return json.loads((EVENT_GRID / f"{name}.json").read_text())
+
+
+def blob_created(
+    event_id: str, name: str, *, container: str = "landing", cloud_events: bool = False
+) -> dict[str, Any]:
+    """The documented BlobCreated sample, for another blob and event id, occurring now."""
+    delivery: dict[str, Any] = sample(
+        "blob_created.cloudevents" if cloud_events else "blob_created.eventgrid"
+    )
+    delivery["id"] = event_id
+    delivery["eventTime" if "eventTime" in delivery else "time"] = datetime.now(UTC).isoformat()
+    delivery["subject"] = f"/blobServices/default/containers/{container}/blobs/{name}"
+    delivery["data"]["url"] = f"https://mlopsdata.blob.core.windows.net/{container}/{name}"
+    return delivery
