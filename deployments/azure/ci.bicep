@@ -20,7 +20,7 @@ param githubRepository string
 // Built-in role definition ids.
 var contributor = 'b24988ac-6180-42a0-ab88-20f7382dd24c'
 var rbacAdministrator = 'f58310d9-a9f6-439a-9e8d-f62e7b41a168'
-// The roles main.bicep grants (modules/roles.bicep, aks.bicep, events.bicep): CI may grant
+// The roles main.bicep grants (modules/roles.bicep, aks.bicep, events.bicep, relay.bicep): CI may grant
 // these and no other.
 var grantable = join([
   'f6c7c914-8db3-469d-8ca1-694a8f32e121' // AzureML Data Scientist
@@ -31,6 +31,7 @@ var grantable = join([
   'f1a07417-d97a-45cb-824c-7a7467783830' // Managed Identity Operator
   'b86a8fe4-44ce-4948-aee5-eccb2c155cd7' // Key Vault Secrets Officer
   '4633458b-17de-408a-b874-0445c86b69e6' // Key Vault Secrets User
+  'b7e6dc6d-f1e8-4753-8033-0f276bb0955b' // Storage Blob Data Owner (the relay's own storage)
 ], ', ')
 
 resource ci 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {

@@ -17,8 +17,12 @@ targetScope = 'resourceGroup'
 param prefix string = 'mlops'
 param location string = resourceGroup().location
 
-@description('Resource id of the Event Grid relay function (.../sites/<app>/functions/<name>); empty until the relay exists: then only the system topic is created.')
+@description('Resource id of the Event Grid relay function (.../sites/<app>/functions/<name>; the output relayFunctionId); empty until the relay\'s code is deployed: then only the system topic is created.')
 param relayFunctionId string = ''
+@description('Prefect API URL the Event Grid relay posts to; empty: no relay function app (the blob-watcher flow polls instead).')
+param relayPrefectApiUrl string = ''
+@description('The app setting the relay\'s Key Vault secret (prefect-api-credential) fills: PREFECT_API_KEY (Prefect Cloud) or PREFECT_API_AUTH_STRING (a self-hosted server).')
+param relayCredentialSetting string = 'PREFECT_API_KEY'
 
 // ---- cost-relevant parameters
 @description('VM size of the training cluster nodes.')
@@ -184,6 +188,20 @@ module managedEndpoint 'modules/online-endpoint.bicep' = if (productionTarget ==
   }
 }
 
+module relay 'modules/relay.bicep' = if (!empty(relayPrefectApiUrl)) {
+  name: 'relay'
+  params: {
+    location: location
+    tags: tags
+    name: '${prefix}-relay-${suffix}'
+    storageaccount: take('st${prefix}relay${suffix}', 24)
+    prefectApiUrl: relayPrefectApiUrl
+    credentialSetting: relayCredentialSetting
+    appVaultName: workspace.outputs.appVaultName
+    appInsightsId: monitoring.outputs.appInsightsId
+  }
+}
+
 // ---- the settings of the `azure` profile (MLOPS_AZURE__<NAME>)
 output MLOPS_AZURE__SUBSCRIPTION_ID string = subscription().subscriptionId
 output MLOPS_AZURE__RESOURCE_GROUP string = resourceGroup().name
@@ -204,3 +222,5 @@ output MLOPS_AZURE__ONLINE_INSTANCE_TYPE string = productionTarget == 'aks' ? ''
 output workerIdentityId string = identities.outputs.workerId
 output workerClientId string = identities.outputs.workerClientId
 output eventGridSubscribed bool = events.outputs.subscribed
+@description('Deploy the relay\'s code (make relay-package), then pass this as relayFunctionId.')
+output relayFunctionId string = empty(relayPrefectApiUrl) ? '' : relay.outputs.relayFunctionId

@@ -27,6 +27,7 @@ INSECURE = Path(__file__).parent / "fixtures" / "insecure"
 # Built-in roles by id (the same in every tenant).
 DATA_SCIENTIST = "f6c7c914-8db3-469d-8ca1-694a8f32e121"  # AzureML Data Scientist
 BLOB_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"  # Storage Blob Data Contributor
+BLOB_OWNER = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"  # Storage Blob Data Owner
 ACR_PUSH = "8311e382-0749-4cb8-b61a-304f252e45ec"
 ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
 ACI_CONTRIBUTOR = "5d977122-f97e-4b4d-a52f-6b43003ddb4d"  # Azure Container Instances Contributor
@@ -57,6 +58,8 @@ EXPECTED = {
     ("modules/roles.bicep", "qaPulls"): (ACR_PULL, "registry"),
     ("modules/aks.bicep", "controlAssignsKubelet"): (MI_OPERATOR, "kubelet"),
     ("modules/events.bicep", "topicWritesDeadLetters"): (BLOB_CONTRIBUTOR, "deadLetter"),
+    ("modules/relay.bicep", "relayOwnsItsStorage"): (BLOB_OWNER, "storage"),
+    ("modules/relay.bicep", "relayReadsSecrets"): (KV_SECRETS_USER, "vault"),
     ("ci.bicep", "ciDeploys"): (CONTRIBUTOR, "resourceGroup"),
     ("ci.bicep", "ciGrantsTheseRolesOnly"): (RBAC_ADMIN, "resourceGroup"),
 }
