@@ -8,6 +8,7 @@ import httpx
 
 from core.interfaces import Endpoint
 from core.smoke import SmokeConfig, SmokeReport, run_smoke_test
+from training.schema import N_FEATURES
 
 
 @runtime_checkable
@@ -25,7 +26,9 @@ class ServiceProbe(Protocol):
 
 
 class HttpProbe:
-    """The scoring service's own HTTP contract: ``run_smoke_test`` and ``GET /model``."""
+    """The scoring service's own HTTP contract, through ``POST /score`` only (Azure ML's
+    online-endpoint router exposes no other path): ``run_smoke_test``, and the model identity
+    every scoring response carries."""
 
     def smoke_test(
         self, endpoint: Endpoint, golden: dict[str, Any], expected_version: str, config: SmokeConfig
@@ -33,8 +36,11 @@ class HttpProbe:
         return run_smoke_test(endpoint, golden, expected_version, config)
 
     def served_version(self, endpoint: Endpoint) -> str:
-        response = httpx.get(
-            f"{endpoint.url}/model", headers={"Authorization": f"Bearer {endpoint.key}"}, timeout=10
+        response = httpx.post(
+            f"{endpoint.url.rstrip('/')}/score",
+            json={"data": [[0.0] * N_FEATURES]},  # the features are centred: 0 is a valid row
+            headers={"Authorization": f"Bearer {endpoint.key}"},
+            timeout=10,
         )
         response.raise_for_status()
-        return str(response.json()["version"])
+        return str(response.json()["model"]["version"])

@@ -152,16 +152,22 @@ class _Smoke:
         return SmokeCheck(name=name, passed=not problems, detail=detail, duration_ms=elapsed)
 
     def ready(self) -> Problems:
+        """Wait until the scoring route itself answers. Only ``POST /score``: behind Azure ML's
+        online-endpoint router no other path of the container is reachable, so readiness is
+        asked the way a client asks. Not ready while the answer is a router's or a loading
+        service's (404, 408, 425, 429, 5xx) or no answer; any other status means the service
+        answered, and the checks below judge what it said."""
         deadline = time.monotonic() + self.config.ready_timeout_s
         attempts, last = 0, ""
+        body = _json({"data": self.rows[:1]})
         while True:
             attempts += 1
             timeout = min(self.config.timeout_s, max(deadline - time.monotonic(), 1.0))
             try:
-                status = self.client.get("/", timeout=timeout).status_code
-                if status == 200:
+                status = self._score(body, timeout=timeout).status_code
+                if status < 500 and status not in NOT_READY:
                     self.is_ready = True
-                    return [], f"ready after {attempts} attempt(s)"
+                    return [], f"the scoring route answered after {attempts} attempt(s)"
                 last = f"HTTP {status}"
             except httpx.HTTPError as exc:
                 last = _describe(exc)
@@ -229,9 +235,11 @@ class _Smoke:
             return [summary + (" (stopped early)" if len(samples) < config.requests else "")], ""
         return [], summary
 
-    def _score(self, body: bytes) -> httpx.Response:
+    def _score(self, body: bytes, timeout: float | None = None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.endpoint.key}", **_JSON_TYPE}
-        return self.client.post("/score", content=body, headers=headers)
+        if timeout is None:
+            return self.client.post("/score", content=body, headers=headers)
+        return self.client.post("/score", content=body, headers=headers, timeout=timeout)
 
     def _verify(self, response: httpx.Response, expected: list[float]) -> list[str]:
         if response.status_code != 200:
@@ -266,6 +274,9 @@ class _Smoke:
 
 
 _JSON_TYPE = {"Content-Type": "application/json"}
+# Statuses of a scoring route that is not serving yet (a router without a ready deployment,
+# a loading or overloaded service); with every 5xx, "not ready".
+NOT_READY = frozenset({404, 408, 425, 429})
 
 
 def _validate_golden(golden: dict[str, Any]) -> tuple[list[list[float]], list[float]]:
