@@ -33,9 +33,6 @@ os.environ["PREFECT_HOME"] = str(_SESSION_ROOT / "prefect")
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["DO_NOT_TRACK"] = "1"
 os.environ["PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW"] = "ignore"
-# A client with no API URL (a thread that lost the test's settings context, say) must fail,
-# not quietly start a throw-away server of its own.
-os.environ["PREFECT_SERVER_ALLOW_EPHEMERAL_MODE"] = "false"
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.pop("PREFECT_API_KEY", None)
 for _key in [k for k in os.environ if k.startswith("MLOPS_")]:
