@@ -59,13 +59,16 @@ TEMPLATE = """\
 global
     stats socket {socket} mode 600 level admin
     stats timeout 30s
-    log stderr format raw local0 notice
+    log stderr format raw local0 info
     maxconn 4096
 
 defaults
     mode http
     log global
     option dontlognull
+    # Only requests that went wrong (errors, retries, redispatches) reach the log.
+    option httplog
+    option dontlog-normal
     timeout connect 1s
     timeout client 75s
     timeout http-request 10s
@@ -218,6 +221,34 @@ class Runtime:
                     int(row["qcur"] or 0),
                 )  # fmt: skip
         return found
+
+    def wait_idle(self, backend: str, timeout: float) -> bool:
+        """After a ``switch`` away from ``backend``: wait until no request is on it.
+
+        A request that chose ``backend`` just before the switch may not have a server yet
+        (so no server's count shows it): the backend's own count does. It is read twice in a
+        row at zero, since a request picks the backend and is counted a moment apart.
+
+        Returns:
+            False if requests were still on it after ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        zeros = 0
+        while zeros < 2:
+            current, queued = self._backend_load(backend)
+            zeros = zeros + 1 if current == queued == 0 else 0
+            if zeros < 2 and time.monotonic() > deadline:
+                log.warning("backend %s still has %d request(s) in flight", backend, current)
+                return False
+            time.sleep(0.02)
+        return True
+
+    def _backend_load(self, backend: str) -> tuple[int, int]:
+        text = self.command("show stat")
+        for row in csv.DictReader(io.StringIO(text[2:])):
+            if row["pxname"] == backend and row["svname"] == "BACKEND":
+                return int(row["scur"] or 0), int(row["qcur"] or 0)
+        raise HAProxyError(f"no backend {backend} in 'show stat'")
 
     def add(self, backend: str, host: str, port: int) -> None:
         """Put the replica on ``host:port`` into ``backend``, health-checked, ready to serve."""

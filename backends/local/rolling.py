@@ -5,10 +5,11 @@ Each environment has a stable URL (``http://127.0.0.1:<port>``) owned by one HAP
 
 1. starts the new release's replicas on fresh ports and waits until each answers
    ``GET /`` with 200 (a release that never does is stopped and the old one keeps serving);
-2. adds them to HAProxy through its runtime API and waits until HAProxy's own health checks
-   see them UP, then drains the old ones (no new request goes to them);
-3. records the new state, then waits until HAProxy reports no request in flight on each old
-   replica, deletes it from HAProxy and only then stops it.
+2. adds them to HAProxy's idle backend through its runtime API and waits until HAProxy's
+   own health checks see them UP;
+3. switches HAProxy to them in one step (every request that starts later goes to the new
+   release), waits until HAProxy reports no request left on the old backend, records the
+   new state, deletes the old replicas from HAProxy and only then stops them.
 
 HAProxy retries a request that could not connect or got no answer on another replica, so a
 replica that dies (or is killed) under load costs clients nothing either.
@@ -131,8 +132,8 @@ class RollingTarget(ABC):
                     api.switch(serving)
                 self._retire(files, state, new, drain=True)
                 raise
-            for replica in old:
-                api.drain(replica["port"])
+            # Requests that chose the old backend before the switch finish there.
+            api.wait_idle(serving, self.drain_timeout)
             if state["current"] and read_release(state["current"]["release"]) != release:
                 state["previous"] = state["current"]["release"]
             state["current"] = {"release": dataclasses.asdict(release), "replicas": new}
