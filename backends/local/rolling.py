@@ -108,7 +108,7 @@ class RollingTarget(ABC):
 
         Raises:
             ReleaseHealthError: The new release did not become healthy (the old one serves on).
-            BackendError: The release cannot run here, or the proxy cannot be started.
+            BackendError: The release cannot run here, or HAProxy cannot be started.
         """
         self._check_release(release)
         binary = haproxy.find_binary(self.haproxy)
