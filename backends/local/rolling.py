@@ -153,9 +153,8 @@ class RollingTarget(ABC):
         servers = api.servers()
         homes = {servers[p].backend for p in ports if p in servers}
         serving = homes.pop() if len(homes) == 1 else api.active()
-        for port in ports:
+        for port in ports:  # not waited for: a dead one must not block its replacement
             api.add(serving, HOST, port)
-        api.wait_up(ports, self.health_timeout)
         if api.active() != serving:
             api.switch(serving)
         api.prune(ports, self.drain_timeout)

@@ -35,7 +35,11 @@ STARTED = time.monotonic()
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like uvicorn
-    disable_nagle_algorithm = True  # headers and body go out in two writes
+    disable_nagle_algorithm = True
+    # Buffered: headers and body leave in one write when the handler returns. A replica
+    # killed mid-response leaves a client a truncated answer no proxy can retry; with one
+    # write per response, a kill lands before or after it, never inside it.
+    wbufsize = 64 * 1024
 
     def _send(self, status: int, payload: dict[str, object]) -> None:
         body = json.dumps(payload).encode()

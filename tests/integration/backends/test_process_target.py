@@ -188,6 +188,11 @@ def test_a_replica_killed_under_load_costs_no_request(
     assert api.servers()[victim["port"]].status == "DOWN"
     assert api.servers()[survivor["port"]].status == "UP"
     assert target.health("production")
+    # The damaged release is replaced as usual: the dead replica does not hold it up.
+    started = time.monotonic()
+    assert target.deploy("production", release("2")).model_version == "2"
+    assert time.monotonic() - started < 30
+    assert victim["port"] not in api.servers() and survivor["port"] not in api.servers()
 
 
 def test_a_release_that_never_gets_healthy_is_not_switched_in(
