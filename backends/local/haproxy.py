@@ -324,13 +324,14 @@ class Runtime:
 
 # ---------------------------------------------------------------------- the deployer's side
 START_SECONDS = 15.0
+MAX_SOCKET_PATH = 97  # HAProxy 2.6: "socket path ... too long (max 97)"
 
 
 def _socket_path(files: EnvFiles) -> Path:
-    """The runtime API socket: in the environment's folder unless that path is too long for
-    a unix socket (108 bytes), then in the temp folder under a name derived from it."""
+    """The runtime API socket: in the environment's folder unless that path is longer than
+    HAProxy takes (97 bytes), then in the temp folder under a name derived from it."""
     path = files.dir.resolve() / "haproxy.sock"
-    if len(str(path)) < 100:
+    if len(str(path)) <= MAX_SOCKET_PATH:
         return path
     digest = hashlib.sha256(str(path).encode()).hexdigest()[:16]
     return Path(tempfile.gettempdir()) / f"mlops-haproxy-{digest}.sock"
