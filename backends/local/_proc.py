@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-# The only variables a child process (training job, scoring replica, proxy) gets from this
+# The only variables a child process (training job, scoring replica, HAProxy) gets from this
 # one's environment: what a Python program needs to run, no credential (storage connection
 # string, cloud secret, API key) and no setting it was not given on purpose.
 PASSED_VARS = (

@@ -1,4 +1,4 @@
-"""Long-lived local processes (the proxy, scoring replicas) that outlive whoever starts them.
+"""Long-lived local processes (HAProxy, scoring replicas) that outlive whoever starts them.
 
 A process is known by a handle ``{"pid": ..., "start": ...}``: ``start`` is its start time
 from ``/proc``, so a PID recycled by an unrelated process is never mistaken for ours (and

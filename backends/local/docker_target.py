@@ -2,7 +2,7 @@
 
 Each replica is one container of the release's image (model baked in at ``/model``) on the
 host network (the engine here has no bridge), listening on 127.0.0.1 at the port given in
-``SCORING_PORT``; the proxy in front runs as a host process and owns the stable URL.
+``SCORING_PORT``; HAProxy in front runs as a host process and owns the stable URL.
 Containers are labelled with the stack (this state folder), environment, model and version,
 and never restarted by the engine: the deployer decides what runs. The API key reaches them
 as a file, bind-mounted read-only (``SCORING_API_KEY_FILE``): an environment variable would
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -35,9 +34,9 @@ class DockerTarget(RollingTarget):
 
     Args:
         docker_client_factory: Makes a ``docker.DockerClient`` (called once, on first use).
-        state_dir: Folder for state, keys, proxy files and logs.
+        state_dir: Folder for state, keys, HAProxy files and logs.
         ports: Stable loopback port of each environment.
-        python: Interpreter that runs the proxy.
+        haproxy: The HAProxy executable in front of the replicas.
         health_timeout: Seconds a new release has to answer ``GET /`` with 200.
         drain_timeout: Seconds to wait for in-flight requests before stopping old replicas.
         stop_timeout: Seconds a container has to exit after SIGTERM before SIGKILL.
@@ -50,14 +49,18 @@ class DockerTarget(RollingTarget):
         docker_client_factory: Callable[[], Any],
         state_dir: Path,
         ports: Mapping[str, int],
-        python: str = sys.executable,
         *,
+        haproxy: str = "haproxy",
         health_timeout: float = 120.0,
         drain_timeout: float = 30.0,
         stop_timeout: int = 10,
     ) -> None:
         super().__init__(
-            state_dir, ports, python, health_timeout=health_timeout, drain_timeout=drain_timeout
+            state_dir,
+            ports,
+            haproxy=haproxy,
+            health_timeout=health_timeout,
+            drain_timeout=drain_timeout,
         )
         self._factory = docker_client_factory
         self._client: Any = None

@@ -1,5 +1,5 @@
 """The files that describe one local environment (``state_dir/<environment>/``) and small
-helpers around them: the state JSON, the API key, the proxy's config and status."""
+helpers around them: the state JSON and the API key (HAProxy's files: ``haproxy``)."""
 
 from __future__ import annotations
 
@@ -67,8 +67,6 @@ class EnvFiles:
         self.url = f"http://{HOST}:{port}"
         self.state = root / "state.json"
         self.key = root / "api_key"
-        self.config = root / "proxy.json"
-        self.status = root / "proxy-status.json"
         self.logs = root / "logs"
 
     @staticmethod
@@ -87,9 +85,8 @@ class EnvFiles:
     def load(self) -> dict[str, Any]:
         """The environment's state (an empty one if it was never deployed)."""
         state = read_json(self.state) or {}
-        for name, default in (("generation", 0), ("proxy", None), ("current", None)):
-            state.setdefault(name, default)
-        state.setdefault("previous", None)
+        for name in ("proxy", "current", "previous"):
+            state.setdefault(name, None)
         state.setdefault("retiring", [])
         return state
 
@@ -133,14 +130,7 @@ class EnvFiles:
         except FileNotFoundError:
             return ""
 
-    def next_generation(self, generation: int) -> int:
-        """A config generation newer than any the proxy has seen."""
-        seen = [generation]
-        for path in (self.config, self.status):
-            seen.append(int((read_json(path) or {}).get("generation", -1)))
-        return max(seen) + 1
-
     def forget(self) -> None:
-        """Delete the state, key and proxy files (logs stay, for post-mortems)."""
-        for path in (self.state, self.key, self.config, self.status):
+        """Delete the state and key files (logs stay, for post-mortems)."""
+        for path in (self.state, self.key):
             path.unlink(missing_ok=True)

@@ -2,7 +2,7 @@
 
 Each replica is ``python -m scoring`` run straight from the registry's artifact folder
 (``ReleaseSpec.model_uri``, a ``file://`` URI), configured through ``SCORING_*`` variables
-and bound to its own loopback port; the proxy in front owns the stable URL. The API key is
+and bound to its own loopback port; HAProxy in front owns the stable URL. The API key is
 passed as the path of the environment's key file (``SCORING_API_KEY_FILE``), never as a
 value. Rolling replacement, state and keys are ``RollingTarget``'s.
 """
@@ -44,11 +44,12 @@ class ProcessTarget(RollingTarget):
     """``DeploymentTarget`` running the scoring service as local processes.
 
     Args:
-        state_dir: Folder for state, keys, proxy files and logs.
+        state_dir: Folder for state, keys, HAProxy files and logs.
         ports: Stable loopback port of each environment.
-        python: Interpreter for the proxy and (by default) the scoring service.
+        python: Interpreter of the scoring service (default: this one).
         service_argv: Command of one replica (default ``[python, "-m", "scoring"]``); it
             reads its configuration from ``SCORING_*`` variables.
+        haproxy: The HAProxy executable in front of the replicas.
         health_timeout: Seconds a new release has to answer ``GET /`` with 200.
         drain_timeout: Seconds to wait for in-flight requests before stopping old replicas.
     """
@@ -62,11 +63,16 @@ class ProcessTarget(RollingTarget):
         python: str = sys.executable,
         *,
         service_argv: Sequence[str] | None = None,
+        haproxy: str = "haproxy",
         health_timeout: float = 60.0,
         drain_timeout: float = 30.0,
     ) -> None:
         super().__init__(
-            state_dir, ports, python, health_timeout=health_timeout, drain_timeout=drain_timeout
+            state_dir,
+            ports,
+            haproxy=haproxy,
+            health_timeout=health_timeout,
+            drain_timeout=drain_timeout,
         )
         self.service_argv = list(service_argv or [python, "-m", "scoring"])
 

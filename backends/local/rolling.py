@@ -1,18 +1,23 @@
-"""Zero-downtime releases behind the local proxy, shared by the process and Docker targets.
+"""Zero-downtime releases behind HAProxy, shared by the process and Docker targets.
 
-Each environment has a stable URL (``http://127.0.0.1:<port>``) owned by a proxy process
-(``backends.local.proxy``) and replicas on loopback ports of their own. A deploy:
+Each environment has a stable URL (``http://127.0.0.1:<port>``) owned by one HAProxy process
+(``backends.local.haproxy``) and replicas on loopback ports of their own. A deploy:
 
 1. starts the new release's replicas on fresh ports and waits until each answers
    ``GET /`` with 200 (a release that never does is stopped and the old one keeps serving);
-2. points the proxy at them (a new config generation) and waits for its acknowledgement;
-3. records the new state, then waits until the proxy reports no request in flight on the
-   old replicas, and only then stops them.
+2. adds them to HAProxy's idle backend through its runtime API and waits until HAProxy's
+   own health checks see them UP;
+3. switches HAProxy to them in one step (every request that starts later goes to the new
+   release), waits until HAProxy reports no request left on the old backend, records the
+   new state, deletes the old replicas from HAProxy and only then stops them.
+
+HAProxy retries a request that could not connect or got no answer on another replica, so a
+replica that dies (or is killed) under load costs clients nothing either.
 
 Everything lives in files under ``state_dir/<environment>/``, so a CLI, a Prefect worker or
-a test see the same environment: ``state.json`` (releases, replica handles, proxy PID),
-``api_key`` (0600, stable across releases, never logged), the proxy's ``proxy.json`` and
-``proxy-status.json``, ``logs/``, and a ``lock`` file that serialises deploys.
+a test see the same environment: ``state.json`` (releases, replica handles, HAProxy's PID and
+ports), ``api_key`` (0600, stable across releases, never logged), ``haproxy.cfg`` and the
+runtime API socket, ``logs/``, and a ``lock`` file that serialises deploys.
 """
 
 from __future__ import annotations
@@ -21,16 +26,14 @@ import contextlib
 import dataclasses
 import logging
 import re
-import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from backends.local import proxyctl
-from backends.local.envstate import EnvFiles, free_port, http_ok, read_release
-from backends.local.jsonfile import read_json
+from backends.local import haproxy
+from backends.local.envstate import HOST, EnvFiles, free_port, http_ok, read_release
 from core.interfaces import BackendError, Endpoint, NotFoundError, ReleaseSpec
 
 logger = logging.getLogger(__name__)
@@ -42,10 +45,6 @@ def _live(state: dict[str, Any]) -> list[Replica]:
     return list(state["current"]["replicas"]) if state["current"] else []
 
 
-def _urls(replicas: list[Replica]) -> list[str]:
-    return [EnvFiles.replica_url(r["port"]) for r in replicas]
-
-
 class ReleaseHealthError(BackendError):
     """The new release never became healthy; it was stopped and the old one kept serving."""
 
@@ -54,9 +53,9 @@ class RollingTarget(ABC):
     """A ``DeploymentTarget`` whose replicas subclasses start and stop (processes, containers).
 
     Args:
-        state_dir: Folder for every environment's state, keys, proxy files and logs.
+        state_dir: Folder for every environment's state, keys, HAProxy files and logs.
         ports: Stable loopback port of each environment, e.g. ``{"qa": 8600, ...}``.
-        python: Interpreter that runs the proxy.
+        haproxy: The HAProxy executable (default: found on PATH or in /usr/sbin).
         health_timeout: Seconds a new release has to answer ``GET /`` with 200.
         drain_timeout: Seconds to wait for old replicas' in-flight requests before stopping.
     """
@@ -67,14 +66,14 @@ class RollingTarget(ABC):
         self,
         state_dir: Path,
         ports: Mapping[str, int],
-        python: str = sys.executable,
         *,
+        haproxy: str = "haproxy",
         health_timeout: float = 60.0,
         drain_timeout: float = 30.0,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.ports = dict(ports)
-        self.python = python
+        self.haproxy = haproxy
         self.health_timeout = health_timeout
         self.drain_timeout = drain_timeout
 
@@ -109,28 +108,32 @@ class RollingTarget(ABC):
 
         Raises:
             ReleaseHealthError: The new release did not become healthy (the old one serves on).
-            BackendError: The release cannot run here, or the proxy cannot be started.
+            BackendError: The release cannot run here, or HAProxy cannot be started.
         """
         self._check_release(release)
+        binary = haproxy.find_binary(self.haproxy)
         files = self._files(environment)
         with files.locked():
             state = self._load(files)
             key = files.ensure_key()
             old = _live(state)
-            proxyctl.ensure_proxy(files, state, _urls(old), self.python)
-            if (read_json(files.config) or {}).get("upstreams") != _urls(old):
-                # A deploy died between switching the proxy and saving the state: point the
-                # proxy back at the recorded replicas before stopping the others.
-                proxyctl.switch(files, state, _urls(old))
+            api = haproxy.ensure(files, state, binary)
+            serving = self._recover(api, old)
             self._retire(files, state, list(state["retiring"]), drain=True)
             new = self._start_healthy(files, state, release, key)
+            idle = next(b for b in haproxy.BACKENDS if b != serving)
             try:
-                proxyctl.switch(files, state, _urls(new))
+                for replica in new:
+                    api.add(idle, HOST, replica["port"])
+                api.wait_up([r["port"] for r in new], self.health_timeout)
+                api.switch(idle)
             except BaseException:
                 with contextlib.suppress(BackendError):
-                    proxyctl.switch(files, state, _urls(old))
-                self._retire(files, state, new)
+                    api.switch(serving)
+                self._retire(files, state, new, drain=True)
                 raise
+            # Requests that chose the old backend before the switch finish there.
+            api.wait_idle(serving, self.drain_timeout)
             if state["current"] and read_release(state["current"]["release"]) != release:
                 state["previous"] = state["current"]["release"]
             state["current"] = {"release": dataclasses.asdict(release), "replicas": new}
@@ -141,6 +144,21 @@ class RollingTarget(ABC):
                 environment, release.model_name, release.model_version, files.url, len(new),
             )  # fmt: skip
             return self._endpoint(files, state)
+
+    def _recover(self, api: haproxy.Runtime, replicas: list[Replica]) -> str:
+        """Make HAProxy route to exactly the recorded ``replicas`` (a fresh HAProxy has none;
+        a deploy that crashed may have left others in, or switched without recording it);
+        returns the backend that serves them."""
+        ports = [r["port"] for r in replicas]
+        servers = api.servers()
+        homes = {servers[p].backend for p in ports if p in servers}
+        serving = homes.pop() if len(homes) == 1 else api.active()
+        for port in ports:  # not waited for: a dead one must not block its replacement
+            api.add(serving, HOST, port)
+        if api.active() != serving:
+            api.switch(serving)
+        api.prune(ports, self.drain_timeout)
+        return serving
 
     def rollback(self, environment: str) -> Endpoint:
         """Redeploy the previous release (zero downtime); it swaps places with the current one.
@@ -173,7 +191,7 @@ class RollingTarget(ABC):
         return self._load(files)["current"] is not None and http_ok(files.url + "/")
 
     def teardown(self, environment: str) -> None:
-        """Stop the proxy and every replica of ``environment``; forget its state and key.
+        """Stop HAProxy and every replica of ``environment``; forget its state and key.
 
         Raises:
             BackendError: Some replicas could not be stopped (e.g. the Docker engine is
@@ -182,7 +200,7 @@ class RollingTarget(ABC):
         files = self._files(environment)
         with files.locked():
             state = self._load(files)
-            proxyctl.stop_proxy(state)
+            haproxy.stop(files, state)
             failed = []
             for replica in state["retiring"] + _live(state):
                 try:
@@ -243,12 +261,15 @@ class RollingTarget(ABC):
     def _retire(
         self, files: EnvFiles, state: dict[str, Any], replicas: list[Replica], drain: bool = False
     ) -> None:
-        """Record ``replicas`` as retiring, drain them if they served, then stop them."""
+        """Record ``replicas`` as retiring; if they may have served, wait until HAProxy has
+        nothing in flight on them and delete them from it; then stop them."""
         state["retiring"] += [r for r in replicas if r not in state["retiring"]]
         files.save(state)
-        if drain and replicas:
-            proxyctl.drain(files, state, set(_urls(replicas)), self.drain_timeout)
+        api = haproxy.runtime(files) if drain and state["proxy"] else None
         for replica in replicas:
+            if api is not None:
+                api.drain(replica["port"])
+                api.remove(replica["port"], self.drain_timeout)
             self._stop_replica(replica["handle"])
             state["retiring"].remove(replica)
             files.save(state)

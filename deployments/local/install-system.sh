@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # System packages the local profile needs; installs only what is missing (idempotent).
-# Node.js/npm run Azurite; docker.io and mmdebstrap run the scoring images (release pipeline).
+# Node.js/npm run Azurite; docker.io and mmdebstrap run the scoring images (release pipeline);
+# haproxy fronts each environment's replicas (backends/local/haproxy.py runs its own instance,
+# with its own config, by PID: the package's system service is neither needed nor used).
 set -euo pipefail
 need=()
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing system packages: ${need[*]} (run as root, or install them yourself)" >&2
@@ -16,3 +19,8 @@ echo "installing system packages: ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# The Debian package enables and starts a system-wide haproxy (its default config serves
+# nothing). Ours never talks to it; stop it where systemd runs it, so it holds no resources.
+if [[ " ${need[*]} " == *" haproxy "* ]] && [ -d /run/systemd/system ]; then
+  systemctl disable --now haproxy.service >/dev/null 2>&1 || true
+fi

@@ -1,4 +1,4 @@
-"""Helpers for release tests (process and Docker targets): a bounded load generator, model
+"""Helpers for release tests (process and Docker targets): a saturating load generator, model
 folders the real scoring service accepts, and a look for leftover processes.
 
 Tests are not a package (``--import-mode=importlib``), so test files load this one by path.
@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import json
 import os
-import threading
+import signal
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+SATURATE = Path(__file__).with_name("saturate.py")
 ROW = [0.04, 0.05, 0.06, 0.02, -0.04, -0.03, -0.04, -0.0, 0.02, -0.02]
 
 
@@ -25,6 +27,12 @@ class LoadReport:
     """What every worker saw, in order: a model version, or ``ERR:...`` for a failure."""
 
     sequences: list[list[str]] = field(default_factory=list)
+    seconds: float = 0.0  # how long the load ran
+
+    @property
+    def rate(self) -> float:
+        """Answers per second while the load ran."""
+        return self.total / self.seconds if self.seconds else 0.0
 
     @property
     def total(self) -> int:
@@ -48,65 +56,42 @@ class LoadReport:
 
 
 class LoadGenerator:
-    """Threads posting ``/score`` on keep-alive connections at a bounded rate.
+    """``saturate.py`` in a process of its own, driving ``url`` as hard as it can.
 
-    Bounded three ways: ``rate`` (requests/s for all workers), ``max_seconds`` and
-    ``max_requests``; it stops on its own when either bound is reached.
+    ``with LoadGenerator(url, key) as report:`` returns once every connection has answers
+    (the action under test must happen while traffic flows on all of them); on exit the
+    load stays on a little longer, then stops, and ``report`` holds what each connection saw
+    (filled in only then).
     """
 
-    def __init__(
-        self,
-        url: str,
-        key: str,
-        *,
-        workers: int = 6,
-        rate: float = 300.0,
-        max_seconds: float = 90.0,
-        max_requests: int = 30_000,
-    ) -> None:
-        self.url, self.key = url, key
-        self.interval = workers / rate
-        self.per_worker = max_requests // workers
-        self.deadline = time.monotonic() + max_seconds
-        self.report = LoadReport([[] for _ in range(workers)])
-        self._stop = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._work, args=(seq,), daemon=True)
-            for seq in self.report.sequences
-        ]
-
-    def _work(self, seq: list[str]) -> None:
-        headers = {"Authorization": f"Bearer {self.key}"}
-        with httpx.Client(base_url=self.url, headers=headers, timeout=10.0, trust_env=False) as c:
-            next_at = time.monotonic()
-            while not self._stop.is_set() and len(seq) < self.per_worker:
-                if time.monotonic() > self.deadline:
-                    break
-                try:
-                    response = c.post("/score", json={"data": [ROW]})
-                    if response.status_code == 200:
-                        seq.append(str(response.json()["model"]["version"]))
-                    else:
-                        seq.append(f"ERR:{response.status_code}:{response.text[:80]}")
-                except (httpx.HTTPError, ValueError, KeyError) as exc:
-                    seq.append(f"ERR:{exc!r}")
-                next_at += self.interval
-                time.sleep(max(0.0, next_at - time.monotonic()))
+    def __init__(self, url: str, key: str, *, connections: int = 16) -> None:
+        self.url, self.key, self.connections = url, key, connections
+        self.report = LoadReport()
+        self._dir = tempfile.TemporaryDirectory(prefix="saturate-")
+        self._proc: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> LoadReport:
-        for thread in self._threads:
-            thread.start()
-        # The action under test must happen while traffic flows on every connection.
-        deadline = time.monotonic() + 10
-        while min(len(s) for s in self.report.sequences) < 10 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        key_file = Path(self._dir.name) / "key"
+        key_file.touch(mode=0o600)
+        key_file.write_text(self.key)
+        argv = [sys.executable, str(SATURATE), self.url, str(key_file), str(self.connections)]
+        self._proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline()  # blocks until every connection has answers
+        if line.strip() != "ready":
+            self._proc.kill()
+            raise RuntimeError(f"the load generator did not start: {line!r}")
+        self._started = time.monotonic()
         return self.report
 
     def __exit__(self, *exc: object) -> None:
         time.sleep(0.5)  # keep the load on a little after the action returned
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=15)
+        assert self._proc is not None and self._proc.stdout is not None
+        self.report.seconds = time.monotonic() - self._started
+        self._proc.send_signal(signal.SIGTERM)
+        out, _ = self._proc.communicate(timeout=30)
+        self._dir.cleanup()
+        self.report.sequences = json.loads(out.strip().splitlines()[-1])
 
 
 def write_model_folder(folder: Path) -> tuple[Path, str]:

@@ -35,7 +35,11 @@ STARTED = time.monotonic()
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like uvicorn
-    disable_nagle_algorithm = True  # headers and body go out in two writes
+    disable_nagle_algorithm = True
+    # Buffered: headers and body leave in one write when the handler returns. A replica
+    # killed mid-response leaves a client a truncated answer no proxy can retry; with one
+    # write per response, a kill lands before or after it, never inside it.
+    wbufsize = 64 * 1024
 
     def _send(self, status: int, payload: dict[str, object]) -> None:
         body = json.dumps(payload).encode()
@@ -80,8 +84,11 @@ def main() -> None:
     if (MODEL_DIR / "CRASH").exists():
         sys.exit("stand-in: model folder says CRASH")
     host = os.environ.get("SCORING_HOST", "127.0.0.1")
+    ThreadingHTTPServer.request_queue_size = 128  # like uvicorn's backlog, not stdlib's 5
     server = ThreadingHTTPServer((host, int(os.environ["SCORING_PORT"])), Handler)
     server.daemon_threads = True
+    # HAProxy ends its health checks with a reset: no traceback per check in the log.
+    server.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
     # SIGTERM: stop accepting, then exit (the proxy has drained us before it comes).
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     server.serve_forever()

@@ -1,5 +1,6 @@
-"""ProcessTarget with real processes and real HTTP: QA, production behind the proxy, rolling
-replacement and rollback under load (zero failed requests), failed releases, teardown.
+"""ProcessTarget with real processes and real HTTP: QA, production behind HAProxy, rolling
+replacement and rollback at saturation (zero failed requests), a replica killed under load
+(zero failed requests), failed releases, teardown.
 
 Most tests run a stdlib stand-in for the scoring service (fast to start, answers with its
 version); one runs the real ``python -m scoring`` on a real model.
@@ -11,6 +12,8 @@ import contextlib
 import importlib.util
 import json
 import logging
+import os
+import signal
 import stat
 import sys
 import time
@@ -21,8 +24,8 @@ from types import ModuleType
 import httpx
 import pytest
 
-from backends.local import daemons
-from backends.local.envstate import free_port
+from backends.local import daemons, haproxy
+from backends.local.envstate import EnvFiles, free_port
 from backends.local.process_target import ProcessTarget
 from backends.local.rolling import ReleaseHealthError
 from core.interfaces import BackendError, NotFoundError, ReleaseSpec
@@ -143,7 +146,10 @@ def test_production_rolls_forward_and_back_without_a_failed_request(
 
     with rollout.LoadGenerator(endpoint.url, endpoint.key) as forward:
         assert target.deploy("production", release("2")).model_version == "2"
-    logger.info("v1 -> v2: %d requests, %d failed", forward.total, len(forward.failures))
+    logger.info(
+        "v1 -> v2 at saturation: %d requests (%.0f/s), %d failed",
+        forward.total, forward.rate, len(forward.failures),
+    )  # fmt: skip
     assert forward.failures == []
     assert forward.switched_once("1", "2") and forward.total >= 200
     assert not any(daemons.alive(h) for h in v1_handles)  # drained, then stopped
@@ -151,11 +157,42 @@ def test_production_rolls_forward_and_back_without_a_failed_request(
 
     with rollout.LoadGenerator(endpoint.url, endpoint.key) as back:
         assert target.rollback("production").model_version == "1"
-    logger.info("rollback v2 -> v1: %d requests, %d failed", back.total, len(back.failures))
+    logger.info(
+        "rollback v2 -> v1 at saturation: %d requests (%.0f/s), %d failed",
+        back.total, back.rate, len(back.failures),
+    )  # fmt: skip
     assert back.failures == [] and back.switched_once("2", "1")
     assert target.current_release("production") == release("1")
     assert target.previous("production") == release("2")
     assert target.current("production").key == endpoint.key  # type: ignore[union-attr]
+
+
+def test_a_replica_killed_under_load_costs_no_request(
+    target: ProcessTarget, release: Release, tmp_path: Path
+) -> None:
+    endpoint = target.deploy("production", release("1"))
+    victim, survivor = _state(tmp_path, "production")["current"]["replicas"]
+    api = haproxy.runtime(EnvFiles(tmp_path / "state" / "production", "production", 0))
+
+    with rollout.LoadGenerator(endpoint.url, endpoint.key) as killed:
+        os.kill(victim["handle"]["pid"], signal.SIGKILL)  # mid-request, at saturation
+        deadline = time.monotonic() + 10
+        while api.servers()[victim["port"]].status.startswith("UP"):
+            assert time.monotonic() < deadline, "HAProxy never marked the killed replica down"
+            time.sleep(0.05)
+    logger.info(
+        "replica killed at saturation: %d requests (%.0f/s), %d failed",
+        killed.total, killed.rate, len(killed.failures),
+    )  # fmt: skip
+    assert killed.failures == [] and killed.versions() == {"1"} and killed.total >= 200
+    assert api.servers()[victim["port"]].status == "DOWN"
+    assert api.servers()[survivor["port"]].status == "UP"
+    assert target.health("production")
+    # The damaged release is replaced as usual: the dead replica does not hold it up.
+    started = time.monotonic()
+    assert target.deploy("production", release("2")).model_version == "2"
+    assert time.monotonic() - started < 30
+    assert victim["port"] not in api.servers() and survivor["port"] not in api.servers()
 
 
 def test_a_release_that_never_gets_healthy_is_not_switched_in(
@@ -245,9 +282,12 @@ def test_the_real_scoring_service_rolls_without_a_failed_request(
         endpoint = target.deploy("production", v1)
         response = _score(endpoint.url, endpoint.key)
         assert response.status_code == 200, response.text
-        with rollout.LoadGenerator(endpoint.url, endpoint.key, rate=200) as load:
+        with rollout.LoadGenerator(endpoint.url, endpoint.key) as load:
             target.deploy("production", v2)
-        logger.info("real service v1 -> v2: %d requests, %d failed", load.total, len(load.failures))
+        logger.info(
+            "real service v1 -> v2 at saturation: %d requests (%.0f/s), %d failed",
+            load.total, load.rate, len(load.failures),
+        )  # fmt: skip
         assert load.failures == [] and load.switched_once("1", "2")
         _assert_key_only_in_its_file(tmp_path, "production", endpoint.key)
     finally:

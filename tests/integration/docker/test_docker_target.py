@@ -1,5 +1,5 @@
 """DockerTarget on a real engine with real scoring images: QA and production behind the
-proxy, rolling replacement and rollback under load (zero failed requests), a bad image
+HAProxy, rolling replacement and rollback at saturation (zero failed requests), a bad image
 that is never switched in, teardown (stray containers included), shared state.
 """
 
@@ -85,7 +85,7 @@ def target(docker_host: str, tmp_path: Path, ports: dict[str, int]) -> Iterator[
         for environment in ports:
             stack.callback(target.teardown, environment)
     assert target.containers() == []
-    assert rollout.pids_mentioning(str(tmp_path)) == []  # the proxies
+    assert rollout.pids_mentioning(str(tmp_path)) == []  # the HAProxy processes
 
 
 def test_releases_roll_forward_and_back_without_a_failed_request(
@@ -115,15 +115,21 @@ def test_releases_roll_forward_and_back_without_a_failed_request(
         ]
         assert production.key.encode() not in container.logs()
 
-    with rollout.LoadGenerator(production.url, production.key, rate=200) as forward:
+    with rollout.LoadGenerator(production.url, production.key) as forward:
         target.deploy("production", releases["2"])
-    logger.info("docker v1 -> v2: %d requests, %d failed", forward.total, len(forward.failures))
+    logger.info(
+        "docker v1 -> v2 at saturation: %d requests (%.0f/s), %d failed",
+        forward.total, forward.rate, len(forward.failures),
+    )  # fmt: skip
     assert forward.failures == [] and forward.switched_once("1", "2")
     assert {c.labels["mlops.version"] for c in target.containers("production")} == {"2"}
 
-    with rollout.LoadGenerator(production.url, production.key, rate=200) as back:
+    with rollout.LoadGenerator(production.url, production.key) as back:
         target.rollback("production")
-    logger.info("docker rollback: %d requests, %d failed", back.total, len(back.failures))
+    logger.info(
+        "docker rollback at saturation: %d requests (%.0f/s), %d failed",
+        back.total, back.rate, len(back.failures),
+    )  # fmt: skip
     assert back.failures == [] and back.switched_once("2", "1")
     assert target.previous("production") == releases["2"]
 
@@ -134,7 +140,7 @@ def test_an_image_with_the_wrong_model_is_not_switched_in(
     endpoint = target.deploy("production", releases["1"])
     # The registry says another sha256: the service refuses the baked model and exits.
     wrong = ReleaseSpec("diabetes-ridge", "2", "f" * 64, image=releases["2"].image)
-    with rollout.LoadGenerator(endpoint.url, endpoint.key, rate=100) as load:
+    with rollout.LoadGenerator(endpoint.url, endpoint.key) as load:
         with pytest.raises(ReleaseHealthError, match=r"(?s)exited.*sha256"):
             target.deploy("production", wrong)
     assert load.failures == [] and load.versions() == {"1"}
