@@ -57,7 +57,12 @@ def _generator(out: Path, *args: object) -> tuple[subprocess.Popen[str], Path]:
 
 def _result(generator: tuple[subprocess.Popen[str], Path], timeout: float) -> dict[str, Any]:
     proc, out = generator
-    _, err = proc.communicate(timeout=timeout)
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    finally:  # a generator that hangs must not outlive the test
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 0, err[-3000:]
     result: dict[str, Any] = json.loads(out.read_text())
     return result
