@@ -68,7 +68,8 @@ class ScoringSettings(BaseSettings):
         header_timeout: Seconds a client has to send a request's headers (then 408).
         body_timeout: Seconds a client has to send a request's body (then 408).
         keep_alive_timeout: Seconds an idle keep-alive connection stays open.
-        max_connections: Open connections past which new requests get 503 at once.
+        max_connections: Most open connections; past it the one waiting longest for a
+            request is closed to make room (503 only when all are mid-request).
         host: Interface to bind (``0.0.0.0`` inside a container).
         port: TCP port to bind (5001, like Azure ML's inference server).
         log_payloads: Also log request rows and predictions (never the key).

@@ -73,7 +73,7 @@ def flows_api() -> Iterator[str]:
 
 STATE = Path(__file__).resolve().parents[1] / ".mlops"
 _FLOWS_API = ApiOnlyServer(STATE / "docker" / "cache")
-_FLOWS_API_USERS = ("tests/unit/flows", "tests/faults")
+_FLOWS_API_USERS = ("tests/unit/flows", "tests/faults/flows")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

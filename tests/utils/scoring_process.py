@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,31 +62,41 @@ def scoring_service(
     """
     port = free_port()
     env = scoring_env(model_dir, sha, key, port, **settings)
+    # Output to a file, not a pipe: a pipe nobody reads fills up (64 KiB, ~270 request-log
+    # lines) and the service then blocks on its next log line, every request with it.
+    log = tempfile.TemporaryFile("w+", encoding="utf-8")
     proc = subprocess.Popen(
         [sys.executable, "-m", "scoring"],
         cwd=REPO,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
     )
     service = Service(f"http://127.0.0.1:{port}", proc)
+
+    def output() -> str:
+        log.seek(0)
+        return log.read()
+
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # a shared, busy machine: imports can take a while
         while True:
-            assert proc.poll() is None, proc.communicate()[0]
+            assert proc.poll() is None, output()
             try:
                 if httpx.get(service.url + "/", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
-            assert time.monotonic() < deadline, "the service was not ready within 30 s"
+            assert time.monotonic() < deadline, "the service was not ready within 60 s"
             time.sleep(0.1)
         yield service
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
-            service.output, _ = proc.communicate(timeout=15)
+            proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
-            service.output, _ = proc.communicate()
+            proc.wait()
+        service.output = output()
+        log.close()

@@ -8,6 +8,7 @@ documented status, and every response must match its documented status, type and
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.utils.figures import ReliabilityFigures
 from tests.utils.scoring_process import scoring_service
 
 pytest.importorskip("schemathesis", reason="`make setup` installs it (.[dev])")
@@ -22,8 +24,18 @@ pytest.importorskip("schemathesis", reason="`make setup` installs it (.[dev])")
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 
+def _statuses(output: str) -> list[int]:
+    """The statuses of the service's request log (one JSON line per request)."""
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    return [line["status"] for line in lines if line.get("logger") == "scoring.access"]
+
+
 def test_schemathesis_all_checks_pass(
-    model_dir: Path, model_sha: str, api_key: str, tmp_path: Path
+    model_dir: Path,
+    model_sha: str,
+    api_key: str,
+    tmp_path: Path,
+    reliability_figures: ReliabilityFigures,
 ) -> None:
     with scoring_service(model_dir, model_sha, api_key) as service:
         env = {**os.environ, "SCORING_TEST_API_KEY": api_key, "NO_COLOR": "1"}
@@ -37,5 +49,9 @@ def test_schemathesis_all_checks_pass(
             ],
             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
+    statuses = _statuses(service.output)
+    n5xx = sum(status >= 500 for status in statuses)
+    reliability_figures.add("schemathesis against the service", n5xx=n5xx)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    assert len(statuses) > 100 and n5xx == 0, (len(statuses), n5xx)
     assert api_key not in service.output

@@ -107,27 +107,57 @@ def test_slow_clients_are_cut_off_and_others_served(
     assert "Traceback" not in service.output
 
 
-async def _hold_then_request(url: str, holders: int) -> tuple[int, int, float]:
+async def _hold_then_request(url: str, holders: int, head: bytes) -> tuple[int, float, bytes]:
+    """Open ``holders`` connections that send ``head``, then make one normal request;
+    return its status, how long it took, and what the first holder was told."""
     parts = urlsplit(url)
     conns = [await asyncio.open_connection(parts.hostname, parts.port) for _ in range(holders)]
     try:
+        for _, writer in conns:
+            writer.write(head)
+            await writer.drain()
+        await asyncio.sleep(0.2)  # the service has read what they sent
         async with httpx.AsyncClient(base_url=url, timeout=10) as client:
             started = time.monotonic()
-            refused = (await client.get("/healthz")).status_code
+            status = (await client.get("/healthz")).status_code
             waited = time.monotonic() - started
-        await asyncio.sleep(1.5)  # past the header timeout: the holders are gone
-        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
-            served = (await client.get("/healthz")).status_code
+        reader = conns[0][0]
+        told = await asyncio.wait_for(reader.read(200), timeout=3)
     finally:
         for _, writer in conns:
             writer.close()
-    return refused, served, waited
+    return status, waited, told
 
 
-def test_past_the_connection_cap_requests_get_503_at_once(
+def _post_head(url: str, key: str) -> bytes:
+    return (
+        f"POST /score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(BODY)}\r\n\r\n"
+    ).encode()
+
+
+def test_at_the_connection_cap_the_longest_waiting_connection_makes_room(
     model_dir: Path, model_sha: str, api_key: str
 ) -> None:
+    """Connections that have sent no complete request are closed to serve a new one (the
+    oldest first, 408 if it had sent part of a request): idle ones cannot lock clients out."""
     with scoring_service(model_dir, model_sha, api_key, max_connections=8, **TIMEOUTS) as service:
-        refused, served, waited = asyncio.run(_hold_then_request(service.url, 8))
-    assert refused == 503 and waited < 1.0
-    assert served == 200
+        status, waited, told = asyncio.run(_hold_then_request(service.url, 8, b""))
+        assert status == 200 and waited < 1.0
+        assert told == b""  # it had sent nothing: closed without an answer
+        status, waited, told = asyncio.run(_hold_then_request(service.url, 8, b"POST /sc"))
+        assert status == 200 and waited < 1.0
+        assert told.startswith(b"HTTP/1.1 408 ")
+
+
+def test_past_the_connection_cap_of_busy_connections_requests_get_503_at_once(
+    model_dir: Path, model_sha: str, api_key: str
+) -> None:
+    """When every open connection is in the middle of a request (headers in, body awaited),
+    none is cut short: the newcomer gets 503 at once, and is served once they are done."""
+    with scoring_service(model_dir, model_sha, api_key, max_connections=8, **TIMEOUTS) as service:
+        head = _post_head(service.url, api_key)
+        status, waited, told = asyncio.run(_hold_then_request(service.url, 8, head))
+        assert status == 503 and waited < 1.0
+        assert told.startswith(b"HTTP/1.1 408 ")  # its body never came: body timeout
+        assert httpx.get(service.url + "/healthz", timeout=5).status_code == 200
