@@ -29,6 +29,7 @@ from core.smoke import SmokeConfig
 from core.version import code_version
 from flows.outcome import completed, failed
 from flows.resources import ReleaseResources, default_release_resources
+from tasks.locks import model_lock
 from tasks.release import (
     build_image,
     clear_stage,
@@ -75,10 +76,24 @@ def release(
         resources: Registry, image builder, deployment target and smoke test client;
             default: those of the settings' profile (tests hand in-memory ones).
     """
+    settings = get_settings()
+    name = model_name or settings.model_name
+    # One release per model at a time, however started: the deployment's concurrency limit
+    # does not hold a ``mlops release`` run in its own process (tasks/locks.py).
+    with model_lock(name, "release"):
+        return _release(name, version, require_approval, approval_timeout_seconds, resources)
+
+
+def _release(
+    name: str,
+    version: str | None,
+    require_approval: bool,
+    approval_timeout_seconds: int,
+    resources: ReleaseResources | None,
+) -> State[ReleaseReport]:
     logger = get_run_logger()
     settings = get_settings()
     res = resources or default_release_resources(settings)
-    name = model_name or settings.model_name
     smoke = SmokeConfig(
         requests=settings.smoke_requests, p95_budget_ms=settings.smoke_p95_budget_ms
     )
