@@ -107,6 +107,7 @@ def _release(
         ask = verify_serving.with_options(retries=0)
         live = ask(res.target, "production", res.probe, return_state=True)
         if live.is_completed() and release_is_no_op(mv.version, before, live.result()):
+            _finish_interrupted(res, mv)
             report = release_no_op(name, mv.version)
             publish_release_report(report)
             return completed(report.message, report)
@@ -175,6 +176,21 @@ def _release(
     publish_release_report(report)
     logger.info(report.message)
     return completed(report.message, report)
+
+
+def _finish_interrupted(res: ReleaseResources, mv: ModelVersion) -> None:
+    """Production already serves ``mv``; finish what a run killed after promoting it left
+    undone: QA torn down, the qa alias cleared, the production record written. (A no-op
+    that trusted the aliases alone left QA serving forever after such a crash.)"""
+    if res.target.current("qa") is not None:
+        get_run_logger().warning(
+            "QA still runs after production took v%s: tearing down", mv.version
+        )
+        teardown(res.target, "qa")
+    if res.registry.get_alias(mv.name, "qa") is not None:
+        clear_stage(res.registry, mv, "qa")
+    if mv.tags.get("release.status") != "production":
+        set_stage(res.registry, mv, "production", {"release.status": "production"})
 
 
 def _stop(
