@@ -132,6 +132,29 @@ def test_production_gone_from_the_target_is_released_again(
     assert state.is_completed() and report.outcome == "released" and production(res) == v1
 
 
+def test_a_no_op_after_a_run_killed_past_promotion_finishes_its_cleanup(
+    registry: LocalModelRegistry, settings: Settings, model_folder: Path
+) -> None:
+    """A run killed after recording production and before tearing QA down leaves QA up, the
+    qa alias set and no production record; the rerun is a no-op for production (it serves
+    the version) but must finish that cleanup (tests/faults/flows/test_kill.py, for real)."""
+    v1 = register(registry, settings, model_folder)
+    res = resources(registry)
+    assert run(res)[1].outcome == "released"
+    spec = res.target.current_release("production")
+    assert spec is not None
+    res.target.deploy("qa", spec)  # what the killed run left behind
+    registry.set_alias(settings.model_name, "qa", v1)
+    registry.set_tags(settings.model_name, v1, {"release.status": "qa"})
+
+    state, report = run(res)
+    assert state.is_completed() and report.outcome == "no-op"
+    assert res.target.current("qa") is None
+    assert stage_of(registry, settings, "qa") is None
+    assert registry.get(settings.model_name, v1).tags["release.status"] == "production"
+    assert production(res) == v1
+
+
 def test_a_candidate_failing_qa_is_rejected_and_production_keeps_serving(
     registry: LocalModelRegistry, settings: Settings, model_folder: Path
 ) -> None:
