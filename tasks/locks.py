@@ -22,19 +22,20 @@ import json
 import logging
 import os
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Literal
+from uuid import UUID
 
+import httpx
 import psutil
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.client.schemas.responses import ConcurrencyLimitWithLeaseResponse
 from prefect.concurrency._leases import maintain_concurrency_lease
-from prefect.concurrency._sync import (
-    acquire_concurrency_slots_with_lease,
-    release_concurrency_slots_with_lease,
-)
+from prefect.concurrency._sync import release_concurrency_slots_with_lease
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 from core.settings import get_settings
@@ -56,16 +57,7 @@ def model_lock(model_name: str, purpose: Purpose = "retraining") -> Iterator[Non
     lease_seconds = settings.lock_lease_seconds
     record = settings.state_path / "locks" / f"{name}.json"
     _ensure_limit(name)
-    while True:
-        try:
-            # strict: a limit that vanished must fail the run, not let it through unlocked.
-            acquired = acquire_concurrency_slots_with_lease(
-                [name], 1, timeout_seconds=POLL_SECONDS, lease_duration=lease_seconds, strict=True
-            )
-            break
-        except TimeoutError:
-            _reclaim_from_dead_holder(record, name)
-    lease_id = acquired.lease_id
+    lease_id = _acquire(name, lease_seconds, record)
     _write_holder(record, str(lease_id))
     try:
         with maintain_concurrency_lease(
@@ -76,6 +68,30 @@ def model_lock(model_name: str, purpose: Purpose = "retraining") -> Iterator[Non
         with suppress(FileNotFoundError):
             record.unlink()
         release_concurrency_slots_with_lease(lease_id)
+
+
+def _acquire(name: str, lease_seconds: float, record: Path) -> UUID:
+    """Take the slot, waiting as long as it takes; while held, release it from a dead local
+    holder. (Prefect's ``concurrency(timeout_seconds=...)`` would do the waiting, but logs an
+    ERROR at every timeout: a run waiting its turn is normal, not an error.)"""
+    with get_client(sync_client=True) as client:
+        while True:
+            try:
+                response = client.increment_concurrency_slots_with_lease(
+                    [name], 1, "concurrency", lease_seconds
+                )
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code != 423:  # 423 Locked: held by another run
+                    raise
+                wait = float(exc.response.headers.get("Retry-After", POLL_SECONDS))
+            else:
+                acquired = ConcurrencyLimitWithLeaseResponse.model_validate(response.json())
+                if not acquired.limits:  # the limit vanished: never run unlocked
+                    release_concurrency_slots_with_lease(acquired.lease_id)
+                    raise RuntimeError(f"concurrency limit {name} does not exist")
+                return acquired.lease_id
+            _reclaim_from_dead_holder(record, name)
+            time.sleep(min(max(wait, 0.1), POLL_SECONDS))  # the server's back-off, bounded
 
 
 def _ensure_limit(name: str) -> None:
