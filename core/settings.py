@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     # Prefect
     prefect_host: str = "127.0.0.1"
     prefect_port: int = Field(default=4200, ge=1, le=65535)
+    # The model locks' lease (tasks/locks.py): renewed while held, frees the slot this long
+    # after a holder on another machine died. Prefect's server accepts 60 s to one day.
+    lock_lease_seconds: float = Field(default=300.0, ge=60, le=86_400)
 
     worker_port: int = Field(default=8660, ge=1, le=65535)  # the worker's health endpoint
     docs_port: int = Field(default=8680, ge=1, le=65535)  # serves Data Docs on loopback

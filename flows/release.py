@@ -29,6 +29,7 @@ from core.smoke import SmokeConfig
 from core.version import code_version
 from flows.outcome import completed, failed
 from flows.resources import ReleaseResources, default_release_resources
+from tasks.locks import model_lock
 from tasks.release import (
     build_image,
     clear_stage,
@@ -75,10 +76,24 @@ def release(
         resources: Registry, image builder, deployment target and smoke test client;
             default: those of the settings' profile (tests hand in-memory ones).
     """
+    settings = get_settings()
+    name = model_name or settings.model_name
+    # One release per model at a time, however started: the deployment's concurrency limit
+    # does not hold a ``mlops release`` run in its own process (tasks/locks.py).
+    with model_lock(name, "release"):
+        return _release(name, version, require_approval, approval_timeout_seconds, resources)
+
+
+def _release(
+    name: str,
+    version: str | None,
+    require_approval: bool,
+    approval_timeout_seconds: int,
+    resources: ReleaseResources | None,
+) -> State[ReleaseReport]:
     logger = get_run_logger()
     settings = get_settings()
     res = resources or default_release_resources(settings)
-    name = model_name or settings.model_name
     smoke = SmokeConfig(
         requests=settings.smoke_requests, p95_budget_ms=settings.smoke_p95_budget_ms
     )
@@ -92,6 +107,7 @@ def release(
         ask = verify_serving.with_options(retries=0)
         live = ask(res.target, "production", res.probe, return_state=True)
         if live.is_completed() and release_is_no_op(mv.version, before, live.result()):
+            _finish_interrupted(res, mv)
             report = release_no_op(name, mv.version)
             publish_release_report(report)
             return completed(report.message, report)
@@ -160,6 +176,21 @@ def release(
     publish_release_report(report)
     logger.info(report.message)
     return completed(report.message, report)
+
+
+def _finish_interrupted(res: ReleaseResources, mv: ModelVersion) -> None:
+    """Production already serves ``mv``; finish what a run killed after promoting it left
+    undone: QA torn down, the qa alias cleared, the production record written. (A no-op
+    that trusted the aliases alone left QA serving forever after such a crash.)"""
+    if res.target.current("qa") is not None:
+        get_run_logger().warning(
+            "QA still runs after production took v%s: tearing down", mv.version
+        )
+        teardown(res.target, "qa")
+    if res.registry.get_alias(mv.name, "qa") is not None:
+        clear_stage(res.registry, mv, "qa")
+    if mv.tags.get("release.status") != "production":
+        set_stage(res.registry, mv, "production", {"release.status": "production"})
 
 
 def _stop(

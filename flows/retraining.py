@@ -109,7 +109,7 @@ def retraining(
 
     # Training, judging and registering never overlap for one model (tasks/locks.py): a
     # second run waits, then finds the same data "up to date" or "already judged".
-    with model_lock(name):
+    with model_lock(name, "retraining"):
         summary = _train_and_judge(lake, backends, settings, name, files, params, gate)
 
     publish_retraining_report(summary)

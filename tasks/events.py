@@ -1,13 +1,19 @@
 """Sending the project's events (``core.events``) to the Prefect API.
 
 Two ways, chosen by what a lost event costs:
-- ``send_events``: on a client of our own, returning only after the server received every
-  event; a failure raises. For events that start work (a new blob, a registered model).
+- ``send_events``: on a client of our own, returning only after the server confirmed every
+  event (a websocket ping after each, answered once the server read what came before: what
+  Prefect's client calls a checkpoint); a failure, or no confirmation within
+  ``CONFIRM_SECONDS``, raises. For events that start work (a new blob, a registered model).
+  Without the checkpoint, a frame the connection lost on the way (a proxy or server dying
+  mid-send) still counted as sent, and the model was tagged announced but never released.
 - ``emit``: Prefect's ``emit_event``, a background queue that logs and drops what it cannot
   send. For notifications, where a lost one costs a message, not a run.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from prefect.client.orchestration import get_client
 from prefect.events import Event, emit_event
@@ -16,6 +22,11 @@ from prefect.events.related import related_resources_from_run_context
 from prefect.utilities.asyncutils import run_coro_as_sync
 
 from core.events import EventSpec
+
+CONFIRM_SECONDS = 30.0  # all events sent and confirmed, or the send fails
+# Quick reconnects only: the caller's task retries are the retry policy (Prefect's default,
+# 10 attempts with pauses, held a run ~10 s per failed send while the events API was down).
+RECONNECTION_ATTEMPTS = 2
 
 
 def send_events(specs: list[EventSpec]) -> list[Event]:
@@ -43,7 +54,11 @@ async def _send(specs: list[EventSpec]) -> list[Event]:
         )
         for spec in specs
     ]
-    async with get_events_client() as emitter:
-        for event in events:
-            await emitter.emit(event)
+    async with asyncio.timeout(CONFIRM_SECONDS):
+        # checkpoint_every=1: every emit waits for the server's pong before it returns.
+        async with get_events_client(
+            reconnection_attempts=RECONNECTION_ATTEMPTS, checkpoint_every=1
+        ) as emitter:
+            for event in events:
+                await emitter.emit(event)
     return events

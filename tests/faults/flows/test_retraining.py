@@ -4,7 +4,7 @@
   file ends exactly once in curated or quarantine.
 - Poison files: an oversized file is quarantined unread, a 1,000-character name is handled, and
   a file that crashes every run is dead-lettered after three and stops failing runs.
-- Overlaps: concurrent runs over many files with re-uploads merge each content once and
+- Overlaps: concurrent runs over 50 files with re-uploads merge each content once and
   register at most one version per data fingerprint.
 """
 
@@ -211,9 +211,10 @@ def test_overlapping_runs_merge_each_file_once(
     lake = backends.datalake
     landing = settings.landing_container
     lake.ensure_containers(landing)
-    blobs = slices(24, 60, seed=3)
+    blobs = slices(50, 60, seed=3)  # issue 8: 50 files, 8 of them arriving during the runs
+    waiting = 42
     uploaded: set[str] = set()
-    for i, blob in enumerate(blobs[:20]):
+    for i, blob in enumerate(blobs[:waiting]):
         lake.put(landing, f"f{i:02}.csv", blob)
         uploaded.add(sha(blob))
     rng = random.Random(5)
@@ -233,9 +234,9 @@ def test_overlapping_runs_merge_each_file_once(
     started = time.monotonic()
     for thread in threads:
         thread.start()
-    for blob in blobs[20:] + rng.sample(blobs[:20], 4):  # re-uploads: new and same content
+    for blob in blobs[waiting:] + rng.sample(blobs[:waiting], 4):  # new and same content
         time.sleep(rng.uniform(0.2, 1.5))
-        name = f"f{rng.randrange(20):02}.csv"
+        name = f"f{rng.randrange(waiting):02}.csv"
         try:  # as `mlops retrain --data` uploads: never over a file still waiting
             lake.put(landing, name, blob, if_none_match=True)
         except ConflictError:

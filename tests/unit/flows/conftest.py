@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import flows.release as release_module
 import flows.retraining as retraining_module
 from expectations.validate import ExpectationFailure, ValidationReport, load_suite
 from tests.utils.flow_harness import (  # noqa: F401 (fixtures)
@@ -31,18 +32,19 @@ from training.data import DataFormatError, load_dataset
 
 @pytest.fixture(autouse=True)
 def _in_process_lock(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The model lock as a lock of this process. The real one, a Prefect global concurrency
-    limit (tasks/locks.py), costs a 503-and-retry of ~2 s a run against the SQLite test
-    server; it is tested on its own (tests/unit/tasks/test_locks.py) and inside the flow by
-    the fault suite (tests/faults/flows)."""
-    locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
+    """The model locks (retraining and release) as locks of this process. The real one, a
+    Prefect global concurrency limit (tasks/locks.py), costs a 503-and-retry of ~2 s a run
+    against the SQLite test server; it is tested on its own (tests/unit/tasks/test_locks.py)
+    and inside the flows by the fault suite (tests/faults/flows)."""
+    locks: dict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
 
     @contextmanager
-    def model_lock(name: str) -> Iterator[None]:
-        with locks[name]:
+    def model_lock(name: str, purpose: str = "retraining") -> Iterator[None]:
+        with locks[(name, purpose)]:
             yield
 
     monkeypatch.setattr(retraining_module, "model_lock", model_lock)
+    monkeypatch.setattr(release_module, "model_lock", model_lock)
 
 
 def suite_stand_in(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,7 @@ from prefect.artifacts import Artifact
 
 from backends.local.memory_target import InMemoryImageBuilder, InMemoryTarget
 from backends.local.registry import LocalModelRegistry
-from core.interfaces import BackendError, Endpoint, ModelRegistry
+from core.interfaces import BackendError, Endpoint, ModelRegistry, ReleaseSpec
 from core.results import ReleaseReport
 from core.settings import Settings
 from core.smoke import SmokeCheck, SmokeConfig, SmokeReport
@@ -130,6 +132,29 @@ def test_production_gone_from_the_target_is_released_again(
     assert state.is_completed() and report.outcome == "released" and production(res) == v1
 
 
+def test_a_no_op_after_a_run_killed_past_promotion_finishes_its_cleanup(
+    registry: LocalModelRegistry, settings: Settings, model_folder: Path
+) -> None:
+    """A run killed after recording production and before tearing QA down leaves QA up, the
+    qa alias set and no production record; the rerun is a no-op for production (it serves
+    the version) but must finish that cleanup (tests/faults/flows/test_kill.py, for real)."""
+    v1 = register(registry, settings, model_folder)
+    res = resources(registry)
+    assert run(res)[1].outcome == "released"
+    spec = res.target.current_release("production")
+    assert spec is not None
+    res.target.deploy("qa", spec)  # what the killed run left behind
+    registry.set_alias(settings.model_name, "qa", v1)
+    registry.set_tags(settings.model_name, v1, {"release.status": "qa"})
+
+    state, report = run(res)
+    assert state.is_completed() and report.outcome == "no-op"
+    assert res.target.current("qa") is None
+    assert stage_of(registry, settings, "qa") is None
+    assert registry.get(settings.model_name, v1).tags["release.status"] == "production"
+    assert production(res) == v1
+
+
 def test_a_candidate_failing_qa_is_rejected_and_production_keeps_serving(
     registry: LocalModelRegistry, settings: Settings, model_folder: Path
 ) -> None:
@@ -242,3 +267,35 @@ def test_a_failing_cleanup_is_reported_not_crashed(
     assert "Cleanup problems: tear down QA" in report.message
     assert target.deployed == [("qa", v1)]  # never switched production: nothing to roll back
     assert registry.get(settings.model_name, v1).tags["release.status"] == "rejected"
+
+
+def test_a_release_deploys_only_while_holding_the_models_release_lock(
+    registry: LocalModelRegistry,
+    settings: Settings,
+    model_folder: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A ``mlops release`` run in its own process bypasses the deployment's concurrency
+    limit: the flow itself must hold the model's release lock (tasks/locks.py) around every
+    change it makes, so a CLI release and a triggered one cannot overlap."""
+    import flows.release as release_module
+
+    held: list[tuple[str, str]] = []
+
+    @contextmanager
+    def recording_lock(name: str, purpose: str = "retraining") -> Iterator[None]:
+        held.append((name, purpose))
+        yield
+        held.pop()
+
+    class LockCheckingTarget(InMemoryTarget):
+        def deploy(self, environment: str, release: ReleaseSpec) -> Endpoint:
+            assert held == [(settings.model_name, "release")], "deployed without the lock"
+            return super().deploy(environment, release)
+
+    monkeypatch.setattr(release_module, "model_lock", recording_lock)
+    v1 = register(registry, settings, model_folder)
+    res = resources(registry, LockCheckingTarget())
+    state, report = run(res)
+    assert state.is_completed(), state.message
+    assert production(res) == v1 and not held
