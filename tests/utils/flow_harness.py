@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from prefect.events.worker import EventsWorker
+from prefect.logging.handlers import APILogWorker
 from prefect.settings import (
     PREFECT_API_URL,
     PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
@@ -36,6 +38,11 @@ def flows_prefect(flows_api: str) -> Iterator[None]:
     updates = {PREFECT_API_URL: flows_api, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
     with temporary_settings(updates=updates):
         yield
+        # The events and log workers are process-wide and keep the API URL they started
+        # with: left running, they would send a later test's events (automations, triggers)
+        # to this server instead of that test's. Flush and stop them here.
+        EventsWorker.drain_all(timeout=10)
+        APILogWorker.drain_all(timeout=10)
 
 
 @pytest.fixture
