@@ -40,9 +40,6 @@ def deploy_env(settings: Settings) -> dict[str, str]:
         "MLOPS_PROJECT_DIR": str(REPO_ROOT),
         "MLOPS_CODE_VERSION": code_version(),
         "MLOPS_LANDING_CONTAINER": settings.landing_container,
-        # An ISO 8601 duration: prefect.yaml's templates give strings, and a bare "10" is
-        # not a duration to Prefect's schedule model.
-        "MLOPS_WATCH_INTERVAL": f"PT{settings.watch_interval_seconds}S",
     }
 
 

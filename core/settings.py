@@ -103,11 +103,6 @@ class Settings(BaseSettings):
     # Larger landing files are quarantined unread: a run must never hold more than this.
     max_file_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
 
-    # How often the blob-watcher deployment lists the landing container: locally (no Event
-    # Grid) the longest a new file waits before retraining starts. In Azure, Event Grid
-    # announces blobs and the watcher is only a safety net: set it to 3600 there.
-    watch_interval_seconds: int = Field(default=10, ge=1, le=86_400)
-
     # Prefect
     prefect_host: str = "127.0.0.1"
     prefect_port: int = Field(default=4200, ge=1, le=65535)

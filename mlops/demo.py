@@ -84,8 +84,7 @@ def run_demo(settings: Settings, lake: Lake) -> DemoResult:
         lake.datalake.put(settings.landing_container, name, buf.getvalue().encode())
         console.print(f"uploaded {name} to the landing container")
         run_deployment("blob-watcher/blob-watcher", timeout=0)
-        every = settings.watch_interval_seconds
-        console.print(f"blob watcher started (it also runs every {every} s by itself)")
+        console.print("blob watcher started (it also runs every minute by itself)")
 
         retrain = _wait(
             "retraining run (triggered by azure.storage.blob.created)",

@@ -85,7 +85,7 @@ def upload(stack: LocalStack, name: str, data: bytes) -> None:
 
 
 def run_watcher(stack: LocalStack) -> None:
-    """Run the watcher deployment now instead of waiting for its schedule."""
+    """Run the watcher deployment now instead of waiting for its 60 s schedule."""
     prefect = MLOPS.with_name("prefect")
     result = subprocess.run(
         [str(prefect), "deployment", "run", "blob-watcher/blob-watcher"],

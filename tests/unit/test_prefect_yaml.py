@@ -4,22 +4,18 @@ from a trigger) exists in that flow's signature, and schedules and triggers pars
 from __future__ import annotations
 
 import inspect
-import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pytest
 import yaml
 from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from prefect.flows import Flow, load_flow_from_entrypoint
-from prefect.utilities.templating import apply_values
 
-from core.deploy import WORK_POOL, WORK_POOL_TEMPLATE, deploy_env
+from core.deploy import WORK_POOL, WORK_POOL_TEMPLATE
 from core.events import BLOB_CREATED, MODEL_REGISTERED
-from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = yaml.safe_load((ROOT / "prefect.yaml").read_text())
@@ -56,25 +52,10 @@ def test_schedules_and_triggers_parse(name: str) -> None:
         if "cron" in schedule:
             CronSchedule(cron=schedule["cron"], timezone=schedule.get("timezone"))
         else:
-            IntervalSchedule(interval=_resolve(schedule["interval"], Settings()))
+            IntervalSchedule(interval=timedelta(seconds=schedule["interval"]))
     for trigger in deployment.get("triggers") or []:
         parsed = DeploymentEventTrigger(**trigger)
         assert parsed.enabled
-
-
-def _resolve(value: Any, settings: Settings) -> Any:
-    """A prefect.yaml value with its ``{{ $VAR }}`` filled from ``deploy_env``, as ``prefect
-    deploy`` does (it reads them from its environment, which ``core.deploy`` sets)."""
-    with mock.patch.dict(os.environ, deploy_env(settings)):
-        return apply_values(value, {}, remove_notset=False)
-
-
-@pytest.mark.parametrize(("seconds", "expected"), [(None, 10), (3600, 3600), (7, 7)])
-def test_the_watcher_polls_at_the_configured_interval(seconds: int | None, expected: int) -> None:
-    settings = Settings() if seconds is None else Settings(watch_interval_seconds=seconds)
-    (schedule,) = DEPLOYMENTS["blob-watcher"]["schedules"]
-    parsed = IntervalSchedule(interval=_resolve(schedule["interval"], settings))
-    assert parsed.interval == timedelta(seconds=expected)
 
 
 def test_triggers_listen_for_the_events_the_code_emits() -> None:
