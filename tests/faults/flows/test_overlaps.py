@@ -31,7 +31,7 @@ import flows.retraining as retraining_module
 from backends import Backends
 from backends.local.memory_target import InMemoryImageBuilder, InMemoryTarget
 from core.events import MODEL_REGISTERED, model_resource_id
-from core.interfaces import ConflictError, Endpoint
+from core.interfaces import Endpoint
 from core.lake import MANIFEST
 from core.outcomes import ANNOUNCED_TAG
 from core.results import ReleaseReport, RetrainingSummary
@@ -42,9 +42,16 @@ from flows.release import release
 from flows.resources import ReleaseResources
 from flows.retraining import retraining
 from mlops.runs import run_flow
-from tests.faults.flows.test_retraining import assert_versions_unique, fast_validation, sha, slices
+from tests.faults.flows.test_retraining import (
+    arrive_during_runs,
+    assert_versions_unique,
+    fast_validation,
+    sha,
+    slices,
+)
 from tests.utils.api_relay import FaultyRelay
 from tests.utils.figures import ReliabilityFigures
+from tests.utils.flow_harness import smoke_report
 
 EVENTS_IN = "/api/events/in"
 FILES = 50
@@ -57,13 +64,7 @@ class PassingProbe:
         self, endpoint: Endpoint, golden: dict[str, Any], expected_version: str, config: SmokeConfig
     ) -> SmokeReport:
         check = SmokeCheck(name="golden", passed=True, detail="stand-in", duration_ms=0.1)
-        return SmokeReport(
-            endpoint_url=endpoint.url,
-            environment=endpoint.environment,
-            model_version=expected_version,
-            passed=True,
-            checks=[check],
-        )
+        return smoke_report(endpoint, expected_version, [check])
 
     def served_version(self, endpoint: Endpoint) -> str:
         return endpoint.model_version
@@ -154,14 +155,7 @@ def test_cli_and_triggered_runs_with_the_events_api_down_merge_once_and_release_
     for thread in threads:
         thread.start()
     rng = random.Random(7)
-    for blob in blobs[waiting:] + rng.sample(blobs[:waiting], 4):  # new and same content
-        time.sleep(rng.uniform(0.1, 0.6))  # arrival times, not synchronisation
-        name_ = f"f{rng.randrange(waiting):02}.csv"
-        try:  # as `mlops retrain --data` uploads: never over a file still waiting
-            lake.put(landing, name_, blob, if_none_match=True)
-        except ConflictError:
-            lake.put(landing, f"{name_}.{sha(blob)[:8]}.csv", blob, if_none_match=True)
-        uploaded.add(sha(blob))
+    uploaded |= arrive_during_runs(lake, landing, blobs, waiting, rng, (0.1, 0.6))
     for thread in threads:
         thread.join(timeout=120)
     assert not errors, errors

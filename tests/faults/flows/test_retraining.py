@@ -30,7 +30,7 @@ import flows.retraining as retraining_module
 from backends import Backends
 from backends.local.memory import InMemoryDataLake
 from core import dead_letter as dl
-from core.interfaces import ConflictError
+from core.interfaces import ConflictError, DataLake
 from core.lake import MANIFEST, REASON_SUFFIX
 from core.results import RetrainingSummary
 from core.settings import Settings, get_settings
@@ -83,6 +83,29 @@ def non_reasons(lake: InMemoryDataLake, container: str, prefix: str = "") -> lis
         for r in lake.list(container, prefix)
         if not r.name.endswith(REASON_SUFFIX)
     ]
+
+
+def arrive_during_runs(
+    lake: DataLake,
+    landing: str,
+    blobs: list[bytes],
+    waiting: int,
+    rng: random.Random,
+    delay: tuple[float, float],
+) -> set[str]:
+    """Land ``blobs[waiting:]`` and 4 re-uploads of waiting ones (same content) under the
+    names ``f00.csv``... at random moments (arrival times, not synchronisation), as
+    `mlops retrain --data` uploads: never over a file still waiting. Returns their hashes."""
+    landed = set()
+    for blob in blobs[waiting:] + rng.sample(blobs[:waiting], 4):  # new and same content
+        time.sleep(rng.uniform(*delay))
+        name = f"f{rng.randrange(waiting):02}.csv"
+        try:
+            lake.put(landing, name, blob, if_none_match=True)
+        except ConflictError:
+            lake.put(landing, f"{name}.{sha(blob)[:8]}.csv", blob, if_none_match=True)
+        landed.add(sha(blob))
+    return landed
 
 
 def count_files(
@@ -234,14 +257,7 @@ def test_overlapping_runs_merge_each_file_once(
     started = time.monotonic()
     for thread in threads:
         thread.start()
-    for blob in blobs[waiting:] + rng.sample(blobs[:waiting], 4):  # new and same content
-        time.sleep(rng.uniform(0.2, 1.5))
-        name = f"f{rng.randrange(waiting):02}.csv"
-        try:  # as `mlops retrain --data` uploads: never over a file still waiting
-            lake.put(landing, name, blob, if_none_match=True)
-        except ConflictError:
-            lake.put(landing, f"{name}.{sha(blob)[:8]}.csv", blob, if_none_match=True)
-        uploaded.add(sha(blob))
+    uploaded |= arrive_during_runs(lake, landing, blobs, waiting, rng, (0.2, 1.5))
     for thread in threads:
         thread.join(timeout=120)
     assert not errors, errors
