@@ -24,7 +24,21 @@ from backends import Backends
 from backends.local.memory import InMemoryDataLake
 from backends.local.memory_compute import InProcessCompute
 from backends.local.registry import LocalModelRegistry
+from core.interfaces import Endpoint
 from core.settings import Settings, get_settings
+from core.smoke import SmokeCheck, SmokeReport
+
+
+def smoke_report(endpoint: Endpoint, version: str, checks: list[SmokeCheck]) -> SmokeReport:
+    """The report a stand-in probe returns: passed when every check passed."""
+    return SmokeReport(
+        endpoint_url=endpoint.url,
+        environment=endpoint.environment,
+        model_version=version,
+        passed=all(check.passed for check in checks),
+        checks=checks,
+    )
+
 
 # ``release_to(target, smoke_requests=..., **env)`` (tests/integration/flows/conftest.py).
 ReleaseSettings = Callable[..., Settings]

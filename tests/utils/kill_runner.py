@@ -26,6 +26,7 @@ from core.settings import get_settings
 from core.smoke import SmokeCheck, SmokeConfig, SmokeReport
 from flows.release import release
 from flows.resources import ReleaseResources
+from tests.utils.flow_harness import smoke_report
 
 # step -> (which backend, method, the first argument that must match, or None for any)
 STEPS: dict[str, tuple[str, str, str | None]] = {
@@ -70,13 +71,7 @@ class FailingInProduction(HttpProbe):
         if endpoint.environment != "production":
             return report
         check = SmokeCheck(name="injected", passed=False, detail="injected", duration_ms=0.0)
-        return SmokeReport(
-            endpoint_url=endpoint.url,
-            environment=endpoint.environment,
-            model_version=expected_version,
-            passed=False,
-            checks=[*report.checks, check],
-        )
+        return smoke_report(endpoint, expected_version, [*report.checks, check])
 
 
 def resources(registry_dir: Path, fail_production: bool = False) -> ReleaseResources:

@@ -19,6 +19,7 @@ from core.smoke import SmokeCheck, SmokeConfig, SmokeReport
 from flows.outcome import result_of
 from flows.release import release
 from flows.resources import ReleaseResources
+from tests.utils.flow_harness import smoke_report
 from training import train
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "good"
@@ -39,13 +40,7 @@ class ScriptedProbe:
         self.tested.append((endpoint.environment, endpoint.model_version))
         passed = endpoint.environment not in self.fail_in
         check = SmokeCheck(name="golden", passed=passed, detail="scripted", duration_ms=0.1)
-        return SmokeReport(
-            endpoint_url=endpoint.url,
-            environment=endpoint.environment,
-            model_version=expected_version,
-            passed=passed,
-            checks=[check],
-        )
+        return smoke_report(endpoint, expected_version, [check])
 
     def served_version(self, endpoint: Endpoint) -> str:
         return endpoint.model_version
