@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
 import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from core.settings import Settings
 from core.version import REPO_ROOT, code_version
+from core.work_pools import ACI_POOL, POOL_TYPES, WorkPoolError, pool_template, prefect_file
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +44,10 @@ def deploy_env(settings: Settings) -> dict[str, str]:
         "MLOPS_PROJECT_DIR": str(REPO_ROOT),
         "MLOPS_CODE_VERSION": code_version(),
         "MLOPS_LANDING_CONTAINER": settings.landing_container,
+        # Where the ACI choice pushes the flow code: one folder per commit, so a run started
+        # before a later publish still pulls the code it was published with.
+        "MLOPS_CODE_CONTAINER": settings.code_container,
+        "MLOPS_CODE_FOLDER": f"prefect-mlops/{code_version()}",
     }
 
 
@@ -61,33 +69,38 @@ def _prefect(args: list[str], env: dict[str, str], timeout: float = 300) -> str:
     return proc.stdout
 
 
-def ensure_work_pool(env: dict[str, str]) -> None:
-    """Create the process work pool, or bring its base job template up to date (idempotent)."""
-    template = str(WORK_POOL_TEMPLATE)
+def ensure_work_pool(
+    env: dict[str, str], pool: str = WORK_POOL, template: Path = WORK_POOL_TEMPLATE
+) -> None:
+    """Create the work pool, or bring its base job template up to date (idempotent)."""
     try:
-        _prefect(["work-pool", "inspect", WORK_POOL], env, timeout=60)
+        _prefect(["work-pool", "inspect", pool], env, timeout=60)
     except DeployError:
-        _prefect(
-            [
-                "work-pool",
-                "create",
-                WORK_POOL,
-                "--type",
-                "process",
-                "--base-job-template",
-                template,
-            ],
-            env,
-            timeout=60,
-        )
+        create = ["work-pool", "create", pool, "--type", POOL_TYPES[pool]]
+        _prefect([*create, "--base-job-template", str(template)], env, timeout=60)
     else:
-        _prefect(["work-pool", "update", WORK_POOL, "--base-job-template", template], env, 60)
+        _prefect(["work-pool", "update", pool, "--base-job-template", str(template)], env, 60)
 
 
-def publish(settings: Settings) -> str:
-    """Create the work pool and publish every deployment; returns prefect's output."""
+def publish(settings: Settings, code_storage: Callable[[Settings], object] | None = None) -> str:
+    """Create the settings' work pool and publish every deployment to it; returns prefect's
+    output. ``code_storage`` saves the block the ACI choice's push/pull steps read
+    (``backends.azure.code_storage.save_code_storage``); the local choice needs none."""
     env = deploy_env(settings)
-    ensure_work_pool(env)
-    out = _prefect(["deploy", "--all"], env)
-    logger.info("published deployments to %s", settings.prefect_api_url)
+    pool = settings.work_pool
+    try:
+        template = pool_template(settings, pool)
+    except WorkPoolError as exc:
+        raise DeployError(str(exc)) from None
+    if pool == ACI_POOL:
+        if code_storage is None:
+            raise DeployError(f"work pool {pool} needs a code storage block: none was given")
+        code_storage(settings)
+    with tempfile.TemporaryDirectory(prefix="mlops-pool-") as tmp:
+        path = Path(tmp) / f"{pool}.json"
+        path.write_text(json.dumps(template), encoding="utf-8")
+        ensure_work_pool(env, pool, path)
+    spec = prefect_file(settings)
+    out = _prefect(["deploy", "--all", "--prefect-file", str(spec)], env)
+    logger.info("published deployments to work pool %s at %s", pool, settings.prefect_api_url)
     return out

@@ -27,6 +27,7 @@ CONTAINER_ROLES = (
     "curated_container",
     "quarantine_container",
     "dead_letter_container",
+    "code_container",
 )
 
 
@@ -66,6 +67,21 @@ class AzureSettings(BaseModel):
     qa_identity: str = ""
     endpoint_identity: str = ""
 
+    # Flow runs on Azure Container Instances (``MLOPS_WORK_POOL=mlops-aci``, see
+    # deployments/README.md "Flow runs in Azure"): each run is a container group of
+    # ``flow_image`` (pinned by digest) running as ``worker_identity`` (a resource id; its
+    # ``worker_client_id`` tells DefaultAzureCredential which identity to use), optionally in
+    # ``flow_subnet_id``. The Prefect credential is the Key Vault secret
+    # ``prefect_credential_secret``, read at start into ``prefect_credential_env``.
+    worker_identity: str = ""
+    worker_client_id: str = ""
+    flow_image: str = ""  # <registry>/mlops-flows@sha256:<digest>
+    flow_subnet_id: str = ""
+    prefect_credential_secret: str = "prefect-api-credential"
+    prefect_credential_env: Literal["PREFECT_API_KEY", "PREFECT_API_AUTH_STRING"] = (
+        "PREFECT_API_KEY"
+    )
+
     def release_missing(self) -> list[str]:
         """The ``MLOPS_AZURE__*`` variables a release in Azure needs and lacks."""
         needed = {
@@ -102,6 +118,11 @@ class Settings(BaseSettings):
     max_file_attempts: int = Field(default=3, ge=1)
     # Larger landing files are quarantined unread: a run must never hold more than this.
     max_file_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
+
+    # Where prefect.yaml's deployments run: a process worker (flow code from this checkout)
+    # or prefect-azure's Azure Container Instances worker (flow code in ``code_container``).
+    work_pool: Literal["mlops-local", "mlops-aci"] = "mlops-local"
+    code_container: str = "flow-code"
 
     # Prefect
     prefect_host: str = "127.0.0.1"

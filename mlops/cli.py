@@ -126,10 +126,11 @@ def deploy() -> None:
     from core.deploy import DeployError, publish
 
     _use_local_prefect(settings)
+    from backends.azure.code_storage import save_code_storage
     from mlops.automations import apply_automations
 
     try:
-        publish(settings)
+        publish(settings, code_storage=save_code_storage)
     except DeployError as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from None

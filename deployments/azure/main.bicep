@@ -124,6 +124,7 @@ module roles 'modules/roles.bicep' = {
     appVaultName: workspace.outputs.appVaultName
     qaIdentityName: 'id-${prefix}-qa'
     endpointIdentityName: 'id-${prefix}-endpoint'
+    workerIdentityName: 'id-${prefix}-worker'
     workerPrincipalId: identities.outputs.workerPrincipalId
     computePrincipalId: identities.outputs.computePrincipalId
     endpointPrincipalId: identities.outputs.endpointPrincipalId
@@ -217,6 +218,9 @@ output MLOPS_AZURE__ENDPOINT_IDENTITY string = identities.outputs.endpointId
 output MLOPS_AZURE__ENDPOINT_PREFIX string = '${prefix}-scoring'
 output MLOPS_AZURE__KUBERNETES_COMPUTE string = productionTarget == 'aks' ? 'aks-production' : ''
 output MLOPS_AZURE__ONLINE_INSTANCE_TYPE string = productionTarget == 'aks' ? '' : managedInstanceType
+// Flow runs on Azure Container Instances (MLOPS_WORK_POOL=mlops-aci) run as the worker identity.
+output MLOPS_AZURE__WORKER_IDENTITY string = identities.outputs.workerId
+output MLOPS_AZURE__WORKER_CLIENT_ID string = identities.outputs.workerClientId
 
 // ---- for the host of the Prefect worker (not settings): it signs in as this identity
 output workerIdentityId string = identities.outputs.workerId

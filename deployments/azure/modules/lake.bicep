@@ -12,13 +12,15 @@ param softDeleteDays int = 14
 
 // landing: new files; curated: the merged training set and watcher marks; quarantine: rejected
 // files with their reason; dead-letter: Event Grid deliveries that failed for good;
-// collected: scoring inputs kept for drift analysis.
+// collected: scoring inputs kept for drift analysis; flow-code: the flows' code, one folder per
+// commit, pushed by `mlops deploy` and pulled by each flow run on Azure Container Instances.
 var containers = [
   'landing'
   'curated'
   'quarantine'
   'dead-letter'
   'collected'
+  'flow-code'
 ]
 
 resource lake 'Microsoft.Storage/storageAccounts@2023-05-01' = {

@@ -12,6 +12,7 @@ param registryName string
 param appVaultName string
 param qaIdentityName string
 param endpointIdentityName string
+param workerIdentityName string
 param workerPrincipalId string
 param computePrincipalId string
 param endpointPrincipalId string
@@ -49,6 +50,9 @@ resource qaIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31
 resource endpointIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' existing = {
   name: endpointIdentityName
 }
+resource workerIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' existing = {
+  name: workerIdentityName
+}
 
 // ---------------------------------------------------------------- the Prefect worker
 // Submits training jobs, registers models, creates the training environment and the online
@@ -85,8 +89,9 @@ resource workerPushes 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-// Creates, updates and deletes the QA container group. ACI has no narrower scope than the
-// resource group for a group that does not exist yet.
+// Creates, updates and deletes the QA container group, and with MLOPS_WORK_POOL=mlops-aci one
+// container group per flow run (prefect-azure's worker creates it as an ARM deployment in this
+// group). ACI has no narrower scope than the resource group for a group that does not exist yet.
 resource workerRunsQa 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(resourceGroup().id, workerPrincipalId, role.aciContributor)
   properties: {
@@ -111,6 +116,19 @@ resource workerAssignsQaIdentity 'Microsoft.Authorization/roleAssignments@2022-0
 resource workerAssignsEndpointIdentity 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(endpointIdentity.id, workerPrincipalId, role.managedIdentityOperator)
   scope: endpointIdentity
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role.managedIdentityOperator)
+    principalId: workerPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// The Azure Container Instances worker (MLOPS_WORK_POOL=mlops-aci) runs each flow run as a
+// container group with this same identity: assigning it needs assign/action on it. The groups
+// themselves come from the ACI Contributor role above; their image pull uses AcrPush.
+resource workerAssignsItself 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(workerIdentity.id, workerPrincipalId, role.managedIdentityOperator)
+  scope: workerIdentity
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role.managedIdentityOperator)
     principalId: workerPrincipalId

@@ -49,6 +49,7 @@ EXPECTED = {
     ("modules/roles.bicep", "workerRunsQa"): (ACI_CONTRIBUTOR, "resourceGroup"),
     ("modules/roles.bicep", "workerAssignsQaIdentity"): (MI_OPERATOR, "qaIdentity"),
     ("modules/roles.bicep", "workerAssignsEndpointIdentity"): (MI_OPERATOR, "endpointIdentity"),
+    ("modules/roles.bicep", "workerAssignsItself"): (MI_OPERATOR, "workerIdentity"),
     ("modules/roles.bicep", "workerWritesSecrets"): (KV_SECRETS_OFFICER, "appVault"),
     ("modules/roles.bicep", "computeOnLake"): (BLOB_CONTRIBUTOR, "lake"),
     ("modules/roles.bicep", "computeOnWorkspaceStore"): (BLOB_CONTRIBUTOR, "workspaceStore"),

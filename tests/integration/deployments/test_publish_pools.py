@@ -1,0 +1,125 @@
+"""`mlops deploy`'s publishing (core.deploy.publish, the real `prefect deploy`) against a real
+Prefect API, once per MLOPS_WORK_POOL choice: the same four deployments land in the chosen pool;
+the ACI choice pushes the code to (Azurite) Blob Storage through the `mlops-code` block at
+publish time, and the pull steps it stores bring that code back when Prefect runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from azure.storage.blob import ContainerClient
+from prefect.client.orchestration import get_client
+from prefect.deployments.steps.core import run_steps
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from backends.azure.code_storage import save_code_storage
+from core.deploy import publish
+from core.settings import AzureSettings, Settings, load_settings
+from core.version import REPO_ROOT
+from tests.utils.prefect_api import ApiOnlyServer
+
+pytestmark = pytest.mark.integration
+
+BLOCK = "{{ prefect.blocks.azure-blob-storage-credentials.mlops-code }}"
+NAMES = {"retraining", "release", "blob-watcher", "build-validation"}
+SUB = "00000000-0000-0000-0000-000000000001"
+WORKER = (
+    f"/subscriptions/{SUB}/resourceGroups/rg/providers/"
+    "Microsoft.ManagedIdentity/userAssignedIdentities/id-mlops-worker"
+)
+
+
+@pytest.fixture(scope="module")
+def api(cache_dir: Path) -> Iterator[str]:
+    server = ApiOnlyServer(cache_dir)
+    try:
+        url = server.url()
+        with temporary_settings({PREFECT_API_URL: url}):
+            yield url
+    finally:
+        server.stop()
+
+
+def settings_for(pool: str, api: str, azurite: Any, tmp_path: Path) -> Settings:
+    where = urlsplit(api)
+    return load_settings(
+        work_pool=pool,
+        prefect_host=where.hostname,
+        prefect_port=where.port,
+        azurite_host=azurite.host,
+        azurite_port=azurite.port,
+        code_container=f"flow-code-{secrets.token_hex(4)}",
+        state_dir=tmp_path / "state",
+        azure=AzureSettings(
+            subscription_id=SUB,
+            resource_group="rg",
+            registry="crmlops.azurecr.io",
+            key_vault_url="https://kvmlops.vault.azure.net/",
+            worker_identity=WORKER,
+            worker_client_id="11111111-2222-3333-4444-555555555555",
+            flow_image="crmlops.azurecr.io/mlops-flows@sha256:" + "ab" * 32,
+        ),
+    )
+
+
+async def published(pool: str) -> tuple[Any, list[Any]]:
+    async with get_client() as client:
+        work_pool = await client.read_work_pool(pool)
+        deployments = await client.read_deployments()
+    return work_pool, [d for d in deployments if d.work_pool_name == pool]
+
+
+def test_the_local_choice_runs_this_checkout(api: str, azurite: Any, tmp_path: Path) -> None:
+    publish(settings_for("mlops-local", api, azurite, tmp_path), code_storage=save_code_storage)
+    pool, deployments = asyncio.run(published("mlops-local"))
+    assert pool.type == "process"
+    assert {d.name for d in deployments} == NAMES
+    for deployment in deployments:
+        (step,) = deployment.pull_steps
+        assert step["prefect.deployments.steps.set_working_directory"]["directory"] == str(
+            REPO_ROOT
+        )
+
+
+def test_the_aci_choice_pushes_the_code_and_its_runs_pull_it(
+    api: str, azurite: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = settings_for("mlops-aci", api, azurite, tmp_path)
+    publish(settings, code_storage=save_code_storage)
+    pool, deployments = asyncio.run(published("mlops-aci"))
+    assert pool.type == "azure-container-instance"
+    variables = pool.base_job_template["variables"]["properties"]
+    assert variables["identities"]["default"] == [WORKER]
+    assert {d.name for d in deployments} == NAMES
+    step_name = "prefect_azure.deployments.steps.pull_from_azure_blob_storage"
+    for deployment in deployments:
+        (step,) = deployment.pull_steps
+        pull = step[step_name]
+        assert pull["container"] == settings.code_container
+        # The credential stays a block reference, resolved when a run pulls.
+        assert (
+            pull["credentials"] == "{{ prefect.blocks.azure-blob-storage-credentials.mlops-code }}"
+        )
+
+    blobs = ContainerClient.from_connection_string(
+        azurite.connection_string, settings.code_container
+    )
+    names = {b.name for b in blobs.list_blobs()}
+    folder = deployments[0].pull_steps[0][step_name]["folder"]
+    assert f"{folder}/flows/retraining.py" in names
+    assert not [n for n in names if "/.venv/" in n or "/.mlops/" in n or n.endswith("/.git")]
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    monkeypatch.chdir(run_dir)
+    asyncio.run(run_steps(deployments[0].pull_steps))
+    assert (run_dir / "flows" / "retraining.py").read_bytes() == (
+        REPO_ROOT / "flows" / "retraining.py"
+    ).read_bytes()
+    blobs.delete_container()
