@@ -85,8 +85,14 @@ def model_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture
-def azure(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Azure]:
+@pytest.fixture(params=["kubernetes", "managed"])
+def azure(
+    request: pytest.FixtureRequest,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Azure]:
+    """Production on a Kubernetes or a managed online endpoint: the one setting, same tests."""
     # A short smoke test with a generous budget: this test is about routes, not latency.
     monkeypatch.setenv("MLOPS_SMOKE_REQUESTS", "20")
     monkeypatch.setenv("MLOPS_SMOKE_P95_BUDGET_MS", "5000")
@@ -120,7 +126,13 @@ def azure(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
                 enable_telemetry=False,
             )
             production = AksOnlineTarget(
-                ml_client, "aks-prod", vault, autoscale=Autoscale(2, 5, 65, 15), timeout=30
+                ml_client,
+                "aks-prod",
+                vault,
+                kind=request.param,
+                instance_type="Standard_DS3_v2" if request.param == "managed" else "",
+                autoscale=Autoscale(2, 5, 65, 15),
+                timeout=30,
             )
             target = TargetsByEnvironment({"qa": qa, "production": production})
             registry = LocalModelRegistry(tmp_path / "registry")
@@ -167,13 +179,19 @@ def test_a_release_reaches_production_through_the_scoring_route_only(
     assert azure.endpoints.image(deployment) == report.image
     env = azure.endpoints.environments[deployment["properties"]["environmentId"]]
     assert env["properties"]["inferenceConfig"]["scoringRoute"] == {"path": "/score", "port": 5001}
-    assert deployment["properties"]["scaleSettings"] == {
+    autoscale = {
         "scaleType": "TargetUtilization",
         "minInstances": 2,
         "maxInstances": 5,
         "pollingInterval": "PT15S",
         "targetUtilizationPercentage": 65,
     }
+    if deployment["properties"]["endpointComputeType"] == "Kubernetes":
+        assert deployment["properties"]["scaleSettings"] == autoscale
+    else:  # managed: a fixed count of the minimum (Azure ML's default scale settings)
+        assert deployment["properties"]["endpointComputeType"] == "Managed"
+        assert deployment["properties"]["scaleSettings"] == {"scaleType": "Default"}
+        assert deployment["sku"]["capacity"] == 2
     # QA ran privately in its subnet and was torn down after the promotion.
     (qa_put,) = azure.transport.sent("PUT", r"/containerGroups/diabetes-scoring-qa\?")
     assert qa_put.json()["properties"]["ipAddress"]["type"] == "Private"
