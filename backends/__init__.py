@@ -152,7 +152,8 @@ def get_release_backends(settings: Settings, *, start_engine: bool = True) -> Re
 
 
 def _azure_release_backends(settings: Settings, *, start_engine: bool) -> ReleaseBackends:
-    """ACR for images, ACI for QA, AKS (an Azure ML Kubernetes compute) for production.
+    """ACR for images, ACI (private, in the QA subnet) for QA, an Azure ML online endpoint
+    for production: Kubernetes (AKS attached to the workspace) or managed, by one setting.
 
     The image is built on this machine's engine, exactly as locally, and pushed to ACR with
     the Entra ID identity; ACI pulls it as the QA identity, AKS with the cluster's own. Keys
@@ -173,6 +174,7 @@ def _azure_release_backends(settings: Settings, *, start_engine: bool) -> Releas
     from backends.azure.aks import AksOnlineTarget
     from backends.azure.client import workspace_client
     from backends.azure.keyvault import KeyVaultSecrets
+    from backends.azure.online_spec import Autoscale
     from backends.local.docker_image import DockerImageBuilder
     from backends.local.dockerd import DockerEngine
     from backends.routed import TargetsByEnvironment
@@ -189,8 +191,8 @@ def _azure_release_backends(settings: Settings, *, start_engine: bool) -> Releas
         azure.resource_group,
         azure.location,
         keys=lambda environment: vault.get_or_create(azure.qa_api_key_secret),
+        subnet_id=azure.qa_subnet_id,
         name_prefix=azure.endpoint_prefix,
-        dns_prefix=azure.endpoint_prefix,
         registry_server=azure.registry,
         registry_identity=azure.qa_identity,
     )
@@ -202,6 +204,13 @@ def _azure_release_backends(settings: Settings, *, start_engine: bool) -> Releas
         name_prefix=azure.endpoint_prefix,
         instance_type=azure.online_instance_type,
         min_replicas=settings.production_replicas,
+        kind=azure.production_target,
+        autoscale=Autoscale(
+            min_instances=azure.autoscale_min_instances,
+            max_instances=azure.autoscale_max_instances,
+            target_utilization=azure.autoscale_target_utilization,
+            polling_seconds=azure.autoscale_polling_seconds,
+        ),
     )
     return ReleaseBackends(
         kind="azure",

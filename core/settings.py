@@ -50,12 +50,25 @@ class AzureSettings(BaseModel):
     job_poll_seconds: float = 15.0
 
     # Release (read only by the release): images in Azure Container Registry, QA on Azure
-    # Container Instances, production on an AKS cluster attached to the workspace (or, with
-    # ``kubernetes_compute`` empty, a managed online endpoint).
+    # Container Instances in a private subnet, production on an Azure ML online endpoint:
+    # ``kubernetes`` (an AKS cluster attached to the workspace) or ``managed`` (Azure ML runs
+    # the instances); the same interface either way.
     registry: str = ""  # the ACR login server, <name>.azurecr.io
     location: str = ""  # the region of the QA container group, e.g. westeurope
+    production_target: Literal["kubernetes", "managed"] = "kubernetes"
     kubernetes_compute: str = "aks-production"  # the workspace's attached AKS compute
     online_instance_type: str = ""  # managed endpoint VM size; on AKS: the compute's default
+    # Resource id of the subnet (delegated to Microsoft.ContainerInstance/containerGroups) the
+    # QA group gets its private IP in: the QA key never crosses a public network in clear.
+    qa_subnet_id: str = ""
+    # Production autoscale on Kubernetes endpoints (Azure ML's TargetUtilizationScaleSettings):
+    # between min and max instances, aiming at this CPU use, re-evaluated every polling period.
+    # Managed deployments accept only a fixed count (azure-ai-ml refuses other scale settings;
+    # their autoscale is an Azure Monitor autoscale resource): they run min_instances.
+    autoscale_min_instances: int = Field(default=2, ge=1)
+    autoscale_max_instances: int = Field(default=4, ge=1)
+    autoscale_target_utilization: int = Field(default=70, ge=1, le=100)
+    autoscale_polling_seconds: int = Field(default=10, ge=1)
     endpoint_prefix: str = "diabetes-scoring"  # endpoints and QA group: <prefix>-<environment>
     # The project's Key Vault (https://<vault>.vault.azure.net/) and the secret holding the QA
     # service's key (created there on the first release). Production's keys are the endpoint's.
@@ -82,6 +95,15 @@ class AzureSettings(BaseModel):
         "PREFECT_API_KEY"
     )
 
+    @model_validator(mode="after")
+    def _autoscale_bounds(self) -> AzureSettings:
+        if self.autoscale_min_instances > self.autoscale_max_instances:
+            raise ValueError(
+                f"MLOPS_AZURE__AUTOSCALE_MIN_INSTANCES ({self.autoscale_min_instances}) is more "
+                f"than MLOPS_AZURE__AUTOSCALE_MAX_INSTANCES ({self.autoscale_max_instances})"
+            )
+        return self
+
     def release_missing(self) -> list[str]:
         """The ``MLOPS_AZURE__*`` variables a release in Azure needs and lacks."""
         needed = {
@@ -89,8 +111,13 @@ class AzureSettings(BaseModel):
             "location": self.location,
             "key_vault_url": self.key_vault_url,
             "qa_identity": self.qa_identity,
+            "qa_subnet_id": self.qa_subnet_id,
             "endpoint_identity": self.endpoint_identity,
         }
+        if self.production_target == "kubernetes":
+            needed["kubernetes_compute"] = self.kubernetes_compute
+        else:
+            needed["online_instance_type"] = self.online_instance_type
         return [f"MLOPS_AZURE__{name.upper()}" for name, value in needed.items() if not value]
 
 

@@ -1,7 +1,10 @@
 """``DeploymentTarget`` on Azure Container Instances: the QA environment in Azure.
 
 Each environment is one container group, ``<prefix>-<environment>``, running the scoring
-image on port 5001 behind the DNS label ``<dns_prefix>-<environment>``. The release it runs,
+image on port 5001. The group has a private IP only, in the provisioned QA subnet (delegated
+to ``Microsoft.ContainerInstance/containerGroups``; ``deployments/azure/modules/qa-network.bicep``):
+the service speaks plain HTTP, so its key must never travel over a public address. Whoever
+smoke tests QA (the flow's worker) runs inside that virtual network. The release it runs,
 and the one before it (for ``rollback``), are kept as tags on the group, so any process can
 read them.
 
@@ -13,7 +16,7 @@ carries the key base64-encoded in the volume: nothing here logs it, and the SDK'
 logging must stay off.
 
 ACI restarts a group to change it: a deploy has seconds of downtime. That is accepted for
-QA; production runs on AKS with rolling updates.
+QA; production runs on an Azure ML online endpoint with a traffic switch.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from azure.mgmt.containerinstance.models import (
     Container,
     ContainerGroup,
     ContainerGroupIdentity,
+    ContainerGroupSubnetId,
     ContainerHttpGet,
     ContainerPort,
     ContainerProbe,
@@ -62,8 +66,10 @@ class AciTarget:
         resource_group: Where the container groups live.
         location: Azure region of the groups.
         keys: Returns the API key of an environment (e.g. from Key Vault).
+        subnet_id: Resource id of the subnet the group gets its private IP in (delegated to
+            ``Microsoft.ContainerInstance/containerGroups``); there is no public IP.
         name_prefix: Container group names are ``<name_prefix>-<environment>``.
-        dns_prefix: DNS labels are ``<dns_prefix>-<environment>`` (unique in the region).
+        port: The scoring container's port (the image's ``SCORING_PORT``).
         registry_server: The image registry (``<name>.azurecr.io``); empty for public images.
         registry_identity: Resource id of the user-assigned identity the group pulls its
             image as (it holds AcrPull on the registry); the group runs as it too.
@@ -79,20 +85,24 @@ class AciTarget:
         location: str,
         keys: Callable[[str], str],
         *,
+        subnet_id: str,
         name_prefix: str = "diabetes-scoring",
-        dns_prefix: str = "diabetes-scoring",
+        port: int = PORT,
         registry_server: str = "",
         registry_identity: str = "",
         cpu: float = 1.0,
         memory_gb: float = 1.5,
         timeout: float = 900.0,
     ) -> None:
+        if "/subnets/" not in subnet_id.lower():
+            raise ValueError(f"subnet_id must be a subnet's resource id, not {subnet_id!r}")
         self._client = client
         self.resource_group = resource_group
         self.location = location
         self._keys = keys
+        self.subnet_id = subnet_id
         self.name_prefix = name_prefix
-        self.dns_prefix = dns_prefix
+        self.port = port
         self.registry_server = registry_server
         self.registry_identity = registry_identity
         self.cpu = cpu
@@ -134,10 +144,10 @@ class AciTarget:
         release = release_from_tags(group.tags or {}) if group else None
         if group is None or release is None:
             return None
-        fqdn = group.ip_address.fqdn if group.ip_address else None
+        ip = group.ip_address.ip if group.ip_address else None
         return Endpoint(
             environment=environment,
-            url=f"http://{fqdn}:{PORT}" if fqdn else "",
+            url=f"http://{ip}:{self.port}" if ip else "",
             key=self._keys(environment),
             model_name=release.model_name,
             model_version=release.model_version,
@@ -213,11 +223,11 @@ class AciTarget:
             resources=ResourceRequirements(
                 requests=ResourceRequests(cpu=self.cpu, memory_in_gb=self.memory_gb)
             ),
-            ports=[ContainerPort(port=PORT)],
+            ports=[ContainerPort(port=self.port)],
             environment_variables=env,
             volume_mounts=[VolumeMount(name="secrets", mount_path=SECRETS_MOUNT, read_only=True)],
-            liveness_probe=_probe("/healthz", 20),
-            readiness_probe=_probe("/", 5),
+            liveness_probe=_probe("/healthz", self.port, 20),
+            readiness_probe=_probe("/", self.port, 5),
         )
         credentials: list[ImageRegistryCredential] | None = None
         identity: ContainerGroupIdentity | None = None
@@ -236,11 +246,9 @@ class AciTarget:
             containers=[container],
             os_type="Linux",
             restart_policy="Always",
-            ip_address=IpAddress(
-                type="Public",
-                ports=[Port(protocol="TCP", port=PORT)],
-                dns_name_label=f"{self.dns_prefix}-{environment}",
-            ),
+            # Private: reachable only inside the virtual network (no public IP, no DNS label).
+            ip_address=IpAddress(type="Private", ports=[Port(protocol="TCP", port=self.port)]),
+            subnet_ids=[ContainerGroupSubnetId(id=self.subnet_id)],
             volumes=[Volume(name="secrets", secret={KEY_FILE: key})],
             image_registry_credentials=credentials,
             identity=identity,
@@ -248,9 +256,9 @@ class AciTarget:
         )
 
 
-def _probe(path: str, delay: int) -> ContainerProbe:
+def _probe(path: str, port: int, delay: int) -> ContainerProbe:
     return ContainerProbe(
-        http_get=ContainerHttpGet(path=path, port=PORT, scheme="http"),
+        http_get=ContainerHttpGet(path=path, port=port, scheme="http"),
         initial_delay_seconds=delay,
         period_seconds=10,
         failure_threshold=3,

@@ -77,6 +77,14 @@ class RegistryAuthError(ImagePushError):
     the registry refused them."""
 
 
+def _refused(exc: APIError) -> bool:
+    """Whether the engine's error is the registry refusing the credentials. Behind a Bearer
+    challenge (ACR) the refusal comes from the token endpoint, and the engine may report it
+    as a 500 whose message carries the registry's UNAUTHORIZED / DENIED error."""
+    text = str(exc.explanation or exc).lower()
+    return any(word in text for word in ("unauthorized", "authentication required", "denied"))
+
+
 def _redact(text: str, secrets: Iterable[str]) -> str:
     for secret in secrets:
         if secret:
@@ -377,7 +385,7 @@ class AcrImageBuilder:
         try:
             current = client.images.get_registry_data(reference, auth_config=auth).id
         except APIError as exc:
-            if exc.status_code in (401, 403):
+            if exc.status_code in (401, 403) or _refused(exc):
                 who = (
                     "the Entra ID refresh token"
                     if auth["username"] == NULL_GUID

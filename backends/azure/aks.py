@@ -4,9 +4,11 @@ online endpoints.
 The AKS cluster is attached to the workspace as a Kubernetes compute. Each environment is one
 endpoint, ``<prefix>-<environment>`` (key auth), and each release is one deployment on it,
 named from the release (``deployment_name``): ``v<version>-<sha8>-<image6>``. A deployment
-runs the scoring image on port 5001 with Azure ML's probes on its routes (``GET /healthz``
-liveness, ``GET /`` readiness, ``POST /score``); the model is baked into the image, so there
-is no model asset.
+runs the scoring image on port 5001 with its routes declared in the inference config
+(``GET /healthz`` liveness, ``GET /`` readiness: probed by Azure ML inside the cluster;
+``POST /score``: the only route its router forwards), and autoscales on CPU use between the
+``Autoscale`` bounds (``online_spec``). The model is baked into the image, so there is no
+model asset.
 
 A deploy creates the new deployment next to the live one and waits until Azure ML reports it
 ready; only then does one endpoint update send it 100% of the traffic. Azure ML's router does
@@ -18,8 +20,8 @@ deployment keeps running as the ``previous`` release (named in the endpoint tag
 Where things are recorded: the live release is the deployment with the traffic; each
 deployment's tags hold its release (model name, version, sha256, image).
 
-Without an AKS compute (``compute`` empty) the same happens on a managed online endpoint:
-Azure ML runs the instances (``instance_type``), for users without a cluster.
+With ``kind="managed"`` the same happens on a managed online endpoint: Azure ML runs the
+instances (``instance_type``, a fixed count), for users without a cluster.
 
 Secrets: the container checks the endpoint's own keys (``SCORING_API_KEY`` and
 ``SCORING_SECONDARY_API_KEY``). They are mirrored into Key Vault at deploy time, and the
@@ -32,13 +34,26 @@ keys or puts them in exception messages, and the SDK's HTTP body logging must st
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from typing import TYPE_CHECKING, Any, Protocol
 
-from backends.azure._release_tags import release_from_tags, release_tags
 from backends.azure.client import call
+from backends.azure.online_spec import (
+    NAME,
+    PORT,
+    ROUTES,
+    Autoscale,
+    Kind,
+    as_deployed,
+    build_deployment,
+    deployment_name,
+    label,
+    live,
+    release_of,
+    scale_settings,
+    succeeded,
+)
 from core.interfaces import BackendError, Endpoint, NotFoundError, ReleaseSpec
 
 if TYPE_CHECKING:
@@ -57,40 +72,19 @@ class SecretWriter(Protocol):
         ...
 
 
-PORT = 5001
 PREVIOUS_TAG = "previous"
-# The scoring image's routes (scoring/app.py), as Azure ML probes and forwards them.
-ROUTES = {
-    "liveness_route": {"path": "/healthz", "port": PORT},
-    "readiness_route": {"path": "/", "port": PORT},
-    "scoring_route": {"path": "/score", "port": PORT},
-}
-# Azure ML endpoint and deployment names: 3-32 characters, a letter first, letters, digits
-# and hyphens, no hyphen last.
-_NAME = re.compile(r"^[a-zA-Z]([-a-zA-Z0-9]{1,30})[a-zA-Z0-9]$")
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
-
-
-def deployment_name(release: ReleaseSpec) -> str:
-    """The Azure ML deployment name of a release: ``v<version>-<sha8>-<image6>``.
-
-    The model digest and a hash of the image tag make it unique per release: a new image of
-    the same model (new scoring code) is a new deployment, deployed and rolled back like a
-    new model. The version is cut short if needed to keep the name within 32 characters.
-    """
-    version = re.sub(r"[^a-z0-9]+", "-", release.model_version.lower()).strip("-") or "0"
-    image = hashlib.sha256(release.image.encode()).hexdigest()[:6]
-    suffix = f"-{release.model_sha256.lower()[:8]}-{image}"
-    return f"v{version[: 31 - len(suffix)].rstrip('-')}{suffix}"
+__all__ = ["PORT", "ROUTES", "AksOnlineTarget", "Autoscale", "deployment_name"]
 
 
 class AksOnlineTarget:
-    """Runs scoring images as Azure ML Kubernetes online endpoints on an attached AKS cluster.
+    """Runs scoring images as Azure ML online endpoints: Kubernetes endpoints on an attached
+    AKS cluster, or managed online endpoints.
 
     Args:
         ml_client: The workspace client (see ``backends.azure.client.workspace_client``).
-        compute: Name of the AKS cluster's Kubernetes compute in the workspace; empty for a
-            managed online endpoint.
+        compute: Name of the AKS cluster's Kubernetes compute in the workspace (``kind``
+            ``kubernetes``); ignored for a managed online endpoint.
         secrets: The Key Vault the endpoint keys are mirrored to (secret injection).
         identity: Resource id of the user-assigned identity the endpoint runs as; it reads
             the mirrored keys (Key Vault Secrets User).
@@ -98,6 +92,9 @@ class AksOnlineTarget:
             in the Azure region.
         min_replicas: Fewest instances a deployment runs (a release asking for fewer gets
             this many), so that a node or pod restart never takes production down.
+        kind: ``kubernetes`` or ``managed``; default: ``kubernetes`` when ``compute`` is set.
+        autoscale: Target-utilization autoscale of Kubernetes deployments; its minimum also
+            raises the floor of instances. A managed deployment runs the floor, fixed.
         instance_type: A Kubernetes instance type defined on the compute (CPU and memory per
             instance; the compute's default when empty), or the VM size of a managed
             deployment (required then).
@@ -114,14 +111,20 @@ class AksOnlineTarget:
         name_prefix: str = "diabetes-scoring",
         min_replicas: int = 2,
         instance_type: str = "",
+        kind: Kind | None = None,
+        autoscale: Autoscale | None = None,
         timeout: float = 1800.0,
     ) -> None:
         if min_replicas < 1:
             raise ValueError("min_replicas must be at least 1")
-        if not compute and not instance_type:
-            raise ValueError("a managed online endpoint (no compute) needs an instance_type")
+        self.kind: Kind = kind or ("kubernetes" if compute else "managed")
+        if self.kind == "kubernetes" and not compute:
+            raise ValueError("a Kubernetes online endpoint needs the workspace's compute")
+        if self.kind == "managed" and not instance_type:
+            raise ValueError("a managed online endpoint needs an instance_type")
         self._client = ml_client
-        self.compute = compute
+        self.compute = compute if self.kind == "kubernetes" else ""
+        self.autoscale = autoscale or Autoscale()
         self._secrets = secrets
         self.identity = identity
         self.name_prefix = name_prefix
@@ -146,35 +149,36 @@ class AksOnlineTarget:
             raise ValueError("the release has no valid model sha256")
         name = self._name(environment)
         wanted = deployment_name(release)
-        replicas = max(release.replicas, self.min_replicas)
+        replicas = max(release.replicas, self.min_replicas, self.autoscale.min_instances)
         endpoint = self._endpoint(name) or self._create_endpoint(name)
-        live = _live(endpoint)
+        serving = live(endpoint)
         existing = self._deployment(name, wanted)
         if (
-            wanted == live
+            wanted == serving
             and existing is not None
-            and _succeeded(existing.provisioning_state)
-            and _release(existing) == _as_deployed(release, replicas)
+            and succeeded(existing.provisioning_state)
+            and release_of(existing) == as_deployed(release, replicas)
+            and self._scales_as_wanted(existing, replicas)
         ):
-            log.info("AKS %s already serves %s as %s", name, _label(release), wanted)
+            log.info("AKS %s already serves %s as %s", name, label(release), wanted)
             return self._to_endpoint(environment, endpoint, existing)
-        self._put_deployment(name, wanted, release, replicas, live, created=existing is None)
-        if wanted != live:
-            self._send_traffic(name, wanted, previous=live)
-            self._prune(name, keep={wanted, live})
+        self._put_deployment(name, wanted, release, replicas, serving, created=existing is None)
+        if wanted != serving:
+            self._send_traffic(name, wanted, previous=serving)
+            self._prune(name, keep={wanted, serving})
         return self._require_current(environment)
 
     def current(self, environment: str) -> Endpoint | None:
         """What the environment serves, or None if it has no endpoint or nothing is live."""
         endpoint, deployment = self._serving(environment)
-        if endpoint is None or deployment is None or _release(deployment) is None:
+        if endpoint is None or deployment is None or release_of(deployment) is None:
             return None
         return self._to_endpoint(environment, endpoint, deployment)
 
     def current_release(self, environment: str) -> ReleaseSpec | None:
         """The release of the deployment that has the traffic."""
         _, deployment = self._serving(environment)
-        return _release(deployment) if deployment else None
+        return release_of(deployment) if deployment else None
 
     def previous(self, environment: str) -> ReleaseSpec | None:
         """The release ``rollback`` would put back (its deployment still runs)."""
@@ -182,7 +186,7 @@ class AksOnlineTarget:
         endpoint = self._endpoint(name)
         before = _previous_name(endpoint) if endpoint else None
         deployment = self._deployment(name, before) if before else None
-        return _release(deployment) if deployment else None
+        return release_of(deployment) if deployment else None
 
     def health(self, environment: str) -> bool:
         """Whether the endpoint and the deployment with the traffic are both provisioned."""
@@ -190,8 +194,8 @@ class AksOnlineTarget:
         return (
             endpoint is not None
             and deployment is not None
-            and _succeeded(endpoint.provisioning_state)
-            and _succeeded(deployment.provisioning_state)
+            and succeeded(endpoint.provisioning_state)
+            and succeeded(deployment.provisioning_state)
         )
 
     def rollback(self, environment: str) -> Endpoint:
@@ -208,14 +212,14 @@ class AksOnlineTarget:
         deployment = self._deployment(name, before) if before else None
         if endpoint is None or before is None or deployment is None:
             raise NotFoundError(f"AKS endpoint {name} has no previous release")
-        if not _succeeded(deployment.provisioning_state):
+        if not succeeded(deployment.provisioning_state):
             raise BackendError(
                 f"cannot roll AKS endpoint {name} back: deployment {before} is "
                 f"{deployment.provisioning_state}"
             )
-        live = _live(endpoint)
-        log.info("rolling AKS %s back from %s to %s", name, live, before)
-        self._send_traffic(name, before, previous=live)
+        serving = live(endpoint)
+        log.info("rolling AKS %s back from %s to %s", name, serving, before)
+        self._send_traffic(name, before, previous=serving)
         return self._require_current(environment)
 
     def teardown(self, environment: str) -> None:
@@ -256,7 +260,7 @@ class AksOnlineTarget:
         }
         endpoint: OnlineEndpoint = (
             KubernetesOnlineEndpoint(compute=self.compute, **common)
-            if self.compute
+            if self.kind == "kubernetes"
             else ManagedOnlineEndpoint(**common)
         )
         log.info("creating endpoint %s on %s", name, self.compute or "managed compute")
@@ -275,16 +279,10 @@ class AksOnlineTarget:
         deployment: str,
         release: ReleaseSpec,
         replicas: int,
-        live: str | None,
+        serving: str | None,
         *,
         created: bool,
     ) -> None:
-        from azure.ai.ml.entities import (
-            Environment,
-            KubernetesOnlineDeployment,
-            ManagedOnlineDeployment,
-        )
-
         from backends.azure.keyvault import injection
 
         keys = self._keys(name)
@@ -297,19 +295,19 @@ class AksOnlineTarget:
         if keys.secondary_key:
             secondary = self._secrets.put(f"{name}-secondary-key", str(keys.secondary_key))
             references["SCORING_SECONDARY_API_KEY"] = injection(secondary)
-        kind = KubernetesOnlineDeployment if self.compute else ManagedOnlineDeployment
-        spec = kind(
+        spec = build_deployment(
+            self.kind,
+            endpoint=name,
             name=deployment,
-            endpoint_name=name,
-            environment=Environment(image=release.image, inference_config=ROUTES),
+            release=release,
+            replicas=replicas,
             environment_variables={**release.model_env(), **references},
-            instance_count=replicas,
-            instance_type=self.instance_type or None,
-            tags=release_tags(release),
+            instance_type=self.instance_type,
+            autoscale=self.autoscale,
         )
         log.info(
             "deploying %s to AKS %s as %s (%d replicas)",
-            _label(release),
+            label(release),
             name,
             deployment,
             replicas,
@@ -322,8 +320,8 @@ class AksOnlineTarget:
         except BackendError as exc:
             if created:  # a failed deployment still holds cluster resources
                 self._delete_deployment(name, deployment)
-            serving = f"it still serves {live}" if live else "it serves nothing"
-            raise BackendError(f"AKS endpoint {name}: {exc}; {serving}") from exc
+            still = f"it still serves {serving}" if serving else "it serves nothing"
+            raise BackendError(f"AKS endpoint {name}: {exc}; {still}") from exc
 
     def _send_traffic(self, name: str, deployment: str, *, previous: str | None) -> None:
         """Give ``deployment`` 100% of the traffic in one endpoint update and record what it
@@ -372,7 +370,7 @@ class AksOnlineTarget:
     # ------------------------------------------------------------------ reads
     def _name(self, environment: str) -> str:
         name = f"{self.name_prefix}-{environment}"
-        if not _NAME.match(name):
+        if not NAME.match(name):
             raise ValueError(f"{name!r} is not a valid Azure ML endpoint name")
         return name
 
@@ -388,8 +386,8 @@ class AksOnlineTarget:
         """The environment's endpoint and the deployment that has its traffic."""
         name = self._name(environment)
         endpoint = self._endpoint(name)
-        live = _live(endpoint) if endpoint else None
-        return endpoint, self._deployment(name, live) if live else None
+        serving = live(endpoint) if endpoint else None
+        return endpoint, self._deployment(name, serving) if serving else None
 
     def _deployment(self, name: str, deployment: str) -> OnlineDeployment | None:
         try:
@@ -414,7 +412,7 @@ class AksOnlineTarget:
     def _to_endpoint(
         self, environment: str, endpoint: OnlineEndpoint, deployment: OnlineDeployment
     ) -> Endpoint:
-        release = _release(deployment)
+        release = release_of(deployment)
         return Endpoint(
             environment=environment,
             # The project appends the route itself: the base is the scoring URI without it.
@@ -431,6 +429,12 @@ class AksOnlineTarget:
             raise BackendError(f"AKS endpoint {self._name(environment)} serves nothing")
         return endpoint
 
+    def _scales_as_wanted(self, deployment: OnlineDeployment, replicas: int) -> bool:
+        """Whether a live deployment already has the scale settings a deploy would send."""
+        if self.kind == "managed":
+            return True
+        return bool(deployment.scale_settings == scale_settings(self.autoscale, replicas))
+
     def _wait(self, poller: LROPoller[Any]) -> None:
         # wait(), not result(): past the timeout, result() parses the operation's status
         # as the resource and fails with an AttributeError. wait() re-raises an operation's
@@ -440,35 +444,5 @@ class AksOnlineTarget:
             raise BackendError(f"Azure ML did not finish within {self.timeout:g} s")
 
 
-def _live(endpoint: OnlineEndpoint) -> str | None:
-    """The deployment with the most traffic, or None if no deployment has any."""
-    shares = {str(k): int(v or 0) for k, v in (endpoint.traffic or {}).items()}
-    best = max(shares, key=lambda k: shares[k], default=None)
-    return best if best is not None and shares[best] > 0 else None
-
-
 def _previous_name(endpoint: OnlineEndpoint) -> str | None:
     return str((endpoint.tags or {}).get(PREVIOUS_TAG) or "") or None
-
-
-def _succeeded(state: object) -> bool:
-    return str(getattr(state, "value", state) or "").lower() == "succeeded"
-
-
-def _release(deployment: OnlineDeployment) -> ReleaseSpec | None:
-    return release_from_tags(deployment.tags or {}, replicas=int(deployment.instance_count or 1))
-
-
-def _as_deployed(release: ReleaseSpec, replicas: int) -> ReleaseSpec:
-    """``release`` as ``_release`` reads it back from its deployment."""
-    return ReleaseSpec(
-        release.model_name,
-        release.model_version,
-        release.model_sha256,
-        image=release.image,
-        replicas=replicas,
-    )
-
-
-def _label(release: ReleaseSpec) -> str:
-    return f"{release.model_name} v{release.model_version}"

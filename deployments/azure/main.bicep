@@ -2,7 +2,7 @@
 //
 //   data lake + Event Grid  ->  Azure ML workspace (Key Vault, ACR, App Insights, Log Analytics)
 //   -> training cluster (scale to zero) -> production on AKS (or a managed online endpoint)
-//   -> QA on Azure Container Instances (created per release by the flows)
+//   -> QA on Azure Container Instances in a private subnet (created per release by the flows)
 //
 // Deploy (after ci.bicep; see the README, "From an empty subscription to the first release"):
 //   az deployment group create -g "$RG" -n mlops -f deployments/azure/main.bicep -p prefix=...
@@ -189,6 +189,16 @@ module managedEndpoint 'modules/online-endpoint.bicep' = if (productionTarget ==
   }
 }
 
+// QA's private network: the QA container group gets a private IP in its `qa` subnet.
+module qaNetwork 'modules/qa-network.bicep' = {
+  name: 'qa-network'
+  params: {
+    prefix: prefix
+    location: location
+    tags: tags
+  }
+}
+
 module relay 'modules/relay.bicep' = if (!empty(relayPrefectApiUrl)) {
   name: 'relay'
   params: {
@@ -216,6 +226,8 @@ output MLOPS_AZURE__KEY_VAULT_URL string = workspace.outputs.appVaultUri
 output MLOPS_AZURE__QA_IDENTITY string = identities.outputs.qaId
 output MLOPS_AZURE__ENDPOINT_IDENTITY string = identities.outputs.endpointId
 output MLOPS_AZURE__ENDPOINT_PREFIX string = '${prefix}-scoring'
+output MLOPS_AZURE__QA_SUBNET_ID string = qaNetwork.outputs.qaSubnetId
+output MLOPS_AZURE__PRODUCTION_TARGET string = productionTarget == 'aks' ? 'kubernetes' : 'managed'
 output MLOPS_AZURE__KUBERNETES_COMPUTE string = productionTarget == 'aks' ? 'aks-production' : ''
 output MLOPS_AZURE__ONLINE_INSTANCE_TYPE string = productionTarget == 'aks' ? '' : managedInstanceType
 // Flow runs on Azure Container Instances (MLOPS_WORK_POOL=mlops-aci) run as the worker identity.
@@ -225,6 +237,8 @@ output MLOPS_AZURE__WORKER_CLIENT_ID string = identities.outputs.workerClientId
 // ---- for the host of the Prefect worker (not settings): it signs in as this identity
 output workerIdentityId string = identities.outputs.workerId
 output workerClientId string = identities.outputs.workerClientId
+@description('The worker must run in this subnet (or a peered network): it smoke tests QA on its private IP.')
+output workersSubnetId string = qaNetwork.outputs.workersSubnetId
 output eventGridSubscribed bool = events.outputs.subscribed
 @description('Deploy the relay\'s code (make relay-package), then pass this as relayFunctionId.')
 output relayFunctionId string = empty(relayPrefectApiUrl) ? '' : relay.outputs.relayFunctionId

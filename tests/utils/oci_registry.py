@@ -6,14 +6,15 @@ monolithic uploads (with sha256 verification), cross-repository mounts, and mani
 tag or digest. Everything is kept in memory and every request is recorded.
 
 It speaks plain HTTP on 127.0.0.1: Docker treats 127.0.0.0/8 registries as insecure and
-falls back to HTTP after its HTTPS attempt fails. With ``username``/``password`` set, every
-request needs Basic credentials (a 401 with ``WWW-Authenticate: Basic`` otherwise), as a
-registry with an admin user would.
+falls back to HTTP after its HTTPS attempt fails. With credentials set it authenticates as
+Azure Container Registry does (``tests/utils/oci_auth.py``): a request without a valid
+access token gets 401 with ``WWW-Authenticate: Bearer realm=".../oauth2/token"``, the client
+fetches a token for the repository's scope there, and sends it as ``Bearer``; the recorded
+``user`` of a request is whom its token was issued to.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import re
@@ -25,6 +26,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tests.utils.net import free_port
+from tests.utils.oci_auth import TokenService
 
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 _NAME = r"(?P<name>[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
@@ -82,15 +84,24 @@ class FakeRegistry:
     """A registry on ``127.0.0.1:<free port>``; ``start``/``stop`` or use as a context.
 
     Args:
-        username: Required Basic user; empty for an open registry.
-        password: Required Basic password.
+        username: The admin user (``tests/utils/oci_auth.py``: the Bearer-token flow); empty
+            for an open registry.
+        password: Its password.
+        aad_tokens: Entra ID tokens ``/oauth2/exchange`` accepts, and whose they are.
     """
 
-    def __init__(self, username: str = "", password: str = "") -> None:
+    def __init__(
+        self, username: str = "", password: str = "", aad_tokens: dict[str, str] | None = None
+    ) -> None:
         self.username = username
         self.password = password
         self.state = RegistryState()
         self.port = free_port()
+        self.tokens = (
+            TokenService(self.host, username, password, dict(aad_tokens or {}))
+            if username or aad_tokens
+            else None
+        )
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -199,34 +210,42 @@ class _Handler(BaseHTTPRequestHandler):
         body = {"errors": [{"code": code, "message": message, "detail": None}]}
         self._reply(status, body, user=user, send_body=self.command != "HEAD")
 
-    def _authorized(self) -> tuple[bool, str]:
-        """Whether the credentials are valid, and the Basic user they name."""
-        header = self.headers.get("Authorization", "")
-        user, password = "", ""
-        if header.lower().startswith("basic "):
-            try:
-                decoded = base64.b64decode(header[6:].strip()).decode()
-            except (ValueError, UnicodeDecodeError):
-                decoded = ""
-            user, _, password = decoded.partition(":")
-        if not self.registry.username:
-            return True, user
-        ok = (user, password) == (self.registry.username, self.registry.password)
-        return ok, user
+    def _authorized(self, path: str) -> tuple[bool, str, str]:
+        """Whether the Bearer token covers this request, the user it stands for, and the
+        scope to name in a challenge. An open registry (no user) lets everything through."""
+        tokens = self.registry.tokens
+        if tokens is None:
+            return True, "", ""
+        name = next((m["name"] for _, pattern in _ROUTES if (m := pattern.match(path))), "")
+        action = "pull" if self.command in ("GET", "HEAD") else "push"
+        scope = f"repository:{name}:{'pull' if action == 'pull' else 'pull,push'}" if name else ""
+        user = tokens.allowed(self.headers.get("Authorization", ""), name, action)
+        return user is not None, user or "", scope
 
     def _dispatch(self) -> None:
         body = self._body() if self.command in ("PUT", "PATCH", "POST") else b""
-        ok, user = self._authorized()
+        split = urlsplit(self.path)
+        tokens = self.registry.tokens
+        if tokens is not None and split.path in ("/oauth2/token", "/oauth2/exchange"):
+            authorization = self.headers.get("Authorization", "")
+            user = ""
+            if split.path == "/oauth2/token" and self.command in ("GET", "POST"):
+                status, answer, user = tokens.token(self.command, split.query, authorization, body)
+            elif split.path == "/oauth2/exchange" and self.command == "POST":
+                status, answer = tokens.exchange(body)
+            else:
+                status, answer = 405, {"error": "method not allowed"}
+            self._reply(status, answer, user=user)
+            return
+        ok, user, scope = self._authorized(split.path)
         if not ok:
             self._reply(
                 401,
                 {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]},
-                {"WWW-Authenticate": 'Basic realm="fake-registry"'},
-                user=user,
+                {"WWW-Authenticate": tokens.challenge(scope) if tokens else ""},
                 send_body=self.command != "HEAD",
             )
             return
-        split = urlsplit(self.path)
         query = {k: v[0] for k, v in parse_qs(split.query).items()}
         if split.path in ("/v2", "/v2/"):
             self._reply(200, {}, user=user, send_body=self.command != "HEAD")

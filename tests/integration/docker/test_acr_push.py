@@ -2,8 +2,10 @@
 
 There is no image registry here and no internet: ``tests/utils/oci_registry.py`` serves the
 Docker Registry HTTP API v2 (plain HTTP; the engine treats 127.0.0.0/8 as insecure) and
-wants Basic credentials, as ACR's admin user would. The Entra ID token exchange is covered
-at the HTTP boundary in tests/unit/backends/azure/test_acr_builder.py.
+authenticates as ACR does: a 401 with a Bearer challenge, access tokens from its
+``/oauth2/token`` for the admin user or the null-GUID user holding a refresh token from
+``/oauth2/exchange`` (an Entra ID token). The exchange's request itself is asserted at the
+HTTP boundary in tests/unit/backends/azure/test_acr_builder.py.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import docker
 import pytest
+from azure.core.credentials import AccessToken
 from docker.errors import ImageNotFound
 
 from backends.azure.acr import AcrImageBuilder, ImagePushError, RegistryAuthError
@@ -30,11 +33,19 @@ MODEL = "diabetes-ridge"
 REPOSITORY = "mlops/diabetes-ridge"
 USER = "acr-admin"
 PASSWORD = f"pa55-{secrets.token_hex(12)}"
+AAD_TOKEN = f"eyJ-aad-{secrets.token_hex(12)}"  # an Entra ID access token the registry accepts
+
+
+class EntraId:
+    """A credential handing out the Entra ID token the registry knows (``ci@tenant``)."""
+
+    def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
+        return AccessToken(AAD_TOKEN, int(time.time()) + 3600)
 
 
 @pytest.fixture(scope="module")
 def registry() -> Iterator[FakeRegistry]:
-    with FakeRegistry(USER, PASSWORD) as fake:
+    with FakeRegistry(USER, PASSWORD, aad_tokens={AAD_TOKEN: "ci@tenant"}) as fake:
         yield fake
 
 
@@ -90,9 +101,12 @@ def test_push_delivers_the_manifest_and_every_blob(
     assert all(registry.has_blob(REPOSITORY, digest) for digest in [config, *layers])
     assert pushed in local.attrs["RepoDigests"]  # what the engine recorded
 
-    # Every request the registry accepted came with the configured user.
+    # Every request the registry accepted carried a token issued to the configured user,
+    # after the Bearer challenge sent the engine to /oauth2/token.
     accepted = [r for r in registry.state.requests if r.status != 401]
     assert accepted and {r.user for r in accepted} == {USER}
+    assert registry.received("GET", r"^/oauth2/token$")
+    assert {r.status for r in registry.received("GET", r"^/v2/$")} >= {401}
 
 
 def test_second_build_and_push_reuses_the_image_and_the_upload(
@@ -177,3 +191,36 @@ def test_a_push_refused_in_the_stream_is_a_backend_error(
     assert PASSWORD not in message
     assert registry.received("PUT", rf"^/v2/locked/scoring/manifests/{tag}$")
     assert registry.manifest("locked/scoring", tag) is None
+
+
+def test_an_entra_id_identity_pushes_with_an_acr_refresh_token(
+    pushed: str,
+    local_builder: DockerImageBuilder,
+    registry: FakeRegistry,
+    model_dir: Path,
+    version: str,
+    docker_client: docker.DockerClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # As in Azure: Entra ID token -> /oauth2/exchange -> refresh token -> the engine logs in
+    # as the null GUID with it -> /oauth2/token -> Bearer access tokens for the push.
+    caplog.set_level(logging.DEBUG)
+    builder = AcrImageBuilder(
+        local_builder,
+        registry.host,
+        credential=EntraId(),
+        scheme="http",
+        repository="entra/scoring",
+    )
+    tag = image_tag(MODEL, version, CODE_VERSION).rpartition(":")[2]
+    try:
+        reference = builder.build(MODEL, version, model_dir, CODE_VERSION)
+    finally:
+        docker_client.images.remove(f"{registry.host}/entra/scoring:{tag}", force=True)
+
+    manifest = registry.manifest("entra/scoring", tag)
+    assert manifest is not None and reference == f"{registry.host}/entra/scoring@{manifest.digest}"
+    assert [r.status for r in registry.received("POST", r"^/oauth2/exchange$")] == [200]
+    pushes = [r for r in registry.state.requests if r.path.startswith("/v2/entra/")]
+    assert pushes and {r.user for r in pushes if r.status != 401} == {"ci@tenant"}
+    assert AAD_TOKEN not in caplog.text

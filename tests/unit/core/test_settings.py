@@ -208,6 +208,7 @@ def test_azure_release_settings_name_what_a_release_lacks(
         "MLOPS_AZURE__LOCATION",
         "MLOPS_AZURE__KEY_VAULT_URL",
         "MLOPS_AZURE__QA_IDENTITY",
+        "MLOPS_AZURE__QA_SUBNET_ID",
         "MLOPS_AZURE__ENDPOINT_IDENTITY",
     ]
     for key, value in RELEASE_ENV.items():
@@ -224,6 +225,8 @@ RELEASE_ENV = {
     "MLOPS_AZURE__KEY_VAULT_URL": "https://kvmlopsapp.vault.azure.net/",
     "MLOPS_AZURE__QA_IDENTITY": "/subscriptions/s/resourceGroups/rg/providers/"
     "Microsoft.ManagedIdentity/userAssignedIdentities/id-mlops-qa",
+    "MLOPS_AZURE__QA_SUBNET_ID": "/subscriptions/s/resourceGroups/rg/providers/"
+    "Microsoft.Network/virtualNetworks/vnet-mlops/subnets/qa",
     "MLOPS_AZURE__ENDPOINT_IDENTITY": "/subscriptions/s/resourceGroups/rg/providers/"
     "Microsoft.ManagedIdentity/userAssignedIdentities/id-mlops-endpoint",
 }
@@ -265,3 +268,45 @@ def test_poison_file_settings_have_defaults() -> None:
     settings = load_settings()
     assert settings.dead_letter_container == "dead-letter"
     assert settings.max_file_attempts == 3 and settings.max_file_bytes > 0
+
+
+def test_production_autoscale_and_target_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOPS_AZURE__PRODUCTION_TARGET", "managed")
+    monkeypatch.setenv("MLOPS_AZURE__AUTOSCALE_MAX_INSTANCES", "8")
+    azure = load_settings().azure
+    assert (azure.production_target, azure.autoscale_min_instances) == ("managed", 2)
+    assert (azure.autoscale_max_instances, azure.autoscale_target_utilization) == (8, 70)
+
+    monkeypatch.setenv("MLOPS_AZURE__PRODUCTION_TARGET", "aci")
+    monkeypatch.setenv("MLOPS_AZURE__AUTOSCALE_TARGET_UTILIZATION", "101")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "MLOPS_AZURE__PRODUCTION_TARGET:" in str(caught.value)
+    assert "MLOPS_AZURE__AUTOSCALE_TARGET_UTILIZATION:" in str(caught.value)
+
+
+def test_autoscale_minimum_above_maximum_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOPS_AZURE__AUTOSCALE_MIN_INSTANCES", "5")
+    monkeypatch.setenv("MLOPS_AZURE__AUTOSCALE_MAX_INSTANCES", "4")
+    with pytest.raises(SettingsError, match=r"AUTOSCALE_MIN_INSTANCES \(5\) is more than"):
+        load_settings()
+
+
+def test_a_release_in_azure_needs_the_qa_subnet_and_its_production_target() -> None:
+    ready = AzureSettings(
+        registry="r.azurecr.io",
+        location="westeurope",
+        key_vault_url="https://kv.vault.azure.net/",
+        qa_identity="id-qa",
+        qa_subnet_id="subnet-qa",
+        endpoint_identity="id-endpoint",
+    )
+    assert ready.release_missing() == []
+    assert ready.model_copy(update={"qa_subnet_id": ""}).release_missing() == [
+        "MLOPS_AZURE__QA_SUBNET_ID"
+    ]
+    kubernetes = ready.model_copy(update={"kubernetes_compute": ""})
+    assert kubernetes.release_missing() == ["MLOPS_AZURE__KUBERNETES_COMPUTE"]
+    assert kubernetes.model_copy(update={"production_target": "managed"}).release_missing() == [
+        "MLOPS_AZURE__ONLINE_INSTANCE_TYPE"
+    ]

@@ -71,6 +71,7 @@ def standin(
     enforce_auth: bool = True,
     shift: float = 0.0,
     bad_input_status: int = 422,
+    behind_router: bool = False,
     score_status: int = 200,
     with_model: bool = True,
     delay_s: float = 0.0,
@@ -96,6 +97,9 @@ def standin(
         except (ValueError, KeyError, TypeError):
             # Echoes the Authorization header: the report must still not show the key.
             error = {"code": "bad_input", "message": f"cannot score (auth was {given})"}
+            if behind_router and bad_input_status != 200:  # Azure ML's router: 424 + header
+                headers = {"ms-azureml-model-error-statuscode": str(bad_input_status)}
+                return PlainTextResponse("model error", 424, headers=headers)
             return JSONResponse({"error": error}, bad_input_status)
         body: dict[str, Any] = {"predictions": predictions}
         if with_model:
@@ -238,6 +242,13 @@ def test_the_standin_passes_as_is(golden: dict[str, Any], api_key: str) -> None:
     assert report.passed, report.to_markdown()
 
 
+def test_a_refusal_behind_azure_mls_router_passes(golden: dict[str, Any], api_key: str) -> None:
+    # The router answers 424 with the container's 422 in a header, and a body of its own.
+    with serve(standin(golden, api_key, behind_router=True)) as url:
+        report = run_smoke_test(endpoint_at(url, api_key), golden, "7", FAST)
+    assert report.passed, report.to_markdown()
+
+
 def test_differences_within_tolerance_pass(golden: dict[str, Any], api_key: str) -> None:
     with serve(standin(golden, api_key, shift=1e-9)) as url:
         report = run_smoke_test(endpoint_at(url, api_key), golden, "7", FAST)
@@ -268,6 +279,13 @@ def test_differences_within_tolerance_pass(golden: dict[str, Any], api_key: str)
             "a row of 9 values: HTTP 500, expected a 4xx refusal of the input; "
             "invalid JSON: HTTP 500",
             id="500-on-bad-input",
+        ),
+        pytest.param(
+            {"bad_input_status": 500, "behind_router": True},
+            {"bad_request"},
+            "bad_request",
+            "a row of 9 values: HTTP 424 (service 500), expected a 4xx refusal of the input",
+            id="500-on-bad-input-behind-a-router",
         ),
         pytest.param(
             {"bad_input_status": 200},

@@ -9,113 +9,28 @@ client, which ignores the injected transport; ``FakeBlobStore`` stands in for th
 
 from __future__ import annotations
 
-import io
-import json
 import re
 import socket
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
-import requests
-import urllib3
 from azure.ai.ml import MLClient
-from azure.core.credentials import AccessToken
-from azure.core.pipeline.transport import RequestsTransport
 
-SUB, RG, WS = "00000000-1111-2222-3333-444444444444", "rg-mlops", "ws-mlops"
-PROVIDER = "providers/Microsoft.MachineLearningServices"
-ARM = f"/subscriptions/{SUB}/resourceGroups/{RG}/{PROVIDER}/workspaces/{WS}"
+from tests.utils.azure_http import (
+    ARM,
+    RG,
+    SUB,
+    WS,
+    FakeCredential,
+    Recorded,
+    RecordingTransport,
+    Reply,
+)
+
 ACCOUNT, CONTAINER = "wsstore", "azureml-blobstore-0001"
-
-
-class FakeCredential:
-    """A token credential that never signs in."""
-
-    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        return AccessToken("fake-token", 4102444800)  # 2100-01-01
-
-    def get_token_info(self, *scopes: str, **kwargs: Any) -> Any:
-        from azure.core.credentials import AccessTokenInfo
-
-        return AccessTokenInfo("fake-token", 4102444800)
-
-
-@dataclass
-class Reply:
-    status: int = 200
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Recorded:
-    method: str
-    url: str
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-Responder = Reply | dict[str, Any] | Callable[[Recorded], Reply | dict[str, Any]]
-
-
-class _CannedSession(requests.Session):
-    def __init__(self, transport: RecordingTransport) -> None:
-        super().__init__()
-        self._transport = transport
-
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
-        data = kwargs.get("data")
-        body = data.encode() if isinstance(data, str) else bytes(data or b"")
-        headers = {str(k): str(v) for k, v in (kwargs.get("headers") or {}).items()}
-        return self._transport.answer(Recorded(str(method), str(url), headers, body))
-
-
-class RecordingTransport(RequestsTransport):
-    """``RequestsTransport`` whose session answers from canned routes; later routes win."""
-
-    Reply = Reply
-
-    def __init__(self) -> None:
-        self.requests: list[Recorded] = []
-        self.unexpected: list[str] = []
-        self._routes: list[tuple[str, re.Pattern[str], Responder]] = []
-        super().__init__(session=_CannedSession(self), session_owner=False)
-
-    def route(self, method: str, pattern: str, reply: Responder) -> None:
-        self._routes.insert(0, (method, re.compile(pattern), reply))
-
-    def sent(self, method: str, pattern: str) -> list[Recorded]:
-        """The recorded requests with this method whose URL matches ``pattern``."""
-        return [r for r in self.requests if r.method == method and re.search(pattern, r.url)]
-
-    def answer(self, request: Recorded) -> requests.Response:
-        self.requests.append(request)
-        for method, pattern, reply in self._routes:
-            if method == request.method and pattern.search(request.url):
-                made = reply(request) if callable(reply) else reply
-                return _response(request, made if isinstance(made, Reply) else Reply(body=made))
-        # Recorded too, in case the SDK swallows the error: the fixture checks it at teardown.
-        self.unexpected.append(f"{request.method} {request.url}")
-        raise AssertionError(f"unexpected request: {request.method} {request.url}")
-
-
-def _response(request: Recorded, reply: Reply) -> requests.Response:
-    data = b"" if reply.body is None else json.dumps(reply.body).encode()
-    headers = {"Content-Type": "application/json", **reply.headers}
-    response = requests.Response()
-    response.status_code = reply.status
-    response.url = request.url
-    response.headers.update(headers)
-    response.raw = urllib3.HTTPResponse(
-        body=io.BytesIO(data), headers=headers, status=reply.status, preload_content=False
-    )
-    return response
 
 
 class FakeBlobStore:

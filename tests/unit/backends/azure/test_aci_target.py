@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import re
 from typing import Any
 
 import pytest
@@ -12,67 +11,22 @@ from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 
 from backends.azure.aci import AciTarget
 from core.interfaces import BackendError, DeploymentTarget, ReleaseSpec
+from tests.utils.azure_aci import GROUPS, FakeAci
+from tests.utils.azure_http import ACI_API_VERSION, SUB
 
-SUB = "00000000-1111-2222-3333-444444444444"
-PROVIDER = "providers/Microsoft.ContainerInstance"
-GROUPS = rf"/subscriptions/{SUB}/resourceGroups/rg-release/{PROVIDER}/containerGroups"
 KEY = "k3y-from-key-vault-0123456789"
 QA_IDENTITY = (
     f"/subscriptions/{SUB}/resourceGroups/rg-release/providers/"
     "Microsoft.ManagedIdentity/userAssignedIdentities/id-mlops-qa"
 )
-V1 = ReleaseSpec("diabetes-ridge", "1", "a" * 64, image="acr.azurecr.io/diabetes-scoring:1")
-V2 = ReleaseSpec("diabetes-ridge", "2", "b" * 64, image="acr.azurecr.io/diabetes-scoring:2")
-
-
-class FakeAci:
-    """Container groups as ARM keeps them; a PUT is accepted, then finishes on the first poll."""
-
-    def __init__(self, transport: Any) -> None:
-        self.groups: dict[str, dict[str, Any]] = {}
-        self.running = True
-        self._transport = transport
-        transport.route("GET", GROUPS + r"/[^/?]+\?", self._get)
-        transport.route("PUT", GROUPS + r"/[^/?]+\?", self._put)
-        transport.route("DELETE", GROUPS + r"/[^/?]+\?", self._delete)
-        transport.route("GET", r"/operations/aci-", transport.Reply(200, {"status": "Succeeded"}))
-
-    @staticmethod
-    def _name(request: Any) -> str:
-        return str(re.search(r"/containerGroups/([^/?]+)", request.url)[1])  # type: ignore[index]
-
-    def _get(self, request: Any) -> Any:
-        group = self.groups.get(self._name(request))
-        if group is None:
-            return self._transport.Reply(
-                404, {"error": {"code": "ResourceNotFound", "message": "no"}}
-            )
-        return group
-
-    def _put(self, request: Any) -> Any:
-        name = self._name(request)
-        body = request.json()
-        props = body["properties"]
-        label = props["ipAddress"]["dnsNameLabel"]
-        props["ipAddress"]["fqdn"] = f"{label}.westeurope.azurecontainer.io"
-        props["provisioningState"] = "Succeeded"
-        state = "Running" if self.running else "Waiting"
-        for container in props["containers"]:
-            container["properties"]["instanceView"] = {"currentState": {"state": state}}
-            for var in container["properties"].get("environmentVariables", []):
-                var.pop("secureValue", None)  # Azure never returns secure values
-        for volume in props.get("volumes") or []:
-            volume.pop("secret", None)  # nor secret volumes' content
-        self.groups[name] = {"id": f"{GROUPS}/{name}", "name": name, **body}
-        pending = {**body, "properties": {**props, "provisioningState": "Pending"}}
-        poll = f"https://management.azure.com/operations/aci-{name}"
-        return self._transport.Reply(
-            201, pending, {"Azure-AsyncOperation": poll, "Retry-After": "0"}
-        )
-
-    def _delete(self, request: Any) -> Any:
-        self.groups.pop(self._name(request), None)
-        return self._transport.Reply(200, None)
+SUBNET = (
+    f"/subscriptions/{SUB}/resourceGroups/rg-release/providers/Microsoft.Network/"
+    "virtualNetworks/vnet-mlops/subnets/qa"
+)
+# Releases reference their image by digest, as AcrImageBuilder returns it.
+IMAGE = "acr.azurecr.io/mlops/diabetes-ridge@sha256:"
+V1 = ReleaseSpec("diabetes-ridge", "1", "a" * 64, image=IMAGE + "1" * 64)
+V2 = ReleaseSpec("diabetes-ridge", "2", "b" * 64, image=IMAGE + "2" * 64)
 
 
 @pytest.fixture
@@ -88,6 +42,7 @@ def target(transport: Any, credential: Any) -> AciTarget:
         "rg-release",
         "westeurope",
         keys=lambda environment: KEY,
+        subnet_id=SUBNET,
         registry_server="acr.azurecr.io",
         registry_identity=QA_IDENTITY,
     )
@@ -132,8 +87,12 @@ def test_deploy_puts_a_container_group_with_the_key_in_a_secret_volume(
     assert KEY.encode() not in put.body
     assert container["properties"]["readinessProbe"]["httpGet"]["path"] == "/"
     assert container["properties"]["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert props["ipAddress"]["dnsNameLabel"] == "diabetes-scoring-qa"
-    assert props["ipAddress"]["ports"] == [{"protocol": "TCP", "port": 5001}]
+    # A private address in the QA subnet only: the key never crosses a public network.
+    address = props["ipAddress"]
+    assert (address["type"], address["ports"]) == ("Private", [{"protocol": "TCP", "port": 5001}])
+    assert "dnsNameLabel" not in address and "ip" not in address
+    assert props["subnetIds"] == [{"id": SUBNET}]
+    assert put.url.endswith(f"?api-version={ACI_API_VERSION}")
     # The image is pulled as the QA identity: no registry user or password exists.
     assert props["imageRegistryCredentials"] == [
         {"server": "acr.azurecr.io", "identity": QA_IDENTITY}
@@ -147,7 +106,8 @@ def test_deploy_puts_a_container_group_with_the_key_in_a_secret_volume(
         "image": V1.image,
     }
     assert transport.sent("GET", r"/operations/aci-diabetes-scoring-qa")  # waited for the LRO
-    assert endpoint.url == "http://diabetes-scoring-qa.westeurope.azurecontainer.io:5001"
+    assert aci.keys == {"diabetes-scoring-qa": KEY}  # the container reads it from the volume
+    assert endpoint.url == "http://10.20.1.4:5001"  # the group's private IP
     assert (endpoint.key, endpoint.model_version, endpoint.image) == (KEY, "1", V1.image)
     assert KEY not in repr(endpoint)
     assert KEY not in caplog.text
@@ -207,7 +167,9 @@ def test_a_deploy_that_does_not_finish_in_time_is_an_error(
         transport.Reply(200, {"status": "InProgress"}, {"Retry-After": "0"}),
     )
     client = ContainerInstanceManagementClient(credential, SUB, transport=transport)
-    slow = AciTarget(client, "rg-release", "westeurope", keys=lambda e: KEY, timeout=0.5)
+    slow = AciTarget(
+        client, "rg-release", "westeurope", keys=lambda e: KEY, subnet_id=SUBNET, timeout=0.5
+    )
     with pytest.raises(BackendError, match=r"ACI did not finish within 0.5 s"):
         slow.deploy("qa", V1)
 
@@ -220,3 +182,9 @@ def test_a_failed_operation_is_a_backend_error_without_secrets(
     with pytest.raises(BackendError, match="cannot deploy to ACI diabetes-scoring-qa") as caught:
         target.deploy("qa", V1)
     assert KEY not in str(caught.value)
+
+
+def test_the_subnet_is_required(transport: Any, credential: Any) -> None:
+    client = ContainerInstanceManagementClient(credential, SUB, transport=transport)
+    with pytest.raises(ValueError, match="subnet"):
+        AciTarget(client, "rg-release", "westeurope", keys=lambda e: KEY, subnet_id="vnet-mlops")

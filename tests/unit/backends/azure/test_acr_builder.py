@@ -241,3 +241,34 @@ def test_an_error_after_the_digest_still_fails() -> None:
     items: list[dict[str, Any]] = [{"aux": {"Digest": DIGEST}}, {"error": "blob upload unknown"}]
     with pytest.raises(ImagePushError, match="blob upload unknown"):
         read_push_stream(items, "r:t")
+
+
+@pytest.mark.parametrize(
+    ("status", "explanation"),
+    [
+        (401, "unauthorized: authentication required"),
+        # Behind ACR's Bearer challenge the engine reports a refused token request as a 500.
+        (500, 'Head "https://myacr.azurecr.io/v2/mlops/m/manifests/1": unauthorized'),
+    ],
+)
+def test_a_refused_lookup_fails_before_pushing(
+    tmp_path: Path, status: int, explanation: str
+) -> None:
+    import requests
+    from docker.errors import APIError
+
+    response = requests.Response()
+    response.status_code = status
+    error = APIError("refused", response=response, explanation=explanation)
+
+    class Images:
+        def get_registry_data(self, reference: str, auth_config: Any) -> Any:
+            raise error
+
+    class Client:
+        images = Images()
+
+    builder = AcrImageBuilder(_local_builder(tmp_path), SERVER, username="u", password="pw-1234")
+
+    with pytest.raises(RegistryAuthError, match=f"{SERVER} refused user u"):
+        builder._pushed_digest(Client(), {}, f"{SERVER}/mlops/m", "1", builder.auth_config())

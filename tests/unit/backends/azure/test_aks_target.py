@@ -3,7 +3,6 @@ azure-ai-ml SDK sends for Kubernetes online endpoints."""
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import logging
 import re
@@ -11,205 +10,32 @@ from typing import Any
 
 import pytest
 
-from backends.azure.aks import AksOnlineTarget, deployment_name
+from backends.azure.aks import AksOnlineTarget, Autoscale, deployment_name
 from core.interfaces import BackendError, DeploymentTarget, NotFoundError, ReleaseSpec
+from tests.utils.azure_http import AML_DEPLOYMENT_API_VERSION, AML_ENDPOINT_API_VERSIONS
+from tests.utils.azure_ml_endpoints import (
+    ENDPOINTS,
+    KEY,
+    SECONDARY,
+    VAULT,
+    FakeAmlEndpoints,
+    MirroredKeys,
+)
 
-from .conftest import ARM, WS, Recorded, RecordingTransport, Reply
+from .conftest import ARM, WS, Recorded, Reply
 
-ENDPOINTS = rf"/workspaces/{WS}/onlineEndpoints"
 NAME = "diabetes-scoring-production"
 HOST = "aks-prod.westeurope.cloudapp.azure.com"
-KEY = "primary-endpoint-k3y-0123456789abcdef"
-SECONDARY = "secondary-endpoint-k3y-0123456789abcdef"
-IMAGE = "acr.azurecr.io/diabetes-scoring"
-V1 = ReleaseSpec("diabetes-ridge", "1", "a" * 64, image=f"{IMAGE}:1", replicas=2)
-V2 = ReleaseSpec("diabetes-ridge", "2", "b" * 64, image=f"{IMAGE}:2", replicas=3)
-V3 = ReleaseSpec("diabetes-ridge", "3", "c" * 64, image=f"{IMAGE}:3", replicas=2)
-D1, D2, D3 = (deployment_name(r) for r in (V1, V2, V3))
-INSTANCE_RESOURCES = {
-    "containerResourceRequests": {"cpu": "100m", "memory": "2Gi"},
-    "containerResourceLimits": {"cpu": "2", "memory": "2Gi"},
-}
-
-
-VAULT = "https://kvmlopsapp.vault.azure.net"
 ENDPOINT_IDENTITY = (
     "/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/rg-mlops/providers/"
     "Microsoft.ManagedIdentity/userAssignedIdentities/id-mlops-endpoint"
 )
-
-
-class MirroredKeys:
-    """Key Vault as the target sees it (the adapter itself: test_keyvault.py)."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, list[str]] = {}
-
-    def put(self, name: str, value: str) -> str:
-        versions = self.values.setdefault(name, [])
-        if not versions or versions[-1] != value:
-            versions.append(value)
-        return f"{VAULT}/secrets/{name}/v{len(versions)}"
-
-
-def _error(status: int, code: str, message: str) -> Reply:
-    return Reply(status, {"error": {"code": code, "message": message}})
-
-
-class FakeAmlEndpoints:
-    """Online endpoints and their deployments as Azure ML keeps them (ARM JSON).
-
-    Writes are accepted at once (201 + ``Azure-AsyncOperation``); their operation finishes
-    on its first poll, as Succeeded, or as Failed for the deployments named in ``failing``.
-    ``events`` records what changed, in order, as the service saw it. Like Azure ML, it
-    refuses traffic for a deployment that is not (yet) provisioned.
-    """
-
-    def __init__(self, transport: RecordingTransport) -> None:
-        self.endpoints: dict[str, dict[str, Any]] = {}
-        self.deployments: dict[str, dict[str, dict[str, Any]]] = {}  # endpoint -> name -> JSON
-        self.failing: set[str] = set()
-        self.events: list[tuple[Any, ...]] = []
-        self._operations: dict[str, Any] = {}
-        one = r"/([^/?]+)\?"
-        transport.route("GET", rf"/workspaces/{WS}\?", self._workspace)
-        transport.route("PUT", rf"/workspaces/{WS}/environments/[^/]+/versions/[^/?]+\?", self._env)
-        transport.route("GET", ENDPOINTS + one, self._get_endpoint)
-        transport.route("PUT", ENDPOINTS + one, self._put_endpoint)
-        transport.route("DELETE", ENDPOINTS + one, self._delete_endpoint)
-        transport.route("POST", ENDPOINTS + r"/([^/?]+)/listKeys\?", self._keys)
-        transport.route("GET", ENDPOINTS + r"/([^/?]+)/deployments\?", self._list)
-        deployment = ENDPOINTS + r"/([^/?]+)/deployments/([^/?]+)\?"
-        transport.route("GET", deployment, self._get_deployment)
-        transport.route("PUT", deployment, self._put_deployment)
-        transport.route("DELETE", deployment, self._delete_deployment)
-        transport.route("GET", r"/operations/aml-", self._poll)
-
-    # ------------------------------------------------------------------ views for tests
-    def traffic(self) -> dict[str, int]:
-        return dict(self.endpoints[NAME]["properties"]["traffic"])
-
-    def names(self) -> list[str]:
-        return sorted(self.deployments.get(NAME, {}))
-
-    # ------------------------------------------------------------------ routes
-    @staticmethod
-    def _workspace(request: Recorded) -> dict[str, Any]:
-        return {"id": ARM, "name": WS, "location": "westeurope", "properties": {}}
-
-    @staticmethod
-    def _env(request: Recorded) -> Reply:
-        path = request.url.split("?")[0]
-        env = {"id": path.split("management.azure.com")[-1], **request.json()}
-        return Reply(201, env)
-
-    def _get_endpoint(self, request: Recorded) -> Reply:
-        name = _match(ENDPOINTS + r"/([^/?]+)", request)[0]
-        if name not in self.endpoints:
-            return _error(404, "UserError", f"endpoint {name} not found")
-        return Reply(200, self.endpoints[name])
-
-    def _put_endpoint(self, request: Recorded) -> Reply:
-        name = _match(ENDPOINTS + r"/([^/?]+)", request)[0]
-        body = request.json()
-        props = body["properties"]
-        traffic = {k: int(v) for k, v in (props.get("traffic") or {}).items()}
-        for deployment, share in traffic.items():
-            state = self.deployments.get(name, {}).get(deployment, {}).get("properties", {})
-            if share and state.get("provisioningState") != "Succeeded":
-                return _error(400, "BadArgument", f"traffic to {deployment}: not ready")
-        props.update(
-            traffic=traffic,
-            provisioningState="Succeeded",
-            scoringUri=f"http://{HOST}/api/v1/endpoint/{name}/score",
-            swaggerUri=f"http://{HOST}/api/v1/endpoint/{name}/swagger.json",
-        )
-        identity = {"type": "SystemAssigned", "principalId": "p-1", "tenantId": "t-1"}
-        stored = {"id": f"{ARM}/onlineEndpoints/{name}", "name": name, **body}
-        identity = body.get("identity") or identity
-        stored.update(identity=identity, kind="K8S" if props.get("compute") else "Managed")
-        stored["type"] = "Microsoft.MachineLearningServices/workspaces/onlineEndpoints"
-        self.endpoints[name] = stored
-        self.deployments.setdefault(name, {})
-        self.events.append(("traffic", traffic, body.get("tags") or {}))
-        return self._accepted(f"ep-{name}", {"status": "Succeeded"}, stored)
-
-    def _delete_endpoint(self, request: Recorded) -> Reply:
-        name = _match(ENDPOINTS + r"/([^/?]+)", request)[0]
-        if self.endpoints.pop(name, None) is None:
-            return _error(404, "UserError", f"endpoint {name} not found")
-        self.deployments.pop(name, None)
-        self.events.append(("delete-endpoint", name))
-        return self._accepted(f"ep-del-{name}", {"status": "Succeeded"}, None, 202)
-
-    def _keys(self, request: Recorded) -> Reply:
-        name = _match(ENDPOINTS + r"/([^/?]+)/listKeys", request)[0]
-        if name not in self.endpoints:
-            return _error(404, "UserError", f"endpoint {name} not found")
-        return Reply(200, {"primaryKey": KEY, "secondaryKey": SECONDARY})
-
-    def _list(self, request: Recorded) -> Reply:
-        name = _match(ENDPOINTS + r"/([^/?]+)/deployments", request)[0]
-        return Reply(200, {"value": list(self.deployments.get(name, {}).values())})
-
-    def _get_deployment(self, request: Recorded) -> Reply:
-        name, deployment = _match(ENDPOINTS + r"/([^/?]+)/deployments/([^/?]+)", request)
-        stored = self.deployments.get(name, {}).get(deployment)
-        if stored is None:
-            return _error(404, "UserError", f"deployment {deployment} not found")
-        return Reply(200, stored)
-
-    def _put_deployment(self, request: Recorded) -> Reply:
-        name, deployment = _match(ENDPOINTS + r"/([^/?]+)/deployments/([^/?]+)", request)
-        if name not in self.endpoints:
-            return _error(404, "UserError", f"endpoint {name} not found")
-        body = request.json()
-        failed = deployment in self.failing
-        stored = {
-            "id": f"{ARM}/onlineEndpoints/{name}/deployments/{deployment}",
-            "name": deployment,
-            "type": "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments",
-            **body,
-        }
-        props = stored["properties"]
-        props["provisioningState"] = "Failed" if failed else "Succeeded"
-        # Azure ML answers with its defaults filled in, among them the resources the instance
-        # type gives each instance (the SDK cannot read a Kubernetes deployment without them).
-        props.setdefault("containerResourceRequirements", INSTANCE_RESOURCES)
-        props.setdefault("scaleSettings", {"scaleType": "Default"})
-        self.deployments[name][deployment] = stored
-        self.events.append(("deployment-failed" if failed else "deployment", deployment))
-        status: dict[str, Any] = {"status": "Succeeded"}
-        if failed:
-            message = "Deployment failed: the readiness probe never answered"
-            status = {"status": "Failed", "error": {"code": "DeploymentFailed", "message": message}}
-        pending = copy.deepcopy(stored)
-        pending["properties"]["provisioningState"] = "Creating"
-        return self._accepted(f"dep-{deployment}", status, pending)
-
-    def _delete_deployment(self, request: Recorded) -> Reply:
-        name, deployment = _match(ENDPOINTS + r"/([^/?]+)/deployments/([^/?]+)", request)
-        if self.deployments.get(name, {}).pop(deployment, None) is None:
-            return _error(404, "UserError", f"deployment {deployment} not found")
-        self.events.append(("delete-deployment", deployment))
-        return self._accepted(f"dep-del-{deployment}", {"status": "Succeeded"}, None, 202)
-
-    def _accepted(self, op: str, status: dict[str, Any], body: Any, code: int = 201) -> Reply:
-        op = f"{op}-{len(self._operations)}"
-        self._operations[op] = status
-        poll = f"https://management.azure.com/operations/aml-{op}?api-version=2023-04-01-preview"
-        headers = {"Azure-AsyncOperation": poll, "Retry-After": "0"}
-        return Reply(code, body, headers)
-
-    def _poll(self, request: Recorded) -> Reply:
-        op = _match(r"/operations/aml-([^/?]+)", request)[0]
-        return Reply(200, self._operations[op])
-
-
-def _match(pattern: str, request: Recorded) -> tuple[str, ...]:
-    found = re.search(pattern, request.url)
-    assert found, request.url
-    return found.groups()
+# Releases reference their image by digest, as AcrImageBuilder returns it.
+IMAGE = "mlops.azurecr.io/mlops/diabetes-ridge@sha256:"
+V1 = ReleaseSpec("diabetes-ridge", "1", "a" * 64, image=f"{IMAGE}{'1' * 64}", replicas=2)
+V2 = ReleaseSpec("diabetes-ridge", "2", "b" * 64, image=f"{IMAGE}{'2' * 64}", replicas=3)
+V3 = ReleaseSpec("diabetes-ridge", "3", "c" * 64, image=f"{IMAGE}{'3' * 64}", replicas=2)
+D1, D2, D3 = (deployment_name(r) for r in (V1, V2, V3))
 
 
 @pytest.fixture
@@ -237,7 +63,7 @@ def test_deployment_names_are_valid_azure_ml_names() -> None:
         ReleaseSpec("m", "2026.11.30_RC1+build.123456789", "D" * 64, image="i:1")
     )
     assert long.startswith("v2026-11-30-rc1-") and long[-16:-7] == "-dddddddd"
-    rebuilt = deployment_name(dataclasses.replace(V1, image=f"{IMAGE}:1-rebuilt"))
+    rebuilt = deployment_name(dataclasses.replace(V1, image=f"{IMAGE}{'9' * 64}"))
     assert rebuilt != D1  # a new image of the same model is a new deployment
     for name in (D1, long, rebuilt):
         assert re.fullmatch(r"[a-z][-a-z0-9]{1,30}[a-z0-9]", name), name
@@ -357,8 +183,8 @@ def test_a_second_deploy_switches_traffic_once_the_new_deployment_is_ready(
         ("deployment", D2),  # created and ready while D1 still had all the traffic
         ("traffic", {D2: 100}, {"previous": D1}),
     ]
-    assert fake.traffic() == {D2: 100}
-    assert fake.names() == sorted([D1, D2])  # the previous release still runs
+    assert fake.traffic(NAME) == {D2: 100}
+    assert fake.names(NAME) == sorted([D1, D2])  # the previous release still runs
     assert endpoint.model_version == "2"
     assert target.current_release("production") == V2
     assert target.previous("production") == V1
@@ -378,7 +204,7 @@ def test_a_third_deploy_deletes_the_oldest_deployment(
         ("traffic", {D3: 100}, {"previous": D2}),
         ("delete-deployment", D1),  # the release before the previous one
     ]
-    assert fake.names() == sorted([D2, D3])
+    assert fake.names(NAME) == sorted([D2, D3])
     assert (target.current_release("production"), target.previous("production")) == (V3, V2)
 
 
@@ -403,8 +229,8 @@ def test_a_failed_deployment_leaves_production_as_it_was(
     assert KEY not in caplog.text and SECONDARY not in caplog.text
     assert fake.events[start:] == [("deployment-failed", D2), ("delete-deployment", D2)]
     assert len(aml.transport.sent("PUT", ENDPOINTS + rf"/{NAME}\?")) == puts  # traffic untouched
-    assert fake.traffic() == {D1: 100}
-    assert fake.names() == [D1]
+    assert fake.traffic(NAME) == {D1: 100}
+    assert fake.names(NAME) == [D1]
     assert target.current_release("production") == V1 and target.health("production")
 
 
@@ -421,13 +247,13 @@ def test_a_deployment_that_outlasts_the_timeout_fails_the_deploy(
             return Reply(200, {"status": "Running"}, {"Retry-After": "1"})
         return Reply(200, {"status": "Succeeded"})
 
-    aml.transport.route("GET", r"/operations/aml-dep-v2-", slow)
+    aml.transport.route("GET", r"/mfeOperationsStatus/dep-v2-", slow)
 
     with pytest.raises(BackendError, match="did not finish within 0.2 s"):
         target.deploy("production", V2)
 
-    assert fake.traffic() == {D1: 100}
-    assert D2 not in fake.names()  # the unfinished deployment was deleted
+    assert fake.traffic(NAME) == {D1: 100}
+    assert D2 not in fake.names(NAME)  # the unfinished deployment was deleted
 
 
 def test_redeploying_the_live_release_is_a_no_op(
@@ -447,7 +273,7 @@ def test_redeploying_the_live_release_is_a_no_op(
     # More replicas of the live release: the live deployment is scaled in place.
     target.deploy("production", dataclasses.replace(V2, replicas=4))
     assert fake.deployments[NAME][D2]["sku"]["capacity"] == 4
-    assert fake.traffic() == {D2: 100} and target.previous("production") == V1
+    assert fake.traffic(NAME) == {D2: 100} and target.previous("production") == V1
 
 
 def test_rollback_swaps_current_and_previous(
@@ -460,7 +286,7 @@ def test_rollback_swaps_current_and_previous(
     endpoint = target.rollback("production")
 
     assert endpoint.model_version == "1"
-    assert fake.traffic() == {D1: 100}
+    assert fake.traffic(NAME) == {D1: 100}
     assert fake.endpoints[NAME]["tags"] == {"previous": D2}
     assert (target.current_release("production"), target.previous("production")) == (V1, V2)
     assert len(aml.transport.sent("PUT", r"/deployments/")) == deployment_puts  # no redeploy
@@ -497,3 +323,98 @@ def test_deploy_checks_the_release_first(target: AksOnlineTarget, aml: Any) -> N
     with pytest.raises(ValueError, match="endpoint name"):
         target.deploy("a-very-long-environment-name-indeed", V1)
     assert aml.transport.requests == []
+
+
+def test_requests_use_the_api_versions_of_the_pinned_sdk(
+    fake: FakeAmlEndpoints, target: AksOnlineTarget, aml: Any
+) -> None:
+    # The fakes answer in the shapes of these versions' REST specification.
+    target.deploy("production", V1)
+    target.deploy("production", V2)
+
+    def versions(pattern: str, method: str = "") -> set[str]:
+        sent = [
+            r.url
+            for r in aml.transport.requests
+            if re.search(pattern, r.url.split("?")[0]) and method in ("", r.method)
+        ]
+        assert sent, pattern
+        return {v for url in sent for v in re.findall(r"api-version=([^&]+)", url)}
+
+    assert versions(r"/deployments/[^/]+$", "PUT") == {AML_DEPLOYMENT_API_VERSION}
+    assert versions(r"/environments/", "PUT") == {AML_DEPLOYMENT_API_VERSION}
+    assert versions(r"/onlineEndpoints/") == AML_ENDPOINT_API_VERSIONS
+    assert all("api-version=" in r.url for r in aml.transport.requests)
+
+
+def test_kubernetes_deployments_autoscale_on_target_utilization(
+    fake: FakeAmlEndpoints, aml: Any, vault: MirroredKeys
+) -> None:
+    autoscale = Autoscale(
+        min_instances=3, max_instances=6, target_utilization=60, polling_seconds=5
+    )
+    target = AksOnlineTarget(aml.client, "aks-prod", vault, autoscale=autoscale, timeout=30)
+
+    target.deploy("production", V1)  # asks for 2 replicas: the autoscale minimum wins
+
+    (put,) = aml.transport.sent("PUT", ENDPOINTS + rf"/{NAME}/deployments/{D1}\?")
+    body = put.json()
+    # The REST specification's TargetUtilizationScaleSettings, field for field.
+    assert body["properties"]["scaleSettings"] == {
+        "scaleType": "TargetUtilization",
+        "minInstances": 3,
+        "maxInstances": 6,
+        "pollingInterval": "PT5S",
+        "targetUtilizationPercentage": 60,
+    }
+    assert body["sku"]["capacity"] == 3
+    assert target.current_release("production") == dataclasses.replace(V1, replicas=3)
+
+    # A release asking for more instances than the maximum raises the maximum with it.
+    target.deploy("production", dataclasses.replace(V2, replicas=8))
+    (put,) = aml.transport.sent("PUT", ENDPOINTS + rf"/{NAME}/deployments/{D2}\?")
+    scale = put.json()["properties"]["scaleSettings"]
+    assert (scale["minInstances"], scale["maxInstances"]) == (8, 8)
+
+
+def test_new_autoscale_settings_update_the_live_deployment_in_place(
+    fake: FakeAmlEndpoints, aml: Any, vault: MirroredKeys
+) -> None:
+    AksOnlineTarget(aml.client, "aks-prod", vault, timeout=30).deploy("production", V1)
+    puts = len(aml.transport.sent("PUT", r"/deployments/"))
+    wider = Autoscale(min_instances=2, max_instances=10)
+    target = AksOnlineTarget(aml.client, "aks-prod", vault, autoscale=wider, timeout=30)
+
+    target.deploy("production", V1)
+
+    sent = aml.transport.sent("PUT", r"/deployments/")[puts:]
+    assert [r.url.split("?")[0].rsplit("/", 1)[-1] for r in sent] == [D1]
+    assert sent[0].json()["properties"]["scaleSettings"]["maxInstances"] == 10
+    assert fake.traffic(NAME) == {D1: 100} and fake.names(NAME) == [D1]
+    target.deploy("production", V1)  # now as wanted: nothing to send
+    assert len(aml.transport.sent("PUT", r"/deployments/")) == puts + 1
+
+
+def test_one_setting_makes_production_a_managed_endpoint(
+    fake: FakeAmlEndpoints, aml: Any, vault: MirroredKeys
+) -> None:
+    # kind="managed" wins over a configured compute: the setting alone decides.
+    target = AksOnlineTarget(
+        aml.client, "aks-prod", vault, kind="managed", instance_type="Standard_DS3_v2"
+    )
+
+    target.deploy("production", V1)
+
+    created = aml.transport.sent("PUT", ENDPOINTS + rf"/{NAME}\?")[0].json()
+    assert "compute" not in created["properties"]
+    assert fake.endpoints[NAME]["kind"] == "Managed"
+    (put,) = aml.transport.sent("PUT", ENDPOINTS + rf"/{NAME}/deployments/{D1}\?")
+    body = put.json()
+    assert body["properties"]["endpointComputeType"] == "Managed"
+    # Managed deployments take a fixed count (the SDK refuses target-utilization settings).
+    assert body["properties"].get("scaleSettings", {"scaleType": "Default"}) == {
+        "scaleType": "Default"
+    }
+    assert body["sku"]["capacity"] == 2
+    with pytest.raises(ValueError, match="Kubernetes online endpoint needs"):
+        AksOnlineTarget(aml.client, "", vault, kind="kubernetes")

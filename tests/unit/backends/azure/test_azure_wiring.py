@@ -128,6 +128,12 @@ RELEASE = AZURE.model_copy(
         "endpoint_identity": "/subscriptions/s/resourceGroups/rg-1/providers/"
         "Microsoft.ManagedIdentity/userAssignedIdentities/id-mlops-endpoint",
         "endpoint_prefix": "mlops-scoring",
+        "qa_subnet_id": "/subscriptions/s/resourceGroups/rg-1/providers/Microsoft.Network/"
+        "virtualNetworks/vnet-mlops/subnets/qa",
+        "autoscale_min_instances": 3,
+        "autoscale_max_instances": 9,
+        "autoscale_target_utilization": 55,
+        "autoscale_polling_seconds": 20,
     }
 )
 
@@ -140,7 +146,7 @@ def test_azure_release_builds_acr_aci_and_aks(
     from backends import get_release_backends
     from backends.azure.aci import AciTarget
     from backends.azure.acr import AcrImageBuilder
-    from backends.azure.aks import AksOnlineTarget
+    from backends.azure.aks import AksOnlineTarget, Autoscale
     from backends.routed import TargetsByEnvironment
     from core.interfaces import DeploymentTarget, ImageBuilder
 
@@ -167,8 +173,12 @@ def test_azure_release_builds_acr_aci_and_aks(
         "mlops.azurecr.io",
     )
     assert qa.registry_identity == RELEASE.qa_identity
+    assert qa.subnet_id == RELEASE.qa_subnet_id
     assert qa.name_prefix == production.name_prefix == "mlops-scoring"
-    assert production.compute == "aks-prod"
+    assert (production.kind, production.compute) == ("kubernetes", "aks-prod")
+    assert production.autoscale == Autoscale(
+        min_instances=3, max_instances=9, target_utilization=55, polling_seconds=20
+    )
     assert production.identity == RELEASE.endpoint_identity
     # Keys come from the project's Key Vault, through the same credential.
     vault = production._secrets
@@ -194,3 +204,27 @@ def test_azure_release_without_its_settings_names_them(tmp_path: Path) -> None:
     message = str(caught.value)
     assert message.startswith("a release in Azure needs: MLOPS_AZURE__REGISTRY")
     assert "MLOPS_AZURE__KEY_VAULT_URL" in message and "MLOPS_AZURE__QA_IDENTITY" in message
+
+
+def test_one_setting_makes_production_a_managed_endpoint(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import azure.identity
+
+    from backends import get_release_backends
+    from backends.azure.aks import AksOnlineTarget
+
+    monkeypatch.setattr(azure.identity, "DefaultAzureCredential", lambda: object())
+    managed = RELEASE.model_copy(
+        update={"production_target": "managed", "online_instance_type": "Standard_DS3_v2"}
+    )
+    settings = Settings(profile="azure", azure=managed, state_dir=tmp_path)
+
+    target: Any = get_release_backends(settings, start_engine=False).target
+    production = target.target("production")
+
+    assert isinstance(production, AksOnlineTarget)
+    assert (production.kind, production.compute) == ("managed", "")
+    assert production.instance_type == "Standard_DS3_v2"
+    without_size = managed.model_copy(update={"online_instance_type": ""})
+    assert without_size.release_missing() == ["MLOPS_AZURE__ONLINE_INSTANCE_TYPE"]

@@ -69,6 +69,7 @@ def test_the_printed_outputs_load_as_the_azure_profile() -> None:
     settings of the azure profile."""
     values = {name: f"value-of-{name.lower()}" for name in bicep_outputs()}
     values["MLOPS_AZURE__STORAGE_ACCOUNT_URL"] = "https://stlake.blob.core.windows.net/"
+    values["MLOPS_AZURE__PRODUCTION_TARGET"] = "managed"  # one of its two values
     payload = json.dumps({name: {"type": "String", "value": v} for name, v in values.items()})
     payload = payload[:-1] + ', "workerClientId": {"type": "String", "value": "c"}}'
     done = subprocess.run(
