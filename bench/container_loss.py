@@ -11,11 +11,17 @@ thing from it:
 - ``host-image-python``: the image's own file system (Debian's python3.11 and the image's
   virtualenv) run on the host with ``chroot``: the interpreter build without the container;
 - ``seccomp-unconfined``: ``--security-opt seccomp=unconfined``;
-- ``log-driver-none``: the request log lines go nowhere (``--log-driver none``) instead of
-  through the container's stdout pipe, containerd-shim and dockerd's json-file writer;
+- ``log-per-line``: each log line written at once (``SCORING_LOG_FLUSH_INTERVAL=0``, as
+  before batching) through the container's stdout pipe, containerd-shim and dockerd's
+  json-file writer;
+- ``log-driver-none``: the request log lines go nowhere (``--log-driver none``);
 - ``no-request-log``: the service writes no request log (``SCORING_LOG_LEVEL=WARNING``);
 - ``cpuset-1``: the replica pinned to one CPU (``--cpuset-cpus 1``);
 - ``no-healthcheck``: without the image's HEALTHCHECK (a Python process every 10 s).
+
+Besides req/s, each line shows CPU time per request: the replica's process, and its
+containerd-shim plus dockerd (the engine is shared: dockerd's share includes whatever
+else it serves meanwhile), which load on the machine disturbs much less than req/s.
 
 The network path needs no variant: replicas use the host network (the engine has no bridge,
 so there is no docker-proxy or NAT between client and replica); the script checks that no
@@ -36,11 +42,13 @@ import sys
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 from bench import report, systems, wrk
-from bench.bench_scoring import build_model, free_port
+from bench.bench_scoring import build_model, cpu_seconds, free_port
 from bench.production import MODEL_NAME, build_image, docker_host
 from bench.run import load_line, write_inputs
 from training.artifacts import MODEL_FILE, sha256_file
@@ -59,6 +67,7 @@ VARIANTS = (
 CHANGES: dict[str, Callable[[dict[str, Any]], None]] = {
     "deployed": lambda options: None,
     "seccomp-unconfined": lambda o: o.setdefault("security_opt", []).append("seccomp=unconfined"),
+    "log-per-line": lambda o: o["environment"].update(SCORING_LOG_FLUSH_INTERVAL="0"),
     "log-driver-none": lambda o: o.update(log_config={"type": "none"}),
     "no-request-log": lambda o: o["environment"].update(SCORING_LOG_LEVEL="WARNING"),
     "cpuset-1": lambda o: o.update(cpuset_cpus="1"),
@@ -124,8 +133,43 @@ def image_facts(client: Any, image: str) -> str:
     return bytes(out).decode().strip()
 
 
+def _pids(pattern: str, exact: bool = False) -> list[int]:
+    found = subprocess.run(["pgrep", "-x" if exact else "-f", pattern], capture_output=True)
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def _container_pids(container: Any) -> tuple[list[int], list[int]]:
+    """The replica's process, and the shim and engine processes that carry its output."""
+    container.reload()
+    return [int(container.attrs["State"]["Pid"])], _pids(f"-id {container.id}") + _pids(
+        "dockerd", exact=True
+    )
+
+
+@dataclass
+class Variant:
+    """A running variant: its URL and the processes whose CPU time it costs."""
+
+    system: systems.System
+    replica_pids: list[int]
+    docker_pids: list[int] = field(default_factory=list)
+    results: list[wrk.WrkResult] = field(default_factory=list)
+    replica_us: list[float] = field(default_factory=list)  # CPU µs per request, per round
+    docker_us: list[float] = field(default_factory=list)
+
+    def measure(self, body: Path, seconds: float) -> wrk.WrkResult:
+        before = [sum(map(cpu_seconds, p)) for p in (self.replica_pids, self.docker_pids)]
+        result = wrk.run(self.system.url + "/score", body, self.system.key_file, seconds)
+        after = [sum(map(cpu_seconds, p)) for p in (self.replica_pids, self.docker_pids)]
+        per = max(result.requests, 1) / 1e6
+        self.results.append(result)
+        self.replica_us.append((after[0] - before[0]) / per)
+        self.docker_us.append((after[1] - before[1]) / per)
+        return result
+
+
 @contextlib.contextmanager
-def started(args: argparse.Namespace, work: Path) -> Iterator[dict[str, systems.System]]:
+def started(args: argparse.Namespace, work: Path) -> Iterator[dict[str, Variant]]:
     """Every wanted variant running and answering, each on its own port."""
     import docker
 
@@ -141,34 +185,29 @@ def started(args: argparse.Namespace, work: Path) -> Iterator[dict[str, systems.
     client = docker.DockerClient(base_url=host)
     target = DockerTarget(lambda: client, work / "targets", {"production": free_port()})
     print(f"image {image}: Python, loop, parser = {image_facts(client, image)}")
-    proxies = subprocess.run(["pgrep", "-c", "docker-proxy"], capture_output=True, text=True)
-    print(f"docker-proxy processes: {proxies.stdout.strip() or '0'} (host network: none needed)")
-    found: dict[str, systems.System] = {}
+    print(f"docker-proxy processes: {len(_pids('docker-proxy', exact=True))} (host network)")
+    found: dict[str, Variant] = {}
     containers: list[Any] = []
     procs: list[subprocess.Popen[bytes]] = []
     try:
         for name in args.only:
             port = free_port()
-            url = f"http://127.0.0.1:{port}"
+            system = systems.System(name, f"http://127.0.0.1:{port}", key_file)
             if name == "host-venv":
                 env = systems.scoring_env(model_dir, sha, key_file, port)
                 with (work / "host-venv.log").open("ab") as out:
-                    procs.append(
-                        subprocess.Popen(
-                            [sys.executable, "-m", "scoring"],
-                            env=env,
-                            cwd=systems.REPO,
-                            stdout=out,
-                            stderr=out,
-                        )
-                    )
+                    argv = [sys.executable, "-m", "scoring"]
+                    procs.append(subprocess.Popen(argv, env=env, cwd=systems.REPO, stdout=out))
+                found[name] = Variant(system, [procs[-1].pid])
             elif name == "host-image-python":
                 root = export_rootfs(client, image, work)
                 procs.append(chroot_variant(root, sha, key, port, work / "chroot.log"))
+                found[name] = Variant(system, [procs[-1].pid])
             else:
                 containers.append(container_variant(target, client, name, image, sha, key, port))
-            found[name] = systems.System(name, url, key_file)
-            systems.wait_ready(url, procs)
+            systems.wait_ready(system.url, procs)
+            if name not in found:
+                found[name] = Variant(system, *_container_pids(containers[-1]))
         yield found
     finally:
         systems.stop(procs)
@@ -194,29 +233,43 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         with started(args, work) as running:
             body = work / f"body-{args.rows}.json"
-            results: dict[str, list[wrk.WrkResult]] = {name: [] for name in running}
-            for system in running.values():
-                wrk.run(system.url + "/score", body, system.key_file, 2.0)
+            for variant in running.values():
+                wrk.run(variant.system.url + "/score", body, variant.system.key_file, 2.0)
             for round_no in range(1, args.rounds + 1):
                 print(f"round {round_no}/{args.rounds} ({load_line()})", flush=True)
-                for name, system in running.items():
-                    result = wrk.run(system.url + "/score", body, system.key_file, args.seconds)
-                    results[name].append(result)
-                    print(f"  {name:<20} {result.rps:8,.0f} req/s  p99 {result.p99_ms:6.2f} ms")
-    base = report.summarize(results["deployed"]).rps if "deployed" in results else None
+                for name, variant in running.items():
+                    result = variant.measure(body, args.seconds)
+                    print(
+                        f"  {name:<20} {result.rps:8,.0f} req/s  p99 {result.p99_ms:6.2f} ms"
+                        f"  CPU/request: replica {variant.replica_us[-1]:4.0f} µs,"
+                        f" shim+dockerd {variant.docker_us[-1]:4.0f} µs"
+                    )
     print(
         f"\none replica, {args.rows} row(s), wrk -t1 -c16, medians of {args.rounds} x "
         f"{args.seconds:g} s ({load_line()}):\n"
     )
-    print(
-        "| variant (one change from the deployed container) | req/s | p50 / p99 ms | vs deployed |"
-    )
-    print("|---|---:|---:|---:|")
-    for name, rs in results.items():
-        s = report.summarize(rs)
-        vs = f"{s.rps / base:.2f}x" if base else "-"
-        print(f"| {name} | {s.rps:,.0f} | {s.p50_ms:.1f} / {s.p99_ms:.1f} | {vs} |")
+    print(table(running))
     return 0
+
+
+def table(running: dict[str, Variant]) -> str:
+    """The variants as a markdown table, req/s also relative to the deployed container."""
+    deployed = running.get("deployed")
+    base = report.summarize(deployed.results).rps if deployed else None
+    lines = [
+        "| variant (one change from the deployed container) | req/s | p50 / p99 ms "
+        "| vs deployed | CPU µs/req: replica | shim + dockerd |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, variant in running.items():
+        s = report.summarize(variant.results)
+        vs = f"{s.rps / base:.2f}x" if base else "-"
+        replica, engine = median(variant.replica_us), median(variant.docker_us)
+        lines.append(
+            f"| {name} | {s.rps:,.0f} | {s.p50_ms:.1f} / {s.p99_ms:.1f} | {vs} "
+            f"| {replica:.0f} | {engine:.0f} |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

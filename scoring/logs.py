@@ -105,13 +105,19 @@ class BatchingHandler(logging.StreamHandler[TextIO]):
             self.flush()
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, flush_interval: float = 0.2) -> None:
     """Send every log record (the service's and uvicorn's) to stdout as JSON lines.
 
     Args:
         level: Level name such as ``"INFO"``.
+        flush_interval: Longest wait of a line for others to share its write; 0 writes
+            each line at once.
     """
-    handler = BatchingHandler(sys.stdout)
+    handler: logging.Handler
+    if flush_interval > 0:
+        handler = BatchingHandler(sys.stdout, interval=flush_interval)
+    else:
+        handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     for old in root.handlers:
