@@ -4,6 +4,7 @@ PY := .venv/bin/python
 MLOPS := .venv/bin/mlops
 AZURITE_VERSION := 3.35.0
 CHECKOV_VERSION := 3.3.30
+AML_SERVER_VERSION := 1.5.1
 # The CDN files of GX Data Docs pages, at the versions their templates load (vega@5, vega-lite@5
 # and vega-embed@6: the newest when pinned); mlops/docs_server.py serves them offline.
 DOCS_ASSETS := bootstrap@4.3.1 bootstrap-table@1.19.1 \
@@ -53,6 +54,19 @@ setup: .venv/.installed .tools/.installed .tools/.docs-assets .tools/checkov/.in
 		checkov==$(CHECKOV_VERSION)
 	touch $@
 
+# Microsoft's Azure ML inference server, the baseline of `make bench`: its pins
+# (opentelemetry-api) fight .venv's, so it gets a virtualenv of its own, pinned whole by
+# bench/aml-constraints.txt.
+.tools/aml-server/.installed: bench/aml-constraints.txt
+	test -x .tools/aml-server/bin/python || python3.11 -m venv .tools/aml-server
+	.tools/aml-server/bin/python -m pip install -q --upgrade pip
+	.tools/aml-server/bin/python -m pip install -q -c bench/aml-constraints.txt \
+		azureml-inference-server-http==$(AML_SERVER_VERSION) scikit-learn joblib numpy
+	touch $@
+
+bench: setup .tools/aml-server/.installed ## Scoring side by side (AML server, ours, production URL, ceiling) + pipeline and retraining benches; BENCH_ARGS=--quick for a short check
+	$(PY) -m bench.run $(BENCH_ARGS)
+
 demo: setup ## Stack up, deploy, new data -> retrain -> release -> production; a bad file quarantined
 	$(MLOPS) demo
 
@@ -78,4 +92,4 @@ down: ## Stop the local stack
 clean: down ## Stop everything and delete local state (.mlops)
 	rm -rf .mlops
 
-.PHONY: help setup demo test lint up down clean relay-package
+.PHONY: help setup demo test lint up down clean relay-package bench

@@ -37,7 +37,7 @@ def main() -> int:
             name = f"SCORING_{field.upper()}" if error["loc"] else field
             logger.error("invalid setting %s: %s", name, error["msg"])
         return EXIT_BAD_SETTINGS
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_flush_interval)
 
     import uvicorn
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 
@@ -43,15 +44,84 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line, default=str, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
-def configure_logging(level: str) -> None:
+class BatchingHandler(logging.StreamHandler[TextIO]):
+    """A stream handler that writes its lines in batches: every ``interval`` seconds, when
+    ``max_lines`` are waiting, and at once for a warning or worse.
+
+    In a container, stdout is a pipe read by containerd-shim and dockerd, and each write is
+    a wake-up of both: one write per request log line cost the replica a large share of its
+    throughput (``bench/container_loss.py``). A batch is one write. A line waits at most
+    ``interval`` seconds; ``logging.shutdown`` (at exit) writes what is left.
+    """
+
+    def __init__(self, stream: TextIO, interval: float = 0.2, max_lines: int = 512) -> None:
+        super().__init__(stream)
+        self.interval = interval
+        self.max_lines = max_lines
+        self._pending: list[str] = []
+        self._stopped = threading.Event()
+        self._flusher: threading.Thread | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+            self._pending.append(line)
+            due = record.levelno >= logging.WARNING or len(self._pending) >= self.max_lines
+        if due:
+            self.flush()
+        elif self._flusher is None:
+            self._start_flusher()
+
+    def flush(self) -> None:
+        """Write every waiting line in one write."""
+        with self.lock:  # type: ignore[union-attr]
+            if not self._pending:
+                return
+            text, self._pending = "".join(self._pending), []
+            try:
+                self.stream.write(text)
+                self.stream.flush()
+            except Exception:  # a closed or broken stdout must not fail a request
+                pass
+
+    def close(self) -> None:
+        self._stopped.set()
+        self.flush()
+        super().close()
+
+    def _start_flusher(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            if self._flusher is not None:
+                return
+            self._flusher = threading.Thread(target=self._flush_every, daemon=True)
+            self._flusher.start()
+
+    def _flush_every(self) -> None:
+        while not self._stopped.wait(self.interval):
+            self.flush()
+
+
+def configure_logging(level: str, flush_interval: float = 0.2) -> None:
     """Send every log record (the service's and uvicorn's) to stdout as JSON lines.
 
     Args:
         level: Level name such as ``"INFO"``.
+        flush_interval: Longest wait of a line for others to share its write; 0 writes
+            each line at once.
     """
-    handler = logging.StreamHandler(sys.stdout)
+    handler: logging.Handler
+    if flush_interval > 0:
+        handler = BatchingHandler(sys.stdout, interval=flush_interval)
+    else:
+        handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
+    for old in root.handlers:
+        old.close()  # a BatchingHandler writes what it holds and stops its thread
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):

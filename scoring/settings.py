@@ -74,6 +74,8 @@ class ScoringSettings(BaseSettings):
         port: TCP port to bind (5001, like Azure ML's inference server).
         log_payloads: Also log request rows and predictions (never the key).
         log_level: Level of the service's logs.
+        log_flush_interval: Longest time a log line waits to be written with others (one
+            write per batch; 0: one write per line, see ``scoring.logs.BatchingHandler``).
     """
 
     model_config = SettingsConfigDict(
@@ -105,6 +107,7 @@ class ScoringSettings(BaseSettings):
     port: int = Field(default=5001, ge=0, le=65535)
     log_payloads: bool = False
     log_level: str = Field(default="INFO", pattern=r"^(?i:debug|info|warning|error|critical)$")
+    log_flush_interval: float = Field(default=0.2, ge=0, le=10)
 
     @model_validator(mode="before")
     @classmethod

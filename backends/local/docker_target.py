@@ -82,7 +82,10 @@ class DockerTarget(RollingTarget):
                 "has no ReleaseSpec.image"
             )
 
-    def _start_replica(self, environment: str, release: ReleaseSpec, port: int, key: str) -> Any:
+    def run_options(
+        self, environment: str, release: ReleaseSpec, port: int, key: str
+    ) -> dict[str, Any]:
+        """The ``containers.run`` arguments of one replica (the key file is written here)."""
         labels = {
             f"{LABEL_PREFIX}stack": self.stack,
             f"{LABEL_PREFIX}environment": environment,
@@ -97,16 +100,20 @@ class DockerTarget(RollingTarget):
             **release.model_env(),
         }
         secret = Mount(SECRET_PATH, str(self._key_copy(environment, key)), "bind", read_only=True)
+        return {
+            "image": release.image,
+            "detach": True,
+            "network_mode": "host",
+            "environment": env,
+            "mounts": [secret],
+            "labels": labels,
+            "restart_policy": {"Name": "no"},
+        }
+
+    def _start_replica(self, environment: str, release: ReleaseSpec, port: int, key: str) -> Any:
+        options = self.run_options(environment, release, port, key)
         try:
-            container = self.client.containers.run(
-                release.image,
-                detach=True,
-                network_mode="host",
-                environment=env,
-                mounts=[secret],
-                labels=labels,
-                restart_policy={"Name": "no"},
-            )
+            container = self.client.containers.run(**options)
         except DockerException as exc:
             raise BackendError(f"cannot start {release.image}: {exc}") from exc
         return {"id": container.id}

@@ -2,7 +2,8 @@
 # System packages the local profile needs; installs only what is missing (idempotent).
 # Node.js/npm run Azurite; docker.io and mmdebstrap run the scoring images (release pipeline);
 # haproxy fronts each environment's replicas (backends/local/haproxy.py runs its own instance,
-# with its own config, by PID: the package's system service is neither needed nor used).
+# with its own config, by PID: the package's system service is neither needed nor used);
+# wrk is make bench's load generator.
 set -euo pipefail
 need=()
 command -v node >/dev/null || need+=(nodejs)
@@ -10,6 +11,7 @@ command -v npm >/dev/null || need+=(npm)
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
+command -v wrk >/dev/null || need+=(wrk)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing system packages: ${need[*]} (run as root, or install them yourself)" >&2
