@@ -45,13 +45,12 @@ from mlops.runs import run_flow
 from tests.faults.flows.test_retraining import (
     arrive_during_runs,
     assert_versions_unique,
-    fast_validation,
     sha,
     slices,
 )
 from tests.utils.api_relay import FaultyRelay
 from tests.utils.figures import ReliabilityFigures
-from tests.utils.flow_harness import smoke_report
+from tests.utils.flow_harness import fast_validation, smoke_report
 
 EVENTS_IN = "/api/events/in"
 FILES = 50
