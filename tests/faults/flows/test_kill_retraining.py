@@ -12,6 +12,7 @@ kills its process group.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -24,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.blob import BlobServiceClient
 
 from backends.blob_datalake import BlobDataLake
 from backends.local.registry import LocalModelRegistry
@@ -82,6 +85,12 @@ def stack(
     lake = BlobDataLake(azurite.connection_string)
     lake.ensure_containers(settings.landing_container)
     yield Stack(tmp, settings, child, lake, [], [])
+    # Keeps the session's in-memory emulator small.
+    client = BlobServiceClient.from_connection_string(azurite.connection_string)
+    for key, container in env.items():
+        if key.endswith("_CONTAINER"):
+            with contextlib.suppress(ResourceNotFoundError):
+                client.delete_container(container)
 
 
 def land(stack: Stack, step: str, seed: int) -> None:
