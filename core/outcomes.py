@@ -83,11 +83,19 @@ def judgement_holds(judged: Judgement, champion: str | None, gate: dict[str, Any
     )
 
 
-def needs_announcement(version: ModelVersion) -> bool:
-    """A version registered as the candidate whose announcement never got through (the run
-    stopped between registering and announcing): announce it again, or it is never released.
-    A version no longer the candidate was superseded: announcing it now would release it."""
-    return "candidate" in version.aliases and version.tags.get(ANNOUNCED_TAG) != "true"
+def needs_announcement(version: ModelVersion, newest: str | None = None) -> bool:
+    """A version whose announcement never got through: announce it again, or it is never
+    released. Either it is the candidate (the run stopped between registering and
+    announcing), or it is the ``newest`` version and no alias or release has touched it (the
+    run stopped between creating the version and pointing the candidate alias at it: the
+    rerun finishes that registration). An older version that is not the candidate was
+    superseded: announcing it now would release it."""
+    if version.tags.get(ANNOUNCED_TAG) == "true":
+        return False
+    if "candidate" in version.aliases:
+        return True
+    untouched = not version.aliases and "release.status" not in version.tags
+    return untouched and version.version == newest
 
 
 def retraining_reannounced(summary: RetrainingSummary) -> RetrainingSummary:

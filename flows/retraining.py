@@ -15,7 +15,6 @@ from core.interfaces import BlobRef, ConflictError, NotFoundError, TrainingJobSp
 from core.judgements import Judgement
 from core.lake import Lake
 from core.outcomes import (
-    needs_announcement,
     retraining_after_gate,
     retraining_reannounced,
     retraining_state_message,
@@ -51,6 +50,7 @@ from tasks.registry import (
     register_model,
     registration_tags,
     remember_judgement,
+    unannounced_version,
 )
 from tasks.reporting import publish_retraining_report
 from tasks.training import evaluate_challenger, holdout_split, train_on_compute
@@ -144,9 +144,11 @@ def _train_and_judge(
         name, files, curated, trained, judged, champion, gate_json
     )
     if summary is not None:
-        if summary.outcome == "up to date" and trained and needs_announcement(trained):
-            announce_model(backends.registry, trained, str(flow_run.id))
-            summary = retraining_reannounced(summary)
+        if summary.outcome == "up to date" and trained:
+            pending = unannounced_version(backends.registry, trained)
+            if pending is not None:  # registered by a run that died before announcing it
+                announce_model(backends.registry, pending, str(flow_run.id))
+                summary = retraining_reannounced(summary)
         return summary
     assert curated is not None  # retraining_without_training concludes when it is None
     workdir = scratch_dir(settings.jobs_path, "retrain-")

@@ -13,7 +13,7 @@ from core.events import challenger_rejected, model_registered
 from core.interfaces import ModelRegistry, ModelVersion
 from core.judgements import Judgement
 from core.lake import Lake
-from core.outcomes import ANNOUNCED_TAG
+from core.outcomes import ANNOUNCED_TAG, needs_announcement
 from core.version import code_version
 from tasks.events import emit, send_events
 from training.artifacts import MODEL_FILE
@@ -91,6 +91,20 @@ def register_model(
         version = registry.register(name, artifact_dir, MODEL_FILE, tags)
     registry.set_alias(name, "candidate", version.version)
     return registry.get(name, version.version)
+
+
+@task(name="unannounced-version", retries=2, retry_delay_seconds=1, cache_policy=NONE)
+def unannounced_version(registry: ModelRegistry, trained: ModelVersion) -> ModelVersion | None:
+    """``trained`` if its announcement never got through (``needs_announcement``), made the
+    candidate if the run that registered it died before the alias; else None."""
+    if trained.tags.get(ANNOUNCED_TAG) == "true":
+        return None
+    versions = registry.list_versions(trained.name)
+    if not needs_announcement(trained, versions[-1].version if versions else None):
+        return None
+    if "candidate" not in trained.aliases:  # finish the registration the dead run began
+        registry.set_alias(trained.name, "candidate", trained.version)
+    return registry.get(trained.name, trained.version)
 
 
 @task(name="announce-model", retries=3, retry_delay_seconds=2, cache_policy=NONE)

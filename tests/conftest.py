@@ -9,6 +9,8 @@
   that is a failure instead, so a broken engine cannot pass as green. ``docker_client`` is a
   client of it; ``cache_dir`` (``.mlops/docker/cache``) keeps base image and wheelhouses
   between sessions.
+- ``azurite`` (session): a real Azurite blob service on a free loopback port, in memory,
+  started the first time a test asks for it; skipped when ``azurite-blob`` is not installed.
 - ``prefect_server`` starts ONE real Prefect server for the whole session, the first time a
   test asks for it (it takes ~15-20 s), and points the Prefect client at it.
 """
@@ -23,8 +25,12 @@ from pathlib import Path
 import docker
 import pytest
 
+from backends.local.azurite import AzuriteService, find_azurite_binary
 from backends.local.dockerd import DockerEngine, DockerEngineError
+from core.settings import Settings
+from tests.utils.azurite import AzuriteInstance
 from tests.utils.figures import ReliabilityFigures
+from tests.utils.net import free_port
 from tests.utils.prefect_api import ApiOnlyServer
 
 _SESSION_ROOT = Path(tempfile.mkdtemp(prefix="mlops-tests-"))
@@ -83,6 +89,23 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     wanted = [str(root / user) for user in _FLOWS_API_USERS]
     if any(w.startswith(p) or p.startswith(w) for p in paths for w in wanted):
         _FLOWS_API.start()
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteInstance]:
+    """Azurite (in memory) on a free port for the whole session (integration tests, the
+    fault suite's kill tests)."""
+    if find_azurite_binary() is None:
+        pytest.skip("node or azurite-blob is not installed: run `make setup`")
+    host, port = "127.0.0.1", free_port()
+    log_file = tmp_path_factory.mktemp("azurite") / "azurite.log"
+    service = AzuriteService(port, None, log_file, host=host)
+    service.start(timeout=60)
+    try:
+        settings = Settings(azurite_host=host, azurite_port=port, blob_connection_string=None)
+        yield AzuriteInstance(host, port, settings.blob_connection, service)
+    finally:
+        service.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,10 @@
 """Fixtures for integration tests: real local services, started once per session.
 
-- ``azurite`` (session): a real Azurite blob service on a free loopback port, in memory,
-  started the first time a test asks for it and stopped when the session ends. Yields an
-  ``AzuriteInstance`` (``host``, ``port``, ``connection_string``, ``endpoint``,
-  ``service``). Skipped, with the reason, only when node or ``azurite-blob`` is not
-  installed (``make setup`` installs it).
+- ``azurite`` (session; tests/conftest.py): a real Azurite blob service on a free loopback
+  port, in memory, started the first time a test asks for it and stopped when the session
+  ends. Yields an ``AzuriteInstance`` (``host``, ``port``, ``connection_string``,
+  ``endpoint``, ``service``). Skipped, with the reason, only when node or ``azurite-blob``
+  is not installed (``make setup`` installs it).
 - ``azurite_port`` (session): ``azurite.port`` (an int), for code that sets
   ``MLOPS_AZURITE_PORT``.
 - ``lake_containers`` (function): fresh, uniquely named landing/curated/quarantine
@@ -29,23 +29,8 @@ from pathlib import Path
 import pytest
 
 from backends.blob_datalake import BlobDataLake
-from backends.local.azurite import AzuriteService, find_azurite_binary
 from core.settings import Settings, load_settings
-from tests.utils.net import free_port
-
-
-@dataclass(frozen=True)
-class AzuriteInstance:
-    """A running Azurite blob service."""
-
-    host: str
-    port: int
-    connection_string: str
-    service: AzuriteService
-
-    @property
-    def endpoint(self) -> str:
-        return self.service.endpoint
+from tests.utils.azurite import AzuriteInstance
 
 
 @dataclass(frozen=True)
@@ -59,22 +44,6 @@ class LakeContainers:
     @property
     def all(self) -> tuple[str, str, str]:
         return (self.landing, self.curated, self.quarantine)
-
-
-@pytest.fixture(scope="session")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteInstance]:
-    """Azurite (in memory) on a free port for the whole session."""
-    if find_azurite_binary() is None:
-        pytest.skip("node or azurite-blob is not installed: run `make setup`")
-    host, port = "127.0.0.1", free_port()
-    log_file = tmp_path_factory.mktemp("azurite") / "azurite.log"
-    service = AzuriteService(port, None, log_file, host=host)
-    service.start(timeout=60)
-    try:
-        settings = Settings(azurite_host=host, azurite_port=port, blob_connection_string=None)
-        yield AzuriteInstance(host, port, settings.blob_connection, service)
-    finally:
-        service.stop()
 
 
 @pytest.fixture(scope="session")

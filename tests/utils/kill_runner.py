@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import argparse
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from backends.local.memory_target import InMemoryImageBuilder
 from backends.local.process_target import ProcessTarget
@@ -28,22 +29,44 @@ from flows.release import release
 from flows.resources import ReleaseResources
 from tests.utils.flow_harness import smoke_report
 
-# step -> (which backend, method, the first argument that must match, or None for any)
-STEPS: dict[str, tuple[str, str, str | None]] = {
-    "image build": ("builder", "build", None),
-    "qa deploy": ("target", "deploy", "qa"),
-    "production deploy": ("target", "deploy", "production"),
-    "promotion": ("registry", "set_alias", None),  # alias "production": matched below
-    "rollback": ("target", "rollback", "production"),
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+R = TypeVar("R", bound="DataclassInstance")
+
+# Which calls of the method are the step, judged by their positional arguments (the others
+# pass through).
+When = Callable[[tuple[Any, ...]], bool]
+
+
+def any_call(args: tuple[Any, ...]) -> bool:
+    return True
+
+
+def first_is(value: str) -> When:
+    return lambda args: bool(args) and args[0] == value
+
+
+def alias_is(alias: str) -> When:  # ModelRegistry.set_alias(name, alias, version)
+    return lambda args: len(args) > 1 and args[1] == alias
+
+
+# step -> (which backend, method, which of its calls)
+STEPS: dict[str, tuple[str, str, When]] = {
+    "image build": ("builder", "build", any_call),
+    "qa deploy": ("target", "deploy", first_is("qa")),
+    "production deploy": ("target", "deploy", first_is("production")),
+    "promotion": ("registry", "set_alias", alias_is("production")),
+    "rollback": ("target", "rollback", first_is("production")),
 }
 
 
 class Pausing:
-    """Proxies ``inner``; ``method`` (when its first argument matches) does its work, then
+    """Proxies ``inner``; ``method`` (when its arguments match ``when``) does its work, then
     marks the step reached and waits for the kill."""
 
-    def __init__(self, inner: Any, method: str, first: str | None, marker: Path) -> None:
-        self._inner, self._method, self._first, self._marker = inner, method, first, marker
+    def __init__(self, inner: Any, method: str, when: When, marker: Path) -> None:
+        self._inner, self._method, self._when, self._marker = inner, method, when, marker
 
     def __getattr__(self, attr: str) -> Any:
         real = getattr(self._inner, attr)
@@ -52,13 +75,22 @@ class Pausing:
 
         def paused(*args: Any, **kwargs: Any) -> Any:
             result = real(*args, **kwargs)
-            if self._first is None or (args and args[0] == self._first):
-                if attr != "set_alias" or args[1] == "production":
-                    self._marker.write_text(attr)
-                    threading.Event().wait()  # until SIGKILL
+            if self._when(args):
+                self._marker.write_text(attr)
+                threading.Event().wait()  # until SIGKILL
             return result
 
         return paused
+
+
+def pausing_at(
+    resources: R, steps: dict[str, tuple[str, str, When]], step: str, marker_dir: Path
+) -> R:
+    """``resources`` (a dataclass) with the backend of ``step`` paused in the middle of it."""
+    which, method, when = steps[step]
+    marker = marker_dir / step.replace(" ", "-")
+    paused = Pausing(getattr(resources, which), method, when, marker)
+    return replace(resources, **{which: paused})
 
 
 class FailingInProduction(HttpProbe):
@@ -94,9 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     res = resources(args.registry, args.fail_production)
     if args.pause_at:
-        which, method, first = STEPS[args.pause_at]
-        marker = args.marker / args.pause_at.replace(" ", "-")
-        res = replace(res, **{which: Pausing(getattr(res, which), method, first, marker)})
+        res = pausing_at(res, STEPS, args.pause_at, args.marker)
     state = release(resources=res, return_state=True)
     return 0 if state.is_completed() else 1
 

@@ -16,16 +16,12 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
-from prefect.events.worker import EventsWorker
-from prefect.logging.handlers import APILogWorker
-from prefect.settings import PREFECT_API_URL, temporary_settings
 
 import flows.retraining as retraining_module
 from backends import Backends
@@ -45,13 +41,12 @@ from mlops.runs import run_flow
 from tests.faults.flows.test_retraining import (
     arrive_during_runs,
     assert_versions_unique,
-    fast_validation,
     sha,
     slices,
 )
 from tests.utils.api_relay import FaultyRelay
 from tests.utils.figures import ReliabilityFigures
-from tests.utils.flow_harness import smoke_report
+from tests.utils.flow_harness import fast_validation, smoke_report
 
 EVENTS_IN = "/api/events/in"
 FILES = 50
@@ -68,21 +63,6 @@ class PassingProbe:
 
     def served_version(self, endpoint: Endpoint) -> str:
         return endpoint.model_version
-
-
-@pytest.fixture
-def relay(prefect_server: str) -> Iterator[FaultyRelay]:
-    """The Prefect API behind a fault-injecting relay; this test's client talks to it."""
-    upstream = urlsplit(prefect_server)
-    faulty = FaultyRelay(upstream.hostname or "127.0.0.1", upstream.port or 80)
-    with faulty.running():
-        with temporary_settings(updates={PREFECT_API_URL: faulty.url()}):
-            yield faulty
-            # What this test's runs queued (logs, Prefect's own events) goes out while the
-            # relay still answers; afterwards those workers would retry a closed port.
-            faulty.blocked.clear()
-            APILogWorker.drain_all(timeout=10)
-            EventsWorker.drain_all(timeout=10)
 
 
 def registered_events(name: str, version: str) -> list[str]:

@@ -23,8 +23,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from prefect import task
-from prefect.cache_policies import NONE
 
 import flows.retraining as retraining_module
 from backends import Backends
@@ -34,27 +32,15 @@ from core.interfaces import ConflictError, DataLake
 from core.lake import MANIFEST, REASON_SUFFIX
 from core.results import RetrainingSummary
 from core.settings import Settings, get_settings
-from expectations.report import ValidationReport
 from flows.outcome import result_of
 from flows.retraining import retraining
 from tests.utils.faulty_lake import STEPS, FaultyDataLake
 from tests.utils.figures import ReliabilityFigures
+from tests.utils.flow_harness import fast_validation
 from training import data as tdata
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 BAD = ["out_of_range.csv", "missing_column.csv", "wrong_types.csv", "nan_values.csv"]
-
-
-@task(name="validate-data", cache_policy=NONE)
-def fast_validation(
-    blob: bytes, file: str, docs_dir: Path
-) -> tuple[ValidationReport, pd.DataFrame | None]:
-    """Stands in for the Great Expectations run (seconds per file) where the lake is under
-    test, not validation: files named ``bad-*`` fail, every other one passes."""
-    if Path(file).name.startswith("bad-"):
-        return ValidationReport(success=False, suite="s", file=file, rows=None, error="bad"), None
-    frame = tdata.load_dataset(blob, file)
-    return ValidationReport(success=True, suite="s", file=file, rows=len(frame)), frame
 
 
 def sha(blob: bytes) -> str:

@@ -182,6 +182,11 @@ def test_only_the_unannounced_candidate_is_announced_again() -> None:
     assert outcomes.needs_announcement(candidate)
     assert not outcomes.needs_announcement(announced)
     assert not outcomes.needs_announcement(superseded)  # announcing it would release it
+    assert not outcomes.needs_announcement(superseded, newest="4")
+    # The newest version, no alias yet: its run died between creating it and the alias.
+    assert outcomes.needs_announcement(superseded, newest="3")
+    released = ModelVersion("m", "3", "file:///r", "0" * 64, {"release.status": "rejected"})
+    assert not outcomes.needs_announcement(released, newest="3")  # released by hand
     summary = outcomes.retraining_without_training("m", [], CURATED, candidate)
     assert summary is not None
     again = outcomes.retraining_reannounced(summary)
