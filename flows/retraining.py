@@ -33,7 +33,6 @@ from tasks.data import (
     dead_letter_file,
     fail_attempt,
     find_new_data,
-    load_curated_set,
     merge_into_curated,
     prune_attempts,
     quarantine_file,
@@ -45,7 +44,7 @@ from tasks.registry import (
     announce_model,
     announce_rejection,
     current_champion,
-    fetch_champion,
+    find_champion,
     find_judgement,
     find_trained_version,
     register_model,
@@ -53,7 +52,7 @@ from tasks.registry import (
     remember_judgement,
 )
 from tasks.reporting import publish_retraining_report
-from tasks.training import evaluate_challenger, holdout_split, train_on_compute
+from tasks.training import judge_challenger, train_on_compute
 from tasks.validation import validate_data
 from training.params import GateConfig, TrainingParams
 
@@ -150,30 +149,34 @@ def _train_and_judge(
         return summary
     assert curated is not None  # retraining_without_training concludes when it is None
     workdir = scratch_dir(settings.jobs_path, "retrain-")
+    # The job scores the champion too, on its own holdout: the worker reads only its record.
+    champion_input = find_champion(backends.registry, name)
     spec = TrainingJobSpec(
         data_uri=curated.data_uri,
         params=params.model_dump(mode="json"),
         experiment=name,
         display_name=f"{name} on {curated.fingerprint[:12]}",
+        champion=champion_input,
     )
-    job_id, challenger_dir = train_on_compute(
-        backends.compute, spec, settings.compute_timeout_seconds, workdir / "challenger"
+    job = train_on_compute(
+        backends.compute, spec, settings.compute_timeout_seconds, workdir / "record"
     )
-    champion_version, champion_dir = fetch_champion(backends.registry, name, workdir / "champion")
-    holdout = holdout_split(load_curated_set(lake, curated), params)
-    decision = evaluate_challenger(
-        challenger_dir,
-        champion_dir,
-        champion_version.version if champion_version else None,
-        holdout,
+    job_id = job.job_id
+    decision = judge_challenger(
+        job.record,
         gate,
+        curated.fingerprint,
+        params.digest(),
+        champion_input.version if champion_input else None,
     )
     registered = None
     if decision.verdict == "register":
         tags = registration_tags(
             curated.fingerprint, curated.data_uri, params, decision, job_id, str(flow_run.id)
         )
-        registered = register_model(backends.registry, name, challenger_dir, tags)
+        registered = register_model(
+            backends.registry, name, job.output_uri, job.record.challenger_sha256, tags
+        )
         announce_model(backends.registry, registered, str(flow_run.id))
     else:
         # Remembered before announcing: a duplicate event or the next cron run on this data

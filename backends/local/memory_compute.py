@@ -13,6 +13,7 @@ import shutil
 from itertools import count
 from pathlib import Path, PurePosixPath
 
+from backends.local.compute import copy_record, job_arguments
 from core.interfaces import (
     BackendError,
     DataLake,
@@ -46,6 +47,7 @@ class InProcessCompute:
         data_path.write_bytes(data)
         argv = ["--data", str(data_path), "--output", str(job_dir / "outputs")]
         argv += ["--params", json.dumps(spec.params, sort_keys=True)]
+        argv += job_arguments(spec.champion, job_dir)
         errors = io.StringIO()
         with contextlib.redirect_stderr(errors):
             code = train.main(argv)
@@ -70,6 +72,15 @@ class InProcessCompute:
         target = dest / job_id
         shutil.copytree(self.root / job_id / "outputs", target, dirs_exist_ok=True)
         return target
+
+    def fetch_record(self, job_id: str, dest: Path) -> Path:
+        if self.status(job_id).state is not JobState.COMPLETED:
+            raise BackendError(f"job {job_id} failed: {self.status(job_id).message}")
+        return copy_record(self.root / job_id / "decision", dest / job_id, job_id)
+
+    def output_uri(self, job_id: str) -> str:
+        self.status(job_id)
+        return (self.root / job_id / "outputs").resolve().as_uri()
 
     def logs(self, job_id: str) -> str:
         return self.status(job_id).message
