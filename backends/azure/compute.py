@@ -152,6 +152,7 @@ class AmlCompute:
                 },
                 environment=environment,
                 compute=self.settings.compute_name,
+                instance_count=self.settings.instance_count,
                 experiment_name=spec.experiment,
                 display_name=spec.display_name or name,
                 tags=dict(spec.tags),

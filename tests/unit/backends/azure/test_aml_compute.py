@@ -365,6 +365,7 @@ def test_submit_hands_the_champion_to_the_job_as_a_model_input(
         "jobInputType": "custom_model",
     }
     assert set(body["outputs"]) == {"model", "decision"}
+    assert body["resources"]["instanceCount"] == 1
     assert body["command"].endswith(
         "--decision ${{outputs.decision}} --champion ${{inputs.champion}} "
         f"--champion-version 3 --champion-sha256 {'ab' * 32}"
@@ -406,3 +407,15 @@ def test_fetch_record_needs_a_completed_job_with_a_record(
     assert calls == []
     with pytest.raises(BackendError, match="no decision.json"):
         compute.fetch_record("job-12", tmp_path)
+
+
+def test_instance_count_passes_through_for_multi_node_estimators(
+    aml: Any, settings: AzureSettings, code_dir: Path
+) -> None:
+    serve_submit(aml)
+    compute = AmlCompute(aml.client, settings.model_copy(update={"instance_count": 3}), code_dir)
+
+    job_id = compute.submit(TrainingJobSpec(data_uri=DATA, params={}, experiment="e"))
+
+    (put,) = aml.transport.sent("PUT", rf"/jobs/{job_id}\?")
+    assert put.json()["properties"]["resources"]["instanceCount"] == 3
