@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import shutil
+import threading
 from itertools import count
 from pathlib import Path, PurePosixPath
 
@@ -33,9 +34,15 @@ class InProcessCompute:
         self.submitted: list[TrainingJobSpec] = []
         self._ids = count(1)
         self._status: dict[str, JobStatus] = {}
+        # One job at a time: redirecting stderr is process-wide (sweeps submit from threads).
+        self._running = threading.Lock()
 
     def submit(self, spec: TrainingJobSpec) -> str:
         """Fetch the data and run ``python -m training.train``'s ``main`` on it."""
+        with self._running:
+            return self._run(spec)
+
+    def _run(self, spec: TrainingJobSpec) -> str:
         from training import train  # the training command, exactly as a job runs it
 
         job_id = f"inproc-{next(self._ids)}"
