@@ -10,46 +10,25 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
+from tests.utils.records import SHA, metrics
+from tests.utils.records import decision_record as record
 from training import model as model_io
 from training.artifacts import DECISION_FILE, MODEL_FILE, sha256_file
 from training.data import fingerprint, split
 from training.decision import (
     ChampionError,
     ChampionScore,
-    DecisionRecord,
     RecordMismatch,
     build_record,
     read_record,
     score_champion,
     write_record,
 )
-from training.evaluate import Metrics, decide, score
+from training.evaluate import decide, score
 from training.params import GateConfig, TrainingParams
 from training.train import train
 
 FrameFactory = Callable[..., pd.DataFrame]  # the make_frame fixture (conftest.py)
-SHA = "0" * 64
-
-
-def metrics(rmse: float, r2: float = 0.5) -> Metrics:
-    return Metrics(rmse=rmse, mae=rmse / 2, r2=r2, n=20)
-
-
-def record(champion: ChampionScore | None, challenger: Metrics | None = None) -> DecisionRecord:
-    return DecisionRecord(
-        challenger=challenger or metrics(50.0),
-        challenger_sha256=SHA,
-        champion=champion,
-        holdout_fingerprint="h" * 64,
-        holdout_rows=20,
-        n_train=80,
-        data_fingerprint="d" * 64,
-        n_rows=100,
-        params=TrainingParams().model_dump(mode="json"),
-        params_digest=TrainingParams().digest(),
-        python_version="3.11.2",
-        versions={"scikit-learn": "1.9.1"},
-    )
 
 
 def champion(rmse: float, version: str = "4") -> ChampionScore:

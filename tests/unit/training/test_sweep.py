@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from tests.unit.training.test_decision import metrics, record
+from tests.utils.records import decision_record as record
+from tests.utils.records import metrics
 from training.params import TrainingParams
 from training.sweep import SweepConfig, best_trial
 
