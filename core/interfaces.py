@@ -100,14 +100,35 @@ class JobState(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class ModelInput:
+    """A registered model handed to a job as an input (the champion it scores).
+
+    Each backend resolves it its own way: Azure ML mounts ``azureml:<name>:<version>``, a
+    local backend copies the folder ``uri`` names. ``sha256`` is the registry's digest of
+    the model file; the job refuses a file that differs.
+    """
+
+    name: str
+    version: str
+    uri: str
+    sha256: str
+
+    @classmethod
+    def of(cls, version: ModelVersion) -> ModelInput:
+        return cls(version.name, version.version, version.uri, version.sha256)
+
+
+@dataclass(frozen=True)
 class TrainingJobSpec:
-    """What a training job needs: the data (a blob URI) and the parameters (JSON-able)."""
+    """What a training job needs: the data (a blob URI) and the parameters (JSON-able), and
+    the champion to score beside the challenger (``None`` before the first release)."""
 
     data_uri: str
     params: dict[str, object]
     experiment: str
     display_name: str = ""
     tags: dict[str, str] = field(default_factory=dict)
+    champion: ModelInput | None = None
 
 
 @dataclass(frozen=True)
@@ -120,7 +141,9 @@ class JobStatus:
 
 @runtime_checkable
 class Compute(Protocol):
-    """Runs ``python -m training.train`` somewhere and hands back its output folder."""
+    """Runs ``python -m training.train`` somewhere: the job trains the challenger, scores it
+    and the champion on one holdout, and writes a decision record (``decision.json``) apart
+    from its model folder, so a worker can judge without touching a model file."""
 
     def submit(self, spec: TrainingJobSpec) -> str:
         """Start the job; returns its id at once."""
@@ -134,6 +157,14 @@ class Compute(Protocol):
 
     def download_outputs(self, job_id: str, dest: Path) -> Path:
         """Copy the job's output folder under ``dest``; returns the folder holding model files."""
+        ...
+
+    def fetch_record(self, job_id: str, dest: Path) -> Path:
+        """Copy only the job's ``decision.json`` under ``dest``; returns its path."""
+        ...
+
+    def output_uri(self, job_id: str) -> str:
+        """Where the job's model folder is, for ``ModelRegistry.register_output``."""
         ...
 
     def logs(self, job_id: str) -> str: ...
@@ -162,6 +193,14 @@ class ModelRegistry(Protocol):
         self, name: str, artifact_dir: Path, model_file: str, tags: dict[str, str]
     ) -> ModelVersion:
         """Store ``artifact_dir`` as the next version, with the sha256 of ``model_file``."""
+        ...
+
+    def register_output(
+        self, name: str, output_uri: str, model_file: str, sha256: str, tags: dict[str, str]
+    ) -> ModelVersion:
+        """Register a job's model folder where the job left it (``Compute.output_uri``), without
+        this process loading the model; ``sha256`` is the digest the job recorded for
+        ``model_file`` (``IntegrityError`` where the registry can see it differs)."""
         ...
 
     def get(self, name: str, version: str) -> ModelVersion: ...

@@ -48,6 +48,9 @@ class AzureSettings(BaseModel):
     environment: str = "diabetes-train-env"
     storage_account_url: str = ""  # https://<account>.blob.core.windows.net
     job_poll_seconds: float = 15.0
+    # Nodes per training job (command job ``resources.instanceCount``), for estimators that
+    # train on several nodes; the scikit-learn ones use one.
+    instance_count: int = Field(default=1, ge=1)
 
     # Release (read only by the release): images in Azure Container Registry, QA on Azure
     # Container Instances in a private subnet, production on an Azure ML online endpoint:

@@ -11,9 +11,9 @@ from prefect.states import State
 
 from backends import Backends
 from core import dead_letter as dl
-from core.interfaces import BlobRef, ConflictError, NotFoundError, TrainingJobSpec
+from core.interfaces import BlobRef, ConflictError, ModelInput, NotFoundError, TrainingJobSpec
 from core.judgements import Judgement
-from core.lake import Lake
+from core.lake import CuratedSet, Lake
 from core.outcomes import (
     retraining_after_gate,
     retraining_reannounced,
@@ -32,7 +32,6 @@ from tasks.data import (
     dead_letter_file,
     fail_attempt,
     find_new_data,
-    load_curated_set,
     merge_into_curated,
     prune_attempts,
     quarantine_file,
@@ -44,7 +43,7 @@ from tasks.registry import (
     announce_model,
     announce_rejection,
     current_champion,
-    fetch_champion,
+    find_champion,
     find_judgement,
     find_trained_version,
     register_model,
@@ -53,9 +52,11 @@ from tasks.registry import (
     unannounced_version,
 )
 from tasks.reporting import publish_retraining_report
-from tasks.training import evaluate_challenger, holdout_split, train_on_compute
+from tasks.sweep import sweep_on_compute
+from tasks.training import judge_challenger, train_on_compute
 from tasks.validation import validate_data
 from training.params import GateConfig, TrainingParams
+from training.sweep import SweepConfig
 
 MAX_ROUNDS = 5
 
@@ -68,6 +69,7 @@ def retraining(
     model_name: str | None = None,
     drain_landing: bool = False,
     resources: Backends | None = None,
+    sweep: SweepConfig | None = None,
 ) -> State[RetrainingSummary]:
     """Retrain the model on new data and register it if it beats the production model.
 
@@ -80,6 +82,8 @@ def retraining(
             triggered runs: the blob may already have been taken by an earlier run).
         resources: The data lake, compute and registry to work with; default: those of the
             settings' profile (tests hand in-memory ones).
+        sweep: A hyperparameter grid over ``params``: its trials run as parallel training
+            jobs and the best one is the challenger (default: one job with ``params``).
     """
     logger = get_run_logger()
     settings = get_settings()
@@ -110,7 +114,7 @@ def retraining(
     # Training, judging and registering never overlap for one model (tasks/locks.py): a
     # second run waits, then finds the same data "up to date" or "already judged".
     with model_lock(name, "retraining"):
-        summary = _train_and_judge(lake, backends, settings, name, files, params, gate)
+        summary = _train_and_judge(lake, backends, settings, name, files, params, gate, sweep)
 
     publish_retraining_report(summary)
     message = retraining_state_message(summary)
@@ -129,9 +133,25 @@ def _train_and_judge(
     files: list[FileResult],
     params: TrainingParams,
     gate: GateConfig,
+    sweep: SweepConfig | None = None,
 ) -> RetrainingSummary:
     """Train a challenger on the curated set unless it was trained or judged before."""
     curated = current_curated_set(lake)
+    # The job scores the champion too, on its own holdout: the worker reads only its record.
+    champion_input = swept = None
+    if sweep is not None and curated is not None:
+        # The best trial's parameters become the run's: the replay guards below judge them.
+        champion_input = find_champion(backends.registry, name)
+        swept = sweep_on_compute(
+            backends.compute,
+            _job_spec(name, curated, params, champion_input),
+            params,
+            sweep,
+            gate.primary_metric,
+            settings.compute_timeout_seconds,
+            scratch_dir(settings.jobs_path, "sweep-"),
+        )
+        params = TrainingParams.model_validate(swept.record.params)
     trained = judged = champion = None
     if curated is not None:
         trained = find_trained_version(
@@ -151,31 +171,31 @@ def _train_and_judge(
                 summary = retraining_reannounced(summary)
         return summary
     assert curated is not None  # retraining_without_training concludes when it is None
-    workdir = scratch_dir(settings.jobs_path, "retrain-")
-    spec = TrainingJobSpec(
-        data_uri=curated.data_uri,
-        params=params.model_dump(mode="json"),
-        experiment=name,
-        display_name=f"{name} on {curated.fingerprint[:12]}",
-    )
-    job_id, challenger_dir = train_on_compute(
-        backends.compute, spec, settings.compute_timeout_seconds, workdir / "challenger"
-    )
-    champion_version, champion_dir = fetch_champion(backends.registry, name, workdir / "champion")
-    holdout = holdout_split(load_curated_set(lake, curated), params)
-    decision = evaluate_challenger(
-        challenger_dir,
-        champion_dir,
-        champion_version.version if champion_version else None,
-        holdout,
+    if swept is not None:
+        job = swept
+    else:
+        champion_input = find_champion(backends.registry, name)
+        spec = _job_spec(name, curated, params, champion_input)
+        workdir = scratch_dir(settings.jobs_path, "retrain-")
+        job = train_on_compute(
+            backends.compute, spec, settings.compute_timeout_seconds, workdir / "record"
+        )
+    job_id = job.job_id
+    decision = judge_challenger(
+        job.record,
         gate,
+        curated.fingerprint,
+        params.digest(),
+        champion_input.version if champion_input else None,
     )
     registered = None
     if decision.verdict == "register":
         tags = registration_tags(
             curated.fingerprint, curated.data_uri, params, decision, job_id, str(flow_run.id)
         )
-        registered = register_model(backends.registry, name, challenger_dir, tags)
+        registered = register_model(
+            backends.registry, name, job.output_uri, job.record.challenger_sha256, tags
+        )
         announce_model(backends.registry, registered, str(flow_run.id))
     else:
         # Remembered before announcing: a duplicate event or the next cron run on this data
@@ -185,6 +205,18 @@ def _train_and_judge(
         )
         announce_rejection(name, decision)
     return retraining_after_gate(name, files, curated, job_id, decision, registered)
+
+
+def _job_spec(
+    name: str, curated: CuratedSet, params: TrainingParams, champion: ModelInput | None
+) -> TrainingJobSpec:
+    return TrainingJobSpec(
+        data_uri=curated.data_uri,
+        params=params.model_dump(mode="json"),
+        experiment=name,
+        display_name=f"{name} on {curated.fingerprint[:12]}",
+        champion=champion,
+    )
 
 
 def _take(lake: Lake, ref: BlobRef, settings: Settings) -> FileResult | None:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NONE
 
 from core import judgements
 from core.events import challenger_rejected, model_registered
-from core.interfaces import ModelRegistry, ModelVersion
+from core.interfaces import ModelInput, ModelRegistry, ModelVersion
 from core.judgements import Judgement
 from core.lake import Lake
 from core.outcomes import ANNOUNCED_TAG, needs_announcement
@@ -30,15 +29,11 @@ def find_trained_version(
     return found[-1] if found else None
 
 
-@task(name="fetch-champion", retries=2, retry_delay_seconds=1, cache_policy=NONE)
-def fetch_champion(
-    registry: ModelRegistry, name: str, dest: Path
-) -> tuple[ModelVersion | None, Path | None]:
-    """The production model, downloaded and sha-checked; (None, None) before any release."""
+@task(name="find-champion", retries=2, retry_delay_seconds=1, cache_policy=NONE)
+def find_champion(registry: ModelRegistry, name: str) -> ModelInput | None:
+    """The production model as a job input (the job scores it); None before any release."""
     champion = registry.get_alias(name, "production")
-    if champion is None:
-        return None, None
-    return champion, registry.download(name, champion.version, dest)
+    return ModelInput.of(champion) if champion is not None else None
 
 
 def registration_tags(
@@ -75,9 +70,10 @@ def current_champion(registry: ModelRegistry, name: str) -> str | None:
 
 @task(name="register-model", retries=2, retry_delay_seconds=1, cache_policy=NONE)
 def register_model(
-    registry: ModelRegistry, name: str, artifact_dir: Path, tags: dict[str, str]
+    registry: ModelRegistry, name: str, output_uri: str, sha256: str, tags: dict[str, str]
 ) -> ModelVersion:
-    """Register the challenger and point the ``candidate`` alias at it.
+    """Register the challenger from the job's model output, with the digest the job
+    recorded, and point the ``candidate`` alias at it.
 
     Idempotent: a version with the same data fingerprint and parameters digest is the one
     registered by an earlier try (the alias failed after the version was created), so a
@@ -88,7 +84,7 @@ def register_model(
     if found:
         version = found[0]
     else:
-        version = registry.register(name, artifact_dir, MODEL_FILE, tags)
+        version = registry.register_output(name, output_uri, MODEL_FILE, sha256, tags)
     registry.set_alias(name, "candidate", version.version)
     return registry.get(name, version.version)
 

@@ -1,59 +1,60 @@
-"""Tasks that train on the compute backend and judge the challenger against the champion."""
+"""Tasks that train on the compute backend and judge the challenger by the job's record."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
 from core.interfaces import Compute, JobState, TrainingJobSpec
-from training import data as tdata
-from training import evaluate, model
-from training.artifacts import MODEL_FILE
-from training.params import GateConfig, TrainingParams
+from training.decision import DecisionRecord, read_record
+from training.evaluate import Decision
+from training.params import GateConfig
 
 
 class TrainingJobFailed(RuntimeError):
     """The compute backend ran the job and it failed; the message carries the job's log tail."""
 
 
+@dataclass(frozen=True)
+class TrainedChallenger:
+    """A completed training job: its id, where its model folder lies, and its record."""
+
+    job_id: str
+    output_uri: str
+    record: DecisionRecord
+
+
 @task(name="train-on-compute", cache_policy=NONE)
 def train_on_compute(
     compute: Compute, spec: TrainingJobSpec, timeout: float, dest: Path
-) -> tuple[str, Path]:
-    """Submit the training command, wait for it, and fetch its outputs. Not retried: a failed
-    training run is a result to look at, not a hiccup."""
+) -> TrainedChallenger:
+    """Submit the training job (it trains, and scores challenger and champion on one holdout),
+    wait for it, and read its decision record: JSON only, no model file is fetched or loaded
+    here. Not retried: a failed training run is a result to look at, not a hiccup."""
     logger = get_run_logger()
     job_id = compute.submit(spec)
     logger.info("training job %s submitted (%s)", job_id, compute.status(job_id).url)
     status = compute.wait(job_id, timeout)
     if status.state is not JobState.COMPLETED:
         raise TrainingJobFailed(f"training job {job_id} {status.state.value}: {status.message}")
-    return job_id, compute.download_outputs(job_id, dest)
+    record = read_record(compute.fetch_record(job_id, dest))
+    return TrainedChallenger(job_id, compute.output_uri(job_id), record)
 
 
-@task(name="holdout-split", cache_policy=NONE)
-def holdout_split(curated: pd.DataFrame, params: TrainingParams) -> pd.DataFrame:
-    """The holdout both models are scored on: the same rows the training job held out."""
-    _, holdout = tdata.split(tdata.to_training_frame(curated), params.holdout_fraction, params.seed)
-    return holdout
-
-
-@task(name="evaluate-challenger", cache_policy=NONE)
-def evaluate_challenger(
-    challenger_dir: Path,
-    champion_dir: Path | None,
-    champion_version: str | None,
-    holdout: pd.DataFrame,
+@task(name="judge-challenger", cache_policy=NONE)
+def judge_challenger(
+    record: DecisionRecord,
     gate: GateConfig,
-) -> evaluate.Decision:
-    """Score challenger and champion on the same holdout and apply the promotion gate."""
-    challenger = evaluate.score(model.load(challenger_dir / MODEL_FILE), holdout)
-    champion = (
-        evaluate.score(model.load(champion_dir / MODEL_FILE), holdout)
-        if champion_dir is not None
-        else None
+    data_fingerprint: str,
+    params_digest: str,
+    champion_version: str | None,
+) -> Decision:
+    """Apply the promotion gate to the metrics the job recorded, after checking the record
+    answers this run's question (its data, its parameters, its champion)."""
+    record.check(
+        data_fingerprint=data_fingerprint, params_digest=params_digest, champion=champion_version
     )
-    return evaluate.decide(challenger, champion, gate, champion_version=champion_version)
+    return record.decide(gate)

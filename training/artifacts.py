@@ -11,6 +11,10 @@ A model folder, as ``python -m training.train`` writes it:
 - ``metrics.json`` (``METRICS_FILE``): holdout metrics.
 - ``golden.json`` (``GOLDEN_FILE``): holdout rows and the model's own predictions for them,
   the self-check of the scoring service and the smoke test's expected answers.
+
+Beside the folder, in the job's own output, the job writes ``decision.json``
+(``DECISION_FILE``, ``training.decision``): challenger and champion scored on one holdout,
+all the worker reads to judge the challenger.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ MODEL_FILE = "model.joblib"
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.json"
 GOLDEN_FILE = "golden.json"
+DECISION_FILE = "decision.json"
 
 _CHUNK = 1 << 20  # 1 MiB: bounded memory for any model size
 

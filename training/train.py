@@ -3,7 +3,13 @@
 Reads a CSV or Parquet file, splits it by row hash, fits the estimator the parameters name
 (``ridge`` by default), scores it on the holdout and writes ``model.joblib``, ``metrics.json``,
 ``run.json`` and ``golden.json`` (``training.artifacts``) to DIR.
-Exit code 0 on success, 2 on bad input (missing file, unreadable data, bad parameters).
+
+With ``--decision DIR2`` it also writes the decision record ``DIR2/decision.json``
+(``training.decision``); with ``--champion FOLDER`` (plus ``--champion-version`` and
+``--champion-sha256``) the record holds the champion scored on the same holdout. Every
+compute backend runs this command, so the job, not the worker, loads both models.
+Exit code 0 on success, 2 on bad input (missing file, unreadable data, bad parameters, a
+champion that does not match its digest or cannot be loaded here).
 """
 
 from __future__ import annotations
@@ -23,8 +29,9 @@ from pydantic import ValidationError
 from sklearn.base import RegressorMixin
 
 from training import model as model_io
-from training.artifacts import GOLDEN_FILE, METRICS_FILE, MODEL_FILE, RUN_FILE
+from training.artifacts import GOLDEN_FILE, METRICS_FILE, MODEL_FILE, RUN_FILE, sha256_file
 from training.data import DataFormatError, fingerprint, load_dataset, split, to_training_frame
+from training.decision import ChampionScore, build_record, score_champion, write_record
 from training.evaluate import Metrics, score
 from training.params import TrainingParams, describe
 from training.schema import FEATURES, TARGET
@@ -47,6 +54,7 @@ class TrainingResult:
     n_holdout: int
     run: dict[str, Any]
     golden: dict[str, list[Any]]
+    holdout: pd.DataFrame  # the rows scored: the champion is scored on these too
 
 
 def parse_params(value: str | None) -> TrainingParams:
@@ -127,7 +135,7 @@ def train(frame: pd.DataFrame, params: TrainingParams) -> TrainingResult:
         "python_version": platform.python_version(),
         "versions": library_versions(),
     }
-    return TrainingResult(model, metrics, len(train_rows), len(holdout), run, golden)
+    return TrainingResult(model, metrics, len(train_rows), len(holdout), run, golden, holdout)
 
 
 def _write_json(path: Path, content: dict[str, Any]) -> None:
@@ -168,6 +176,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", type=Path, required=True, help="CSV or Parquet file")
     parser.add_argument("--output", type=Path, required=True, help="directory for artifacts")
     parser.add_argument("--params", help="training parameters: a JSON object or a JSON file")
+    parser.add_argument("--decision", type=Path, help="directory for decision.json")
+    parser.add_argument("--champion", type=Path, help="the champion's model folder")
+    parser.add_argument("--champion-version", help="the champion's registry version")
+    parser.add_argument("--champion-sha256", help="the registry's digest of its model file")
     return parser
 
 
@@ -191,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         params = parse_params(args.params)
         frame = to_training_frame(load_dataset(args.data, args.data.name))
         result = train(frame, params)
+        champion = _champion(args, result.holdout)
     except OSError as exc:
         sys.stderr.write(f"training: error: cannot read {exc.filename}: {exc.strerror}\n")
         return 2
@@ -200,8 +213,29 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"training: error: {exc}\n")
         return 2
     paths = write_artifacts(result, args.output)
+    if args.decision is not None:
+        record = build_record(
+            challenger=result.metrics,
+            challenger_sha256=sha256_file(paths[MODEL_FILE]),
+            champion=champion,
+            holdout=result.holdout,
+            n_train=result.n_train,
+            run=result.run,
+        )
+        paths["decision"] = write_record(record, args.decision)
     logger.info("wrote %s", ", ".join(str(path) for path in paths.values()))
     return 0
+
+
+def _champion(args: argparse.Namespace, holdout: pd.DataFrame) -> ChampionScore | None:
+    if args.champion is None:
+        return None
+    champion = score_champion(args.champion, holdout, args.champion_version, args.champion_sha256)
+    logger.info(
+        "champion %s on the same holdout: rmse=%.4f r2=%.4f",
+        champion.version, champion.metrics.rmse, champion.metrics.r2,
+    )  # fmt: skip
+    return champion
 
 
 if __name__ == "__main__":

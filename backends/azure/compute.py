@@ -3,8 +3,11 @@
 The job runs the same ``python -m training.train`` as the local backend, on the cluster
 named in settings, in the training environment built from ``constraints.txt``
 (``backends.azure.environment``: registered on first use, versioned by the pins), so the model
-it trains loads in the scoring image. Its ``model`` output (a ``uri_folder``) is what
-``download_outputs`` fetches.
+it trains loads in the scoring image. The champion comes in as a ``custom_model`` input
+(``azureml:<name>:<version>``) and is scored by the job, in that one environment, on the
+challenger's holdout. Two outputs: ``model`` (the model folder, registered from where it lies:
+``output_uri``) and ``decision`` (only ``decision.json``: all ``fetch_record`` downloads, so
+the worker never reads, let alone unpickles, a model the job wrote).
 """
 
 from __future__ import annotations
@@ -24,8 +27,15 @@ from typing import TYPE_CHECKING
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 
-from core.interfaces import BackendError, JobState, JobStatus, NotFoundError, TrainingJobSpec
-from training.artifacts import MODEL_FILE
+from core.interfaces import (
+    BackendError,
+    JobState,
+    JobStatus,
+    ModelInput,
+    NotFoundError,
+    TrainingJobSpec,
+)
+from training.artifacts import DECISION_FILE, MODEL_FILE
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
@@ -35,6 +45,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OUTPUT_NAME = "model"
+DECISION_OUTPUT = "decision"
+CHAMPION_INPUT = "champion"
 # Data must already be in cloud storage: a local path would make the SDK upload it as a
 # new data asset on every run.
 _REMOTE_SCHEMES = ("https://", "azureml:", "wasbs://", "abfss://")
@@ -124,19 +136,23 @@ class AmlCompute:
 
         stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
         name = f"train-{stamp}-{secrets.token_hex(3)}"
+        inputs = {"data": Input(type="uri_file", path=spec.data_uri)}
+        if spec.champion is not None:
+            inputs[CHAMPION_INPUT] = Input(type="custom_model", path=model_asset(spec.champion))
         with self._code_snapshot() as code:
             environment = self._environment()
             job = command(
                 name=name,
                 code=str(code),
-                command=(
-                    "python -m training.train --data ${{inputs.data}} "
-                    f"--output ${{{{outputs.{OUTPUT_NAME}}}}} --params {shlex.quote(params)}"
-                ),
-                inputs={"data": Input(type="uri_file", path=spec.data_uri)},
-                outputs={OUTPUT_NAME: Output(type="uri_folder")},
+                command=training_command(params, spec.champion),
+                inputs=inputs,
+                outputs={
+                    OUTPUT_NAME: Output(type="uri_folder"),
+                    DECISION_OUTPUT: Output(type="uri_folder"),
+                },
                 environment=environment,
                 compute=self.settings.compute_name,
+                instance_count=self.settings.instance_count,
                 experiment_name=spec.experiment,
                 display_name=spec.display_name or name,
                 tags=dict(spec.tags),
@@ -194,6 +210,29 @@ class AmlCompute:
             raise BackendError(f"job {job_id} completed but its output holds no {MODEL_FILE}")
         return found[0].parent
 
+    def fetch_record(self, job_id: str, dest: Path) -> Path:
+        """Download only a completed job's ``decision`` output under ``dest/<job_id>``; returns
+        its ``decision.json``. Nothing of the ``model`` output is fetched."""
+        current = self.status(job_id)
+        if current.state is not JobState.COMPLETED:
+            raise BackendError(f"job {job_id} is {current.state.value}, no decision record")
+        target = dest / job_id
+        shutil.rmtree(target, ignore_errors=True)
+        try:
+            self._client.jobs.download(
+                job_id, download_path=str(target), output_name=DECISION_OUTPUT
+            )
+        except AzureError as exc:
+            raise BackendError(f"cannot download the decision of job {job_id}: {exc}") from exc
+        found = sorted(target.rglob(DECISION_FILE), key=lambda p: len(p.parts))
+        if not found:
+            raise BackendError(f"job {job_id} completed but wrote no {DECISION_FILE}")
+        return found[0]
+
+    def output_uri(self, job_id: str) -> str:
+        """The job's ``model`` output as Azure ML names it, for registering it in place."""
+        return f"azureml://jobs/{job_id}/outputs/{OUTPUT_NAME}"
+
     def logs(self, job_id: str) -> str:
         """The job's user logs (best effort: a note with the studio URL if they are missing)."""
         with tempfile.TemporaryDirectory(prefix="aml-logs-") as tmp:
@@ -250,6 +289,28 @@ class AmlCompute:
 
 
 _JUNK = ("__pycache__", "*.pyc", ".*")
+
+
+def model_asset(model: ModelInput) -> str:
+    """The job input path of a registered model: ``azureml:<name>:<version>``."""
+    return f"azureml:{model.name}:{model.version}"
+
+
+def training_command(params: str, champion: ModelInput | None) -> str:
+    """``python -m training.train`` with the job's inputs and outputs bound."""
+    parts = [
+        "python -m training.train --data ${{inputs.data}}",
+        f"--output ${{{{outputs.{OUTPUT_NAME}}}}}",
+        f"--params {shlex.quote(params)}",
+        f"--decision ${{{{outputs.{DECISION_OUTPUT}}}}}",
+    ]
+    if champion is not None:
+        parts += [
+            f"--champion ${{{{inputs.{CHAMPION_INPUT}}}}}",
+            f"--champion-version {shlex.quote(champion.version)}",
+            f"--champion-sha256 {shlex.quote(champion.sha256)}",
+        ]
+    return " ".join(parts)
 
 
 def _environment_ref(value: str) -> str:

@@ -13,6 +13,7 @@ Bookkeeping lives in tags under the reserved ``mlops.`` prefix, hidden from call
 
 from __future__ import annotations
 
+import re
 import shutil
 import uuid
 from datetime import datetime
@@ -76,6 +77,32 @@ class AmlModelRegistry:
             path=str(artifact_dir),
             type="custom_model",
             tags={**tags, SHA_TAG: sha256_file(source), FILE_TAG: model_file},
+        )
+        created = call(f"register {name}", lambda: self._client.models.create_or_update(model))
+        return self._to_version(created, {})
+
+    def register_output(
+        self, name: str, output_uri: str, model_file: str, sha256: str, tags: dict[str, str]
+    ) -> ModelVersion:
+        """Register a job's output (``azureml://jobs/<job>/outputs/<name>``) where it lies:
+        nothing is downloaded or uploaded; the digest is the one the job recorded.
+
+        Raises:
+            ValueError: Bad name, not an ``azureml://`` URI, not a sha256, or reserved tags.
+        """
+        check_name(name, "model name")
+        check_tags(tags)
+        if not output_uri.startswith("azureml://"):
+            raise ValueError(f"Azure ML registers job outputs by azureml:// URI: {output_uri!r}")
+        if re.fullmatch(r"[0-9a-f]{64}", sha256) is None:
+            raise ValueError(f"not a sha256 digest: {sha256!r}")
+        from azure.ai.ml.entities import Model
+
+        model = Model(
+            name=name,
+            path=output_uri,
+            type="custom_model",
+            tags={**tags, SHA_TAG: sha256, FILE_TAG: model_file},
         )
         created = call(f"register {name}", lambda: self._client.models.create_or_update(model))
         return self._to_version(created, {})

@@ -1,9 +1,10 @@
 """``Compute`` on this machine: each training job is a detached process with a folder.
 
 ``jobs_dir/<job_id>/`` holds everything about a job: ``spec.json`` (what to run),
-``inputs/`` (the data, fetched from the data lake), ``outputs/`` (what training wrote),
-``job.log`` and ``status.json``. State lives only in these files, so a job submitted by
-one process can be watched, waited on and collected by another.
+``inputs/`` (the data, fetched from the data lake, and a copy of the champion's folder),
+``outputs/`` (the model folder training wrote), ``decision/decision.json`` (the record the
+worker judges by), ``job.log`` and ``status.json``. State lives only in these files, so a
+job submitted by one process can be watched, waited on and collected by another.
 """
 
 from __future__ import annotations
@@ -26,14 +27,17 @@ from typing import Any
 
 from backends.local._proc import child_env, kill_group, pid_alive, wait_gone
 from backends.local._runner import log_tail, now, write_json
+from backends.local.registry import local_folder
 from core.interfaces import (
     BackendError,
     DataLake,
     JobState,
     JobStatus,
+    ModelInput,
     NotFoundError,
     TrainingJobSpec,
 )
+from training.artifacts import DECISION_FILE
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +101,7 @@ class SubprocessCompute:
             params = json.dumps(spec.params, sort_keys=True)
             command = [self.python, *self.entrypoint, "--data", str(data_path)]
             command += ["--output", str(job_dir / "outputs"), "--params", params]
+            command += job_arguments(spec.champion, job_dir)
             write_json(
                 job_dir / "spec.json",
                 {
@@ -160,6 +165,17 @@ class SubprocessCompute:
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(source, target)
         return target
+
+    def fetch_record(self, job_id: str, dest: Path) -> Path:
+        """Copy a completed job's ``decision.json`` (and nothing else) to ``dest/<job_id>``."""
+        current = self.status(job_id)
+        if current.state is not JobState.COMPLETED:
+            raise BackendError(f"job {job_id} is {current.state.value}, no decision record")
+        return copy_record(self._job_dir(job_id) / "decision", dest / job_id, job_id)
+
+    def output_uri(self, job_id: str) -> str:
+        """The ``file://`` URI of the job's model folder."""
+        return (self._job_dir(job_id) / "outputs").as_uri()
 
     def logs(self, job_id: str) -> str:
         """The job's combined stdout and stderr so far."""
@@ -233,6 +249,28 @@ class SubprocessCompute:
             # The runner is gone, so nothing else writes status.json from here on.
             self._fail(job_dir, data, f"timed out after {timeout:g} s")
         return self.status(job_id)
+
+
+def job_arguments(champion: ModelInput | None, job_dir: Path) -> list[str]:
+    """The training command's ``--decision`` and champion arguments for a local job: the
+    champion's folder is copied into ``job_dir/inputs/champion`` first (as Azure ML mounts a
+    model input), so moving the registry's alias meanwhile cannot change what is scored."""
+    arguments = ["--decision", str(job_dir / "decision")]
+    if champion is None:
+        return arguments
+    folder = job_dir / "inputs" / "champion"
+    shutil.copytree(local_folder(champion.uri), folder)
+    arguments += ["--champion", str(folder), "--champion-version", champion.version]
+    return [*arguments, "--champion-sha256", champion.sha256]
+
+
+def copy_record(source: Path, target: Path, job_id: str) -> Path:
+    """Copy ``source/decision.json`` into ``target``; returns the copy."""
+    record = source / DECISION_FILE
+    if not record.is_file():
+        raise BackendError(f"job {job_id} completed but wrote no {DECISION_FILE} ({record})")
+    target.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy2(record, target / DECISION_FILE))
 
 
 def _read_json(path: Path) -> dict[str, Any]:

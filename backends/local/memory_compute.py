@@ -10,9 +10,11 @@ import contextlib
 import io
 import json
 import shutil
+import threading
 from itertools import count
 from pathlib import Path, PurePosixPath
 
+from backends.local.compute import copy_record, job_arguments
 from core.interfaces import (
     BackendError,
     DataLake,
@@ -32,9 +34,15 @@ class InProcessCompute:
         self.submitted: list[TrainingJobSpec] = []
         self._ids = count(1)
         self._status: dict[str, JobStatus] = {}
+        # One job at a time: redirecting stderr is process-wide (sweeps submit from threads).
+        self._running = threading.Lock()
 
     def submit(self, spec: TrainingJobSpec) -> str:
         """Fetch the data and run ``python -m training.train``'s ``main`` on it."""
+        with self._running:
+            return self._run(spec)
+
+    def _run(self, spec: TrainingJobSpec) -> str:
         from training import train  # the training command, exactly as a job runs it
 
         job_id = f"inproc-{next(self._ids)}"
@@ -46,6 +54,7 @@ class InProcessCompute:
         data_path.write_bytes(data)
         argv = ["--data", str(data_path), "--output", str(job_dir / "outputs")]
         argv += ["--params", json.dumps(spec.params, sort_keys=True)]
+        argv += job_arguments(spec.champion, job_dir)
         errors = io.StringIO()
         with contextlib.redirect_stderr(errors):
             code = train.main(argv)
@@ -70,6 +79,15 @@ class InProcessCompute:
         target = dest / job_id
         shutil.copytree(self.root / job_id / "outputs", target, dirs_exist_ok=True)
         return target
+
+    def fetch_record(self, job_id: str, dest: Path) -> Path:
+        if self.status(job_id).state is not JobState.COMPLETED:
+            raise BackendError(f"job {job_id} failed: {self.status(job_id).message}")
+        return copy_record(self.root / job_id / "decision", dest / job_id, job_id)
+
+    def output_uri(self, job_id: str) -> str:
+        self.status(job_id)
+        return (self.root / job_id / "outputs").resolve().as_uri()
 
     def logs(self, job_id: str) -> str:
         return self.status(job_id).message

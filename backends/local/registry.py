@@ -12,9 +12,11 @@ import sqlite3
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from backends.local import _sqlite
-from core.interfaces import IntegrityError, ModelVersion, NotFoundError
+from core.interfaces import BackendError, IntegrityError, ModelVersion, NotFoundError
 from training.artifacts import sha256_file
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -49,6 +51,27 @@ class LocalModelRegistry:
         Returns:
             The new version ("1", "2", ...).
         """
+        return self._register(name, artifact_dir, model_file, tags, None)
+
+    def register_output(
+        self, name: str, output_uri: str, model_file: str, sha256: str, tags: dict[str, str]
+    ) -> ModelVersion:
+        """Store a copy of a local job's model folder (a ``file://`` URI) as the next version.
+
+        Raises:
+            IntegrityError: The copied model file's digest is not ``sha256`` (nothing is
+                registered).
+        """
+        return self._register(name, local_folder(output_uri), model_file, tags, sha256)
+
+    def _register(
+        self,
+        name: str,
+        artifact_dir: Path,
+        model_file: str,
+        tags: dict[str, str],
+        expected: str | None,
+    ) -> ModelVersion:
         check_name(name, "model name")
         check_tags(tags)
         source = artifact_dir / model_file
@@ -61,6 +84,10 @@ class LocalModelRegistry:
         shutil.copytree(artifact_dir, staging)
         try:
             digest = sha256_file(staging / model_file)
+            if expected is not None and digest != expected:
+                raise IntegrityError(
+                    f"{artifact_dir / model_file} has sha256 {digest}; the job recorded {expected}"
+                )
             created = datetime.now(UTC)
             with _sqlite.write(self.db_path, self._busy_timeout) as db:
                 row = db.execute(
@@ -241,3 +268,14 @@ def check_tags(tags: dict[str, str]) -> None:
     for key, value in tags.items():
         if not isinstance(key, str) or not key or not isinstance(value, str):
             raise ValueError(f"tags must map non-empty strings to strings: {key!r}: {value!r}")
+
+
+def local_folder(uri: str) -> Path:
+    """The folder a ``file://`` URI names (``BackendError`` for any other scheme)."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        raise BackendError(f"a local job reads models from file:// URIs, not {uri!r}")
+    folder = Path(url2pathname(parsed.path))
+    if not folder.is_dir():
+        raise NotFoundError(f"model folder {folder} does not exist")
+    return folder

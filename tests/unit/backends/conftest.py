@@ -15,13 +15,16 @@ from core.interfaces import BlobRef
 COLUMNS = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6", "target"]
 
 # Behaves like `python -m training.train` as far as the compute backend can tell:
-# {"mode": "ok"} writes outputs after {"seconds": N}; "fail" exits 2 with a message;
+# {"mode": "ok"} writes outputs (and, with --decision, a decision.json naming the champion
+# it was given) after {"seconds": N}; "fail" exits 2 with a message;
 # {"ignore_sigterm": true} makes it survive SIGTERM.
 STUB = textwrap.dedent(
     """
     import argparse, json, pathlib, signal, sys, time
     parser = argparse.ArgumentParser()
     parser.add_argument("--data"); parser.add_argument("--output"); parser.add_argument("--params")
+    parser.add_argument("--decision"); parser.add_argument("--champion")
+    parser.add_argument("--champion-version"); parser.add_argument("--champion-sha256")
     args = parser.parse_args()
     params = json.loads(args.params)
     print("stub training on", pathlib.Path(args.data).name, flush=True)
@@ -37,6 +40,11 @@ STUB = textwrap.dedent(
     out.mkdir(parents=True)
     (out / "model.joblib").write_bytes(pathlib.Path(args.data).read_bytes()[:64])
     (out / "metrics.json").write_text(json.dumps({"params": params}))
+    if args.decision:
+        record = pathlib.Path(args.decision)
+        record.mkdir(parents=True)
+        record_of = {"champion": args.champion, "champion_version": args.champion_version}
+        (record / "decision.json").write_text(json.dumps(record_of))
     print("stub done", flush=True)
     """
 )

@@ -13,8 +13,18 @@ import pandas as pd
 import pytest
 
 from training import model as model_io
-from training.artifacts import GOLDEN_FILE, METRICS_FILE, MODEL_FILE, RUN_FILE, read_golden
-from training.data import fingerprint, reference_dataset
+from training.artifacts import (
+    DECISION_FILE,
+    GOLDEN_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    RUN_FILE,
+    read_golden,
+    sha256_file,
+)
+from training.data import fingerprint, reference_dataset, split
+from training.decision import read_record
+from training.evaluate import score
 from training.params import TrainingParams
 from training.schema import COLUMNS, FEATURES, TARGET
 from training.train import PINNED_PACKAGES, main
@@ -213,3 +223,45 @@ def test_a_non_linear_estimator_end_to_end(reference_csv: Path, tmp_path: Path) 
     np.testing.assert_allclose(
         model_io.predict(loaded, np.array(golden.rows)), golden.predictions, rtol=1e-12
     )
+
+
+def _with_champion(argv: list[str], decision: Path, champion: Path, sha256: str) -> list[str]:
+    return argv + [
+        "--decision", str(decision), "--champion", str(champion),
+        "--champion-version", "3", "--champion-sha256", sha256,
+    ]  # fmt: skip
+
+
+def test_main_scores_the_champion_on_the_same_holdout(reference_csv: Path, tmp_path: Path) -> None:
+    champion = tmp_path / "champion"
+    assert main(_argv(reference_csv, champion, '{"seed": 7}')) == 0  # another split, another fit
+    out, decision = tmp_path / "out", tmp_path / "decision"
+    argv = _argv(reference_csv, out)
+
+    assert main(_with_champion(argv, decision, champion, sha256_file(champion / MODEL_FILE))) == 0
+
+    assert {p.name for p in out.iterdir()} == ARTIFACTS  # the record lies apart
+    record = read_record(decision / DECISION_FILE)
+    _, holdout = split(reference_dataset(), 0.2, 42)
+    assert (record.holdout_fingerprint, record.holdout_rows) == (fingerprint(holdout), len(holdout))
+    assert record.champion is not None and record.champion.version == "3"
+    assert record.champion.metrics == score(model_io.load(champion), holdout)
+    assert record.champion.trained_with == _read(champion, RUN_FILE)["versions"]
+    metrics = _read(out, METRICS_FILE)
+    assert record.challenger.model_dump() == {k: metrics[k] for k in ("rmse", "mae", "r2", "n")}
+    assert record.challenger_sha256 == sha256_file(out / MODEL_FILE)
+    assert record.data_fingerprint == _read(out, RUN_FILE)["data_fingerprint"]
+
+
+def test_a_champion_other_than_the_registered_one_exits_2(
+    reference_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    champion = tmp_path / "champion"
+    assert main(_argv(reference_csv, champion)) == 0
+    out, decision = tmp_path / "out", tmp_path / "decision"
+
+    code = main(_with_champion(_argv(reference_csv, out), decision, champion, "0" * 64))
+
+    assert code == 2
+    assert "champion 3: model.joblib has sha256" in capsys.readouterr().err
+    assert not out.exists() and not decision.exists()

@@ -8,10 +8,18 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+import joblib
 import pytest
 
 from backends.azure.compute import AmlCompute, map_status
-from core.interfaces import BackendError, Compute, JobState, NotFoundError, TrainingJobSpec
+from core.interfaces import (
+    BackendError,
+    Compute,
+    JobState,
+    ModelInput,
+    NotFoundError,
+    TrainingJobSpec,
+)
 from core.settings import AzureSettings
 
 DATA = "https://lake.blob.core.windows.net/curated/sets/2026-11/diabetes.csv"
@@ -127,14 +135,18 @@ def test_submit_uploads_the_training_package_and_puts_the_job(
     quoted = shlex.quote(json.dumps(params, sort_keys=True))
     assert body["command"] == (
         "python -m training.train --data ${{inputs.data}} --output ${{outputs.model}} "
-        f"--params {quoted}"
+        f"--params {quoted} --decision ${{{{outputs.decision}}}}"
     )
     assert body["jobType"] == "Command"
     # "azureml:name@latest" was resolved to the newest registered version.
     assert body["environmentId"] == f"{aml.arm}/environments/diabetes-train-env/versions/7"
     assert body["computeId"] == f"{aml.arm}/computes/cpu-cluster"
+    # No champion yet: no model input, and the record holds the challenger alone.
     assert body["inputs"] == {"data": {"uri": DATA, "jobInputType": "uri_file"}}
-    assert body["outputs"] == {"model": {"jobOutputType": "uri_folder"}}
+    assert body["outputs"] == {
+        "model": {"jobOutputType": "uri_folder"},
+        "decision": {"jobOutputType": "uri_folder"},
+    }
     assert body["experimentName"] == "diabetes"
     assert body["displayName"] == "retrain"
     assert body["tags"] == {"a": "b"}
@@ -326,3 +338,84 @@ def test_logs_reads_the_user_logs(
 def test_logs_never_raise(aml: Any, compute: AmlCompute, monkeypatch: pytest.MonkeyPatch) -> None:
     fake_download(monkeypatch, aml, RuntimeError("job is still running"))
     assert compute.logs("job-9").startswith("(logs unavailable: job is still running")
+
+
+CHAMPION = ModelInput(
+    name="diabetes-ridge",
+    version="3",
+    uri="azureml://subscriptions/s/resourcegroups/r/workspaces/w/datastores/d/paths/m",
+    sha256="ab" * 32,
+)
+
+
+def test_submit_hands_the_champion_to_the_job_as_a_model_input(
+    aml: Any, compute: AmlCompute
+) -> None:
+    serve_submit(aml)
+    spec = TrainingJobSpec(data_uri=DATA, params={}, experiment="e", champion=CHAMPION)
+
+    job_id = compute.submit(spec)
+
+    (put,) = aml.transport.sent("PUT", rf"/jobs/{job_id}\?")
+    body = put.json()["properties"]
+    # The registered model itself (the SDK sends "azureml:diabetes-ridge:3" as the version's
+    # resource id): the job mounts it; the worker neither downloads nor uploads it.
+    assert body["inputs"]["champion"] == {
+        "uri": f"{aml.arm}/models/diabetes-ridge/versions/3",
+        "jobInputType": "custom_model",
+    }
+    assert set(body["outputs"]) == {"model", "decision"}
+    assert body["resources"]["instanceCount"] == 1
+    assert body["command"].endswith(
+        "--decision ${{outputs.decision}} --champion ${{inputs.champion}} "
+        f"--champion-version 3 --champion-sha256 {'ab' * 32}"
+    )
+    # Scoring runs in the one training environment built from the lock.
+    assert body["environmentId"] == f"{aml.arm}/environments/diabetes-train-env/versions/7"
+    assert aml.transport.sent("GET", r"/models/") == []
+
+
+def test_fetch_record_downloads_the_decision_output_only(
+    aml: Any, compute: AmlCompute, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    aml.transport.route("GET", r"/jobs/job-10\?", aml.job_json("job-10", "Completed"))
+    calls = fake_download(monkeypatch, aml, {"named-outputs/decision/decision.json": "{}"})
+
+    def no_unpickling(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the worker loaded a model file")
+
+    monkeypatch.setattr(joblib, "load", no_unpickling)
+
+    record = compute.fetch_record("job-10", tmp_path)
+
+    assert record == tmp_path / "job-10" / "named-outputs" / "decision" / "decision.json"
+    assert calls == [
+        {"name": "job-10", "download_path": str(tmp_path / "job-10"), "output_name": "decision"}
+    ]
+    assert compute.output_uri("job-10") == "azureml://jobs/job-10/outputs/model"
+
+
+def test_fetch_record_needs_a_completed_job_with_a_record(
+    aml: Any, compute: AmlCompute, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    aml.transport.route("GET", r"/jobs/job-11\?", aml.job_json("job-11", "Running"))
+    aml.transport.route("GET", r"/jobs/job-12\?", aml.job_json("job-12", "Completed"))
+    calls = fake_download(monkeypatch, aml, {"named-outputs/decision/other.txt": ""})
+
+    with pytest.raises(BackendError, match="running, no decision record"):
+        compute.fetch_record("job-11", tmp_path)
+    assert calls == []
+    with pytest.raises(BackendError, match="no decision.json"):
+        compute.fetch_record("job-12", tmp_path)
+
+
+def test_instance_count_passes_through_for_multi_node_estimators(
+    aml: Any, settings: AzureSettings, code_dir: Path
+) -> None:
+    serve_submit(aml)
+    compute = AmlCompute(aml.client, settings.model_copy(update={"instance_count": 3}), code_dir)
+
+    job_id = compute.submit(TrainingJobSpec(data_uri=DATA, params={}, experiment="e"))
+
+    (put,) = aml.transport.sent("PUT", rf"/jobs/{job_id}\?")
+    assert put.json()["properties"]["resources"]["instanceCount"] == 3

@@ -82,6 +82,40 @@ def test_register_checks_its_inputs_before_sending_anything(
     assert aml.transport.requests == []
 
 
+def test_register_output_registers_the_job_output_in_place(
+    aml: Any, registry: AmlModelRegistry
+) -> None:
+    aml.serve_models(NAME, {"1": stored("1")})
+    output = "azureml://jobs/train-20261202-abc123/outputs/model"
+
+    version = registry.register_output(NAME, output, "model.joblib", SHA, {"data_sha": "d2"})
+
+    (put,) = aml.transport.sent("PUT", rf"/workspaces/ws-mlops/models/{NAME}/versions/2\?")
+    props = put.json()["properties"]
+    # The job's output as it lies: no datastore key asked, nothing uploaded or downloaded.
+    assert (props["modelType"], props["modelUri"]) == ("custom_model", output)
+    assert props["tags"] == {
+        "data_sha": "d2",
+        "mlops.sha256": SHA,
+        "mlops.model_file": "model.joblib",
+    }
+    assert aml.blobs.uploads == [] and aml.transport.sent("POST", r"/listSecrets") == []
+    assert (version.version, version.sha256, version.uri) == ("2", SHA, output)
+
+
+def test_register_output_checks_its_inputs_before_sending_anything(
+    aml: Any, registry: AmlModelRegistry
+) -> None:
+    output = "azureml://jobs/j/outputs/model"
+    with pytest.raises(ValueError, match="azureml://"):
+        registry.register_output(NAME, "/tmp/outputs", "model.joblib", SHA, {})
+    with pytest.raises(ValueError, match="sha256"):
+        registry.register_output(NAME, output, "model.joblib", "not-a-digest", {})
+    with pytest.raises(ValueError, match="reserved"):
+        registry.register_output(NAME, output, "model.joblib", SHA, {"mlops.sha256": SHA})
+    assert aml.transport.requests == []
+
+
 def test_reads_list_versions_and_filter_by_tags(aml: Any, registry: AmlModelRegistry) -> None:
     aml.serve_models(
         NAME,
