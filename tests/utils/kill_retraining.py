@@ -25,7 +25,7 @@ STEPS: dict[str, tuple[str, str, When]] = {
     # The job runs (a process of its own); the flow has not seen it finish.
     "training": ("compute", "submit", any_call),
     # The version exists; the candidate alias and the announcement do not.
-    "registration": ("registry", "register", any_call),
+    "registration": ("registry", "register_output", any_call),
     # The candidate alias is set; the model-registered event was never sent.
     "announcement": ("registry", "set_alias", alias_is("candidate")),
 }
