@@ -16,7 +16,7 @@ from typing import Any
 
 from core.interfaces import NotFoundError
 from core.lake import Lake
-from training.evaluate import Decision
+from training.decision import Decision
 
 PREFIX = "decisions/"
 
