@@ -34,6 +34,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from backends.local.dockerd import DockerEngine
 from core.breakdown import Breakdown
 from core.settings import Settings, load_settings
 
@@ -74,10 +75,16 @@ def stack(reuse: bool, keep: bool) -> Iterator[dict[str, str]]:
         env = {k: v for k, v in env.items() if not k.startswith(("MLOPS_", "PREFECT_"))}
         env["MLOPS_STATE_DIR"] = str(folder / "state")
         env.update({f"MLOPS_{name}": str(free_port()) for name in PORT_SETTINGS})
-        shared = REPO / ".mlops" / "docker"  # the project's engine and build caches
-        if shared.exists():
-            (folder / "state").mkdir()
-            (folder / "state" / "docker").symlink_to(shared.resolve())
+        # The project's Docker engine (if one runs) and its build caches (wheelhouse, base
+        # image), but not its PID file: `mlops down` stops the engine whose PID file is in
+        # the state folder, and this engine is not the bench's to stop.
+        engine = DockerEngine(REPO / ".mlops" / "docker").find()
+        if engine is not None:
+            env["MLOPS_DOCKER_HOST"] = engine
+            cache = (REPO / ".mlops" / "docker" / "cache").resolve()
+            cache.mkdir(parents=True, exist_ok=True)
+            (folder / "state" / "docker").mkdir(parents=True)
+            (folder / "state" / "docker" / "cache").symlink_to(cache, target_is_directory=True)
     try:
         print("mlops up ...", flush=True)
         mlops(env, "up")
@@ -87,7 +94,7 @@ def stack(reuse: bool, keep: bool) -> Iterator[dict[str, str]]:
     finally:
         if folder is not None and not keep:
             mlops(env, "down", timeout=300)
-            (folder / "state" / "docker").unlink(missing_ok=True)
+            (folder / "state" / "docker" / "cache").unlink(missing_ok=True)
             shutil.rmtree(folder, ignore_errors=True)
         elif folder is not None:
             print(f"stack left running: MLOPS_STATE_DIR={env['MLOPS_STATE_DIR']}")
