@@ -192,7 +192,9 @@ def measure(env: dict[str, str], round_no: int) -> tuple[Breakdown, float]:
     before = served_version(url, key)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     for attempt, shift in enumerate((SHIFT, -SHIFT) if round_no % 2 == 0 else (-SHIFT, SHIFT)):
-        landed = land(settings, f"bench-{stamp}-{attempt}.csv", shift, seed=round_no * 7 + attempt)
+        # A new sample every time: the same bytes again would be a replay (nothing to train).
+        seed = int(time.time()) % 100_000 + attempt
+        landed = land(settings, f"bench-{stamp}-{attempt}.csv", shift, seed=seed)
         try:
             version, serving = wait_new_version(env, before, timeout=300)
             break
