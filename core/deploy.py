@@ -14,7 +14,6 @@ from core.version import REPO_ROOT, code_version
 logger = logging.getLogger(__name__)
 
 WORK_POOL = "mlops-local"
-WATCHER_DEPLOYMENT = "blob-watcher/blob-watcher"
 # Versioned base job template of the pool (the process worker's defaults for every run).
 WORK_POOL_TEMPLATE = REPO_ROOT / "deployments" / "work-pools" / f"{WORK_POOL}.json"
 
@@ -90,32 +89,5 @@ def publish(settings: Settings) -> str:
     env = deploy_env(settings)
     ensure_work_pool(env)
     out = _prefect(["deploy", "--all"], env)
-    configure_watcher(settings)
     logger.info("published deployments to %s", settings.prefect_api_url)
     return out
-
-
-def configure_watcher(settings: Settings) -> dict[str, object]:
-    """Give the published blob-watcher deployment the poll interval of ``settings``.
-
-    Set through the API after ``prefect deploy``, not templated in ``prefect.yaml``: that
-    command validates the file before it fills ``{{ $VAR }}`` (a templated number failed it).
-    A watcher run started without the parameter reads the same setting from its environment.
-
-    Returns:
-        The deployment's parameters as now stored.
-    """
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import DeploymentUpdate
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with (
-        temporary_settings(updates={PREFECT_API_URL: settings.prefect_api_url}),
-        get_client(sync_client=True) as client,
-    ):
-        deployment = client.read_deployment_by_name(WATCHER_DEPLOYMENT)
-        parameters = {**deployment.parameters, "poll_seconds": settings.watch_interval_seconds}
-        client.update_deployment(deployment.id, DeploymentUpdate(parameters=parameters))
-        stored: dict[str, object] = client.read_deployment(deployment.id).parameters
-    logger.info("%s polls every %g s", WATCHER_DEPLOYMENT, settings.watch_interval_seconds)
-    return stored

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.interfaces import ModelVersion
 from core.results import TAKEN, FileResult, ReleaseReport, ReleaseStage, RetrainingSummary
-from training.decision import Decision
+from training.gate_models import Decision
 
 if TYPE_CHECKING:  # annotations only: the release flow imports this module without pandas
     from core.judgements import Judgement

@@ -17,7 +17,7 @@ from core.outcomes import ANNOUNCED_TAG
 from core.version import code_version
 from tasks.events import emit, send_events
 from training.artifacts import MODEL_FILE
-from training.decision import Decision
+from training.gate_models import Decision
 from training.params import TrainingParams
 
 

@@ -9,9 +9,9 @@ import pandas as pd
 from sklearn.base import RegressorMixin
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
-# The decision record lives in training.decision (no numpy, pandas or scikit-learn: the
+# The decision record lives in training.gate_models (no numpy, pandas or scikit-learn: the
 # release flow and the records read it without paying their import); re-exported here.
-from training.decision import Decision, Metrics, Thresholds, Verdict
+from training.gate_models import Decision, Metrics, Thresholds, Verdict
 from training.model import predict
 from training.params import GateConfig
 from training.schema import TARGET

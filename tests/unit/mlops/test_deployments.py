@@ -1,4 +1,4 @@
-"""Publishing: the watcher's poll interval reaches its deployment on a real Prefect server."""
+"""`mlops deploy`: the watcher's poll interval reaches its deployment on a real Prefect server."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from prefect.client.schemas.actions import DeploymentScheduleCreate
 from prefect.client.schemas.schedules import IntervalSchedule
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from core.deploy import WATCHER_DEPLOYMENT, configure_watcher
 from core.settings import Settings, load_settings
+from mlops.deployments import WATCHER_DEPLOYMENT, configure_watcher
 
 ROOT = Path(__file__).resolve().parents[3]
 WATCHER = next(
