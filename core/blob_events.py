@@ -87,7 +87,10 @@ def blob_created_event(
 
 
 def event_for(ref: BlobRef) -> EventSpec:
-    """The event announcing ``ref`` (a listed blob)."""
+    """The event announcing ``ref`` (a listed blob). Its payload also carries the blob's
+    ``lastModified`` (ISO 8601; not an Event Grid data field): when it landed, so the
+    pipeline's breakdown (``core.breakdown``) can tell detection from what followed."""
+    modified = ref.last_modified
     return blob_created_event(
         url=ref.uri,
         account=account_of(ref.uri, ref.container),
@@ -95,6 +98,7 @@ def event_for(ref: BlobRef) -> EventSpec:
         name=ref.name,
         etag=ref.etag,
         size=ref.size,
+        extra={"lastModified": modified.isoformat()} if modified is not None else None,
     )
 
 

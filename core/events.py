@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from core.interfaces import BlobRef, ModelVersion
-    from training.evaluate import Decision
+    from training.gate_models import Decision
 
 # A new blob in a watched container (the blob watcher locally, Event Grid's relay in Azure):
 # the retraining deployment's trigger.

@@ -16,7 +16,7 @@ from typing import Any
 
 from core.interfaces import NotFoundError
 from core.lake import Lake
-from training.evaluate import Decision
+from training.gate_models import Decision
 
 PREFIX = "decisions/"
 

@@ -7,13 +7,15 @@ the flows only decide which steps to run and hand what they saw to these.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.interfaces import ModelVersion
-from core.judgements import Judgement
-from core.lake import CuratedSet
 from core.results import TAKEN, FileResult, ReleaseReport, ReleaseStage, RetrainingSummary
-from training.evaluate import Decision
+from training.gate_models import Decision
+
+if TYPE_CHECKING:  # annotations only: the release flow imports this module without pandas
+    from core.judgements import Judgement
+    from core.lake import CuratedSet
 
 # The registry tag set on a version once ``mlops.model.registered`` was accepted for it.
 ANNOUNCED_TAG = "announced"

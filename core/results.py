@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from training.evaluate import Decision
+from training.gate_models import Decision
 
 RetrainingOutcome = Literal[
     "registered",

@@ -154,6 +154,13 @@ class Settings(BaseSettings):
     work_pool: Literal["mlops-local", "mlops-aci"] = "mlops-local"
     code_container: str = "flow-code"
 
+    # How often the blob watcher lists the landing container: locally (Azurite has no Event
+    # Grid) the longest a new file waits before it is announced. A poll is two small calls
+    # (the watcher's marks, one listing); the watcher is a long-running run that polls at this
+    # interval (flows/blob_watcher.py says why), so a short one costs no process per poll.
+    # In Azure, Event Grid announces blobs and the watcher is only a safety net.
+    watch_interval_seconds: float = Field(default=5.0, ge=1, le=3600)
+
     # Prefect
     prefect_host: str = "127.0.0.1"
     prefect_port: int = Field(default=4200, ge=1, le=65535)

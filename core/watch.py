@@ -92,6 +92,21 @@ def merge_marks(
     return merged
 
 
+def next_poll_in(last_poll: float, interval: float, deadline: float, now: float) -> float | None:
+    """Seconds a long-running watcher waits before its next poll (polls start ``interval``
+    apart, on the clock of ``now``); None when that poll would start after ``deadline``.
+
+    >>> next_poll_in(last_poll=10.0, interval=5.0, deadline=70.0, now=11.5)
+    3.5
+    >>> next_poll_in(last_poll=68.0, interval=5.0, deadline=70.0, now=68.2) is None
+    True
+    """
+    due = last_poll + interval
+    if due > deadline:
+        return None
+    return max(0.0, due - now)
+
+
 # --------------------------------------------------------------------------- shared state
 class WatchState:
     """The announced marks of one watched container, kept in a blob every watcher shares.

@@ -1,8 +1,8 @@
 """Blob watcher: announce every new or overwritten landing blob as a Prefect event.
 
 In Azure, Event Grid announces new blobs (``Microsoft.Storage.BlobCreated``). Azurite has no
-Event Grid and the open-source Prefect server has no webhooks, so locally this flow polls (run
-it on a short interval schedule): it lists the landing container, compares names and etags
+Event Grid and the open-source Prefect server has no webhooks, so locally this flow polls: it
+lists the landing container every ``poll_seconds``, compares names and etags
 with the marks every watcher shares (``core.watch.WatchState``: a JSON blob in the curated
 container, written with etag conditions) and emits ONE event per new blob::
 
@@ -15,6 +15,16 @@ container, written with etag conditions) and emits ONE event per new blob::
               plus container and name
 
 The retraining deployment's trigger reacts to that event (``data_uri`` = the resource id).
+
+Why one run polls many times (``watch_seconds``) instead of a schedule every few seconds: a
+deployed run is a new process (Python, Prefect and this module: ~3-5 s of CPU on this
+2-core machine), so a 5 s schedule would keep a core busy and write ~720 runs an hour to the
+server, and the poll would wait for the worker's pickup and that start-up each time. A run
+that keeps polling pays them once a minute and polls cost one marks read and one listing.
+The deployment's schedule (every 60 s, ``watch_seconds`` 90: a start-up took 20 s on a
+loaded machine) starts the next run before the last ends: no gap, and a run that died is
+replaced within a minute. Its concurrency limit (2) allows that overlap; two watchers at
+once are safe (marks merged, below).
 
 Safety: events are sent (and the connection closed cleanly) BEFORE the blobs are marked, so a
 crash can cause a duplicate announcement but never a missed one; duplicates are harmless
@@ -34,6 +44,7 @@ blobs whose event started no run that took them.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 from prefect import flow, get_run_logger
@@ -41,9 +52,9 @@ from prefect import flow, get_run_logger
 from core.interfaces import DataLake
 from core.results import WatchReport
 from core.settings import get_settings
-from core.watch import Mark, WatchState, departed, pending
+from core.watch import Mark, WatchState, departed, next_poll_in, pending
 from flows.resources import default_backends
-from tasks.watch import announce_blobs, list_container, mark_announced, read_watch_state
+from tasks.watch import announce_blobs, mark_announced, poll_container, prepare_containers
 
 
 @flow(name="blob-watcher")
@@ -51,6 +62,8 @@ def blob_watcher(
     container: str | None = None,
     prefix: str = "",
     reannounce_after_seconds: float | None = 120.0,
+    watch_seconds: float = 0.0,
+    poll_seconds: float | None = None,
     datalake: DataLake | None = None,
 ) -> WatchReport:
     """Announce the blobs of ``container`` that were not announced in their current version.
@@ -61,13 +74,15 @@ def blob_watcher(
         reannounce_after_seconds: Announce a blob again when it is still in the container
             this long after its announcement (its event triggered no run that took it, e.g.
             it was absorbed by a trigger's window); None: never.
+        watch_seconds: Keep polling this long (0: one pass). The deployment polls for a bit
+            longer than its schedule's interval.
+        poll_seconds: Seconds between polls; default ``Settings.watch_interval_seconds``.
         datalake: The blob storage to watch; default: the settings' profile's.
 
     Returns:
-        What was listed, announced (``reannounced``: announced before) and forgotten (names
-        whose blobs left the container).
+        What was listed (last poll), announced (``reannounced``: announced before) and
+        forgotten (names whose blobs left the container), over every poll.
     """
-    logger = get_run_logger()
     settings = get_settings()
     datalake = datalake or default_backends(settings).datalake
     watched = container or settings.landing_container
@@ -75,10 +90,42 @@ def blob_watcher(
     again = (
         None if reannounce_after_seconds is None else timedelta(seconds=reannounce_after_seconds)
     )
+    interval = poll_seconds or settings.watch_interval_seconds
+    deadline = time.monotonic() + max(0.0, watch_seconds)
 
-    # The marks must be read BEFORE listing: only then is forgetting departed ones safe.
-    marks = read_watch_state(state)
-    listing = list_container(datalake, watched, settings.curated_container, prefix)
+    prepare_containers(datalake, watched, settings.curated_container)
+    report = WatchReport(container=watched, listed=0, announced=[], reannounced=[], forgotten=[])
+    polls = 0
+    while True:
+        last_poll = time.monotonic()
+        report = _poll(report, state, datalake, watched, prefix, again)
+        polls += 1
+        pause = next_poll_in(last_poll, interval, deadline, time.monotonic())
+        if pause is None:
+            break
+        time.sleep(pause)
+    get_run_logger().info(
+        "%s: %d poll(s), %d blob(s) listed last, %d announcement(s)%s",
+        watched,
+        polls,
+        report.listed,
+        len(report.announced),
+        f": {', '.join(report.announced)}" if report.announced else "",
+    )
+    return report
+
+
+def _poll(
+    report: WatchReport,
+    state: WatchState,
+    datalake: DataLake,
+    watched: str,
+    prefix: str,
+    again: timedelta | None,
+) -> WatchReport:
+    """One poll: announce what is new, mark it, forget departed blobs; ``report`` plus it."""
+    # The marks are read BEFORE listing: only then is forgetting departed ones safe.
+    marks, listing = poll_container(state, datalake, watched, prefix)
     new = pending(listing, marks, reannounce_after=again)
     gone = departed(marks, listing, prefix)
     if new:
@@ -86,20 +133,11 @@ def blob_watcher(
     if new or gone:
         now = datetime.now(UTC)
         mark_announced(state, {ref.name: Mark(ref.etag, now) for ref in new}, gone)
-
-    names = [ref.name for ref in new]
     repeated = [r.name for r in new if r.name in marks and marks[r.name].etag == r.etag]
-    logger.info(
-        "%s: %d blob(s) listed, %d announced%s",
-        watched,
-        len(listing),
-        len(names),
-        f": {', '.join(names)}" if names else "",
-    )
     return WatchReport(
         container=watched,
         listed=len(listing),
-        announced=names,
-        reannounced=repeated,
-        forgotten=sorted(gone),
+        announced=[*report.announced, *(ref.name for ref in new)],
+        reannounced=[*report.reannounced, *repeated],
+        forgotten=sorted({*report.forgotten, *gone}),
     )

@@ -12,6 +12,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
+from prefect.runtime import flow_run
 from prefect.states import State
 
 from core.interfaces import ModelVersion, ReleaseSpec
@@ -45,6 +46,7 @@ from tasks.release import (
     teardown,
     verify_serving,
 )
+from tasks.timeline import publish_pipeline_breakdown
 
 
 class ReleaseStopped(RuntimeError):
@@ -174,6 +176,13 @@ def _release(
         smoke_md.get("production"),
     )
     publish_release_report(report)
+    # Landing to production, per stage (the retraining run that registered the version is
+    # in its tags). A report only: it must not fail a release that succeeded.
+    breakdown = publish_pipeline_breakdown(
+        str(flow_run.id), mv.tags.get("flow_run_id"), return_state=True
+    )
+    if not breakdown.is_completed():
+        logger.warning("no pipeline breakdown: %s", breakdown.message)
     logger.info(report.message)
     return completed(report.message, report)
 

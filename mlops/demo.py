@@ -83,8 +83,11 @@ def run_demo(settings: Settings, lake: Lake) -> DemoResult:
         reference_dataset().sample(200, random_state=int(start) % 10_000).to_csv(buf, index=False)
         lake.datalake.put(settings.landing_container, name, buf.getvalue().encode())
         console.print(f"uploaded {name} to the landing container")
+        # Its schedule may start the first run up to a minute after `mlops deploy`: start one
+        # now (cancelled if two already poll).
         run_deployment("blob-watcher/blob-watcher", timeout=0)
-        console.print("blob watcher started (it also runs every minute by itself)")
+        every = settings.watch_interval_seconds
+        console.print(f"blob watcher started: it lists the landing container every {every:g} s")
 
         retrain = _wait(
             "retraining run (triggered by azure.storage.blob.created)",

@@ -94,7 +94,9 @@ def prefect_worker(settings: Settings) -> ManagedProcess:
         env={
             **prefect_env(settings),
             **settings.to_env(),
-            "PREFECT_WORKER_QUERY_SECONDS": "2",
+            # A run a trigger created waits up to this long for pickup (Prefect's default is
+            # 10 s). One small query a second is nothing to the local server.
+            "PREFECT_WORKER_QUERY_SECONDS": "1",
             "PREFECT_WORKER_WEBSERVER_HOST": "127.0.0.1",
             "PREFECT_WORKER_WEBSERVER_PORT": str(settings.worker_port),
         },

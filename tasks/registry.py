@@ -16,7 +16,7 @@ from core.outcomes import ANNOUNCED_TAG, needs_announcement
 from core.version import code_version
 from tasks.events import emit, send_events
 from training.artifacts import MODEL_FILE
-from training.evaluate import Decision
+from training.gate_models import Decision
 from training.params import TrainingParams
 
 

@@ -9,7 +9,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
 from core.results import RetrainingSummary
-from training.evaluate import Decision
+from training.gate_models import Decision
 
 
 def _fmt(value: float | None) -> str:

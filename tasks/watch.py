@@ -1,4 +1,4 @@
-"""Tasks of the blob watcher: read the shared marks, list the container, announce, mark.
+"""Tasks of the blob watcher: poll (the shared marks, then the container), announce, mark.
 
 I/O tasks retry (blob storage and the Prefect API are network services); their inputs are
 clients: no caching.
@@ -15,19 +15,20 @@ from core.watch import Mark, WatchState
 from tasks.events import send_events
 
 
-@task(name="read-watch-state", retries=3, retry_delay_seconds=2, cache_policy=NONE)
-def read_watch_state(state: WatchState) -> dict[str, Mark]:
-    """The marks of the blobs announced so far, by name."""
-    return state.read()
+@task(name="prepare-containers", retries=3, retry_delay_seconds=2, cache_policy=NONE)
+def prepare_containers(datalake: DataLake, *containers: str) -> None:
+    """Create the watched container and the one holding the marks when missing (once a run)."""
+    datalake.ensure_containers(*containers)
 
 
-@task(name="list-container", retries=3, retry_delay_seconds=2, cache_policy=NONE)
-def list_container(
-    datalake: DataLake, container: str, state_container: str, prefix: str
-) -> list[BlobRef]:
-    """Every blob in ``container`` under ``prefix`` (both containers are created if missing)."""
-    datalake.ensure_containers(container, state_container)
-    return datalake.list(container, prefix)
+@task(name="poll-container", retries=3, retry_delay_seconds=2, cache_policy=NONE)
+def poll_container(
+    state: WatchState, datalake: DataLake, container: str, prefix: str
+) -> tuple[dict[str, Mark], list[BlobRef]]:
+    """The marks, then every blob in ``container`` under ``prefix``: in that order, so
+    forgetting the marks of departed blobs is safe (``core.watch.departed``)."""
+    marks = state.read()
+    return marks, datalake.list(container, prefix)
 
 
 @task(name="announce-blobs", retries=3, retry_delay_seconds=2, cache_policy=NONE)

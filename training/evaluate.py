@@ -3,60 +3,32 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 from sklearn.base import RegressorMixin
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
+# The decision record lives in training.gate_models (no numpy, pandas or scikit-learn: the
+# release flow and the records read it without paying their import); re-exported here.
+from training.gate_models import Decision, Metrics, Thresholds, Verdict
 from training.model import predict
-from training.params import GateConfig, MetricName, TiePolicy
+from training.params import GateConfig
 from training.schema import TARGET
 
 # Metrics for which a smaller value is better; every other metric is higher-is-better.
 LOWER_IS_BETTER: frozenset[str] = frozenset({"rmse", "mae"})
 
-Verdict = Literal["register", "reject"]
-
-
-class Metrics(BaseModel):
-    """Holdout quality of one model."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-    rmse: float = Field(ge=0)
-    mae: float = Field(ge=0)
-    r2: float
-    n: int = Field(ge=1)
-
-
-class Thresholds(BaseModel):
-    """The gate settings a decision was taken with, recorded next to it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    min_improvement: float
-    quality_floor_metric: MetricName
-    quality_floor: float
-    tie_policy: TiePolicy
-    tie_tolerance: float
-
-
-class Decision(BaseModel):
-    """Outcome of the promotion gate; ``model_dump(mode="json")`` is JSON-ready."""
-
-    model_config = ConfigDict(frozen=True)
-
-    verdict: Verdict
-    reason: str
-    primary_metric: MetricName
-    challenger: Metrics
-    champion: Metrics | None
-    champion_version: str | None
-    improvement: float | None  # relative, positive means the challenger is better
-    thresholds: Thresholds
+__all__ = [
+    "Decision",
+    "GateConfig",
+    "Metrics",
+    "Thresholds",
+    "Verdict",
+    "compute_metrics",
+    "decide",
+    "score",
+]
 
 
 def compute_metrics(y_true: np.ndarray | pd.Series, y_pred: np.ndarray | pd.Series) -> Metrics:

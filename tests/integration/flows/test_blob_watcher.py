@@ -8,6 +8,7 @@ import contextvars
 import threading
 import time
 from collections import Counter
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -112,6 +113,10 @@ def assert_event_grid_shape(event: Event, settings: Settings) -> None:
     assert payload["container"] == settings.landing_container
     assert payload["contentLength"] == 8
     assert payload["eTag"].startswith('"0x')
+    # When it landed (the blob's Last-Modified): the pipeline breakdown's start.
+    refs = {r.name: r for r in get_backends(settings).datalake.list(settings.landing_container)}
+    if name in refs and refs[name].etag == payload["eTag"]:
+        assert datetime.fromisoformat(payload["lastModified"]) == refs[name].last_modified
 
 
 def test_departed_blobs_are_forgotten(settings: Settings) -> None:
@@ -183,3 +188,32 @@ def test_blobs_still_waiting_are_announced_again_after_a_while(settings: Setting
     summary = blob_watcher(reannounce_after_seconds=0)  # "a while" has passed
     assert summary.announced == summary.reannounced == ["waiting.csv"]
     wait_for_events(datalake, settings.landing_container, {"waiting.csv": 2})
+
+
+class LandsDuringTheRun:
+    """The real data lake, plus one blob that lands right after the first listing."""
+
+    def __init__(self, datalake: DataLake, settings: Settings) -> None:
+        self.datalake, self.settings, self.lists = datalake, settings, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.datalake, name)
+
+    def list(self, container: str, prefix: str = "") -> Any:
+        listing = self.datalake.list(container, prefix)
+        self.lists += 1
+        if self.lists == 1:
+            upload(self.datalake, self.settings, "late.csv")
+        return listing
+
+
+def test_a_watching_run_polls_until_its_time_is_up_and_announces_what_lands_meanwhile(
+    settings: Settings,
+) -> None:
+    datalake = lake_of(settings)
+    upload(datalake, settings, "early.csv")
+    lake = LandsDuringTheRun(datalake, settings)
+    report = blob_watcher(watch_seconds=4, poll_seconds=0.5, datalake=lake)
+    assert report.announced == ["early.csv", "late.csv"]
+    assert lake.lists >= 3  # it kept polling after announcing
+    wait_for_events(datalake, settings.landing_container, {"early.csv": 1, "late.csv": 1})

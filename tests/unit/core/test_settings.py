@@ -110,6 +110,9 @@ def test_keyword_overrides_beat_the_environment(monkeypatch: pytest.MonkeyPatch)
         ("MLOPS_MODEL_NAME", "Not A Name"),
         ("MLOPS_PRODUCTION_REPLICAS", "1"),
         ("MLOPS_AZURE__JOB_POLL_SECONDS", "soon"),
+        ("MLOPS_WATCH_INTERVAL_SECONDS", "0.5"),  # faster than a poll can be useful
+        ("MLOPS_WATCH_INTERVAL_SECONDS", "3601"),  # slower than the hourly safety net
+        ("MLOPS_WATCH_INTERVAL_SECONDS", "often"),
     ],
 )
 def test_invalid_values_name_the_variable(
@@ -310,3 +313,16 @@ def test_a_release_in_azure_needs_the_qa_subnet_and_its_production_target() -> N
     assert kubernetes.model_copy(update={"production_target": "managed"}).release_missing() == [
         "MLOPS_AZURE__ONLINE_INSTANCE_TYPE"
     ]
+
+
+def test_the_watcher_polls_every_5_s_by_default_and_takes_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().watch_interval_seconds == 5.0
+    monkeypatch.setenv("MLOPS_WATCH_INTERVAL_SECONDS", "1")
+    assert load_settings().watch_interval_seconds == 1.0
+    monkeypatch.setenv("MLOPS_WATCH_INTERVAL_SECONDS", "3600")
+    settings = load_settings()
+    assert settings.watch_interval_seconds == 3600.0
+    # The worker hands it to the flow runs it starts (the watcher reads it there too).
+    assert settings.to_env()["MLOPS_WATCH_INTERVAL_SECONDS"] == "3600.0"

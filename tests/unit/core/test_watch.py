@@ -18,7 +18,7 @@ from core.blob_events import (
     from_event_grid,
 )
 from core.interfaces import BlobRef
-from core.watch import Mark, WatchState, departed, merge_marks, pending
+from core.watch import Mark, WatchState, departed, merge_marks, next_poll_in, pending
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -186,6 +186,7 @@ def test_event_for_a_listed_blob_has_the_event_grid_shape() -> None:
         "blobType": "BlockBlob",
         "container": "landing",
         "name": "batch a.csv",
+        "lastModified": T0.isoformat(),
     }
 
 
@@ -248,3 +249,23 @@ def test_other_event_grid_events_are_refused() -> None:
         from_event_grid(
             {"eventType": "Microsoft.Storage.BlobCreated", "subject": "/x", "data": {"url": ""}}
         )
+
+
+@pytest.mark.parametrize(
+    ("last_poll", "now", "expected"),
+    [
+        (0.0, 0.2, 4.8),  # a quick poll: wait out the rest of the interval
+        (0.0, 6.0, 0.0),  # a poll longer than the interval: the next one right away
+        (60.0, 60.1, 4.9),  # the last poll that still starts by the deadline (65)
+        (61.0, 61.1, None),  # the next would start after the deadline: the run ends
+    ],
+)
+def test_polls_start_one_interval_apart_until_the_deadline(
+    last_poll: float, now: float, expected: float | None
+) -> None:
+    pause = next_poll_in(last_poll, interval=5.0, deadline=65.0, now=now)
+    assert pause == (None if expected is None else pytest.approx(expected))
+
+
+def test_a_single_pass_polls_once() -> None:
+    assert next_poll_in(last_poll=0.0, interval=5.0, deadline=0.0, now=0.1) is None
