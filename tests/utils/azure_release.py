@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from azure.ai.ml import MLClient
 from azure.mgmt.containerinstance import ContainerInstanceManagementClient
@@ -74,7 +75,7 @@ def azure_release(
     registry: ModelRegistry,
     images: Path,
     *,
-    kind: str = "kubernetes",
+    kind: Literal["kubernetes", "managed"] = "kubernetes",
     autoscale: Autoscale = AUTOSCALE,
     instance_type: str = "Standard_DS3_v2",
 ) -> Iterator[Azure]:
