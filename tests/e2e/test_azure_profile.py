@@ -21,7 +21,8 @@ tests/utils/azure_ml_workspace.py, aml_jobs.py, azure_ml_endpoints.py, azure_aci
 transfers the Azure ML SDK makes outside its transport; the sign-in (``DefaultAzureCredential``
 gives a fake token); the data lake, the in-memory one of the data lake contract tests at the
 storage account's URL (a ``BlobDataLake`` there would reach the real account); the image build
-(named by digest, ``DigestImageBuilder``: no registry push); Key Vault (the release's keys).
+(named by digest, ``DigestImageBuilder``: no Docker build, no registry push; an ACI run
+has no engine to build on, see the README); Key Vault (the release's keys).
 """
 
 from __future__ import annotations

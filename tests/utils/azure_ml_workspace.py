@@ -25,10 +25,10 @@ from tests.utils.azure_http import (
     RG,
     SUB,
     WS,
-    FakeCredential,
     Recorded,
     RecordingTransport,
     Reply,
+    fake_ml_client,
 )
 
 ACCOUNT, CONTAINER = "wsstore", "azureml-blobstore-0001"
@@ -213,16 +213,7 @@ def fake_workspace(monkeypatch: pytest.MonkeyPatch) -> FakeWorkspace:
     monkeypatch.setattr(helper, "upload", lambda self, *a, **k: blobs.upload(self, *a, **k))
     monkeypatch.setattr(helper, "exists", lambda self, *a, **k: blobs.exists(self, *a, **k))
     monkeypatch.setattr(helper, "download", lambda self, *a, **k: blobs.download(self, *a, **k))
-    # No progress bars or telemetry, as workspace_client builds it.
-    client = MLClient(
-        FakeCredential(),
-        SUB,
-        RG,
-        WS,
-        transport=transport,
-        show_progress=False,
-        enable_telemetry=False,
-    )
+    client = fake_ml_client(transport)
     return FakeWorkspace(client=client, transport=transport, blobs=blobs)
 
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from azure.ai.ml import MLClient
 from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 
 from backends.azure.aci import AciTarget
@@ -26,7 +25,7 @@ from core.interfaces import ModelRegistry
 from core.probe import HttpProbe
 from flows.resources import ReleaseResources
 from tests.utils.azure_aci import FakeAci
-from tests.utils.azure_http import RG, SUB, WS, FakeCredential, RecordingTransport
+from tests.utils.azure_http import SUB, FakeCredential, RecordingTransport, fake_ml_client
 from tests.utils.azure_ml_endpoints import FakeAmlEndpoints, MirroredKeys
 from tests.utils.azure_router import Containers, OnlineRouter, PrivateNetwork, serve
 from training.artifacts import MODEL_FILE
@@ -100,17 +99,8 @@ def azure_release(
                 subnet_id=SUBNET,
                 port=qa_port,
             )
-            ml_client = MLClient(
-                FakeCredential(),
-                SUB,
-                RG,
-                WS,
-                transport=transport,
-                show_progress=False,
-                enable_telemetry=False,
-            )
             production = AksOnlineTarget(
-                ml_client,
+                fake_ml_client(transport),
                 "aks-prod",
                 vault,
                 kind=kind,
