@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.deployments.steps.core import run_steps
 from prefect.flow_engine import run_flow
 from prefect.states import State
 from pydantic import SecretStr
@@ -55,6 +56,7 @@ from backends.local.memory import InMemoryDataLake
 from core.deploy import publish
 from core.results import ReleaseReport, RetrainingSummary
 from core.settings import Settings, get_settings
+from core.version import REPO_ROOT
 from flows.outcome import result_of
 from flows.release import release
 from flows.retraining import retraining
@@ -177,6 +179,12 @@ def test_a_blob_in_azure_reaches_production_through_the_scoring_route(
     for deployment in deployments.values():
         (step,) = deployment.pull_steps
         assert step[pull]["container"] == settings.code_container
+    checkout = tmp_path / "run"
+    checkout.mkdir()
+    monkeypatch.chdir(checkout)  # where a flow run's container starts
+    asyncio.run(run_steps(deployments["retraining"].pull_steps))
+    pulled = checkout / "flows" / "retraining.py"
+    assert pulled.read_bytes() == (REPO_ROOT / "flows" / "retraining.py").read_bytes()
 
     # The profile's adapters, as get_backends builds them, on the fake workspace.
     monkeypatch.setattr("azure.identity.DefaultAzureCredential", FakeCredential)
