@@ -12,12 +12,15 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 import urllib3
 from azure.core.credentials import AccessToken
 from azure.core.pipeline.transport import RequestsTransport
+
+if TYPE_CHECKING:
+    from azure.ai.ml import MLClient
 
 # The fake subscription, resource group and Azure ML workspace of every Azure test.
 SUB, RG, WS = "00000000-1111-2222-3333-444444444444", "rg-mlops", "ws-mlops"
@@ -116,3 +119,19 @@ def _response(request: Recorded, reply: Reply) -> requests.Response:
         body=io.BytesIO(data), headers=headers, status=reply.status, preload_content=False
     )
     return response
+
+
+def fake_ml_client(transport: RecordingTransport) -> MLClient:
+    """The real ``MLClient`` of the fake workspace, on ``transport``, with no progress bars or
+    telemetry (as ``backends.azure.client.workspace_client`` builds it)."""
+    from azure.ai.ml import MLClient
+
+    return MLClient(
+        FakeCredential(),
+        SUB,
+        RG,
+        WS,
+        transport=transport,
+        show_progress=False,
+        enable_telemetry=False,
+    )

@@ -6,13 +6,19 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import yaml
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
 FUNCTION_DIR = Path(__file__).resolve().parents[2] / "deployments/azure/functions/blob_relay"
 EVENT_GRID = Path(__file__).resolve().parents[1] / "data/event_grid"
+PREFECT_YAML = Path(__file__).resolve().parents[2] / "prefect.yaml"
 
 
 def relay_modules() -> tuple[ModuleType, ModuleType]:
@@ -55,3 +61,21 @@ def blob_created(
     delivery["subject"] = f"/blobServices/default/containers/{container}/blobs/{name}"
     delivery["data"]["url"] = f"https://mlopsdata.blob.core.windows.net/{container}/{name}"
     return delivery
+
+
+def deployment_trigger(deployment: str, match: dict[str, str] | None = None) -> dict[str, Any]:
+    """A deployment's event trigger as prefect.yaml declares it, with ``match`` overriding
+    labels of its match (its ``$MLOPS_*`` templates are filled in by ``prefect deploy``)."""
+    spec = yaml.safe_load(PREFECT_YAML.read_text())
+    (declared,) = [d for d in spec["deployments"] if d["name"] == deployment]
+    (trigger,) = declared["triggers"]
+    trigger["match"].update(match or {})
+    return {k: v for k, v in trigger.items() if k != "type"}
+
+
+def runs_of(deployment_id: uuid.UUID) -> list[Any]:
+    """The flow runs of a deployment, as the API lists them."""
+    with get_client(sync_client=True) as client:
+        return client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+        )

@@ -9,73 +9,25 @@ only if everything it checks goes through the scoring route.
 
 from __future__ import annotations
 
-import hashlib
-import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from azure.ai.ml import MLClient
-from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 
-from backends.azure.aci import AciTarget
-from backends.azure.aks import AksOnlineTarget, Autoscale
 from backends.local.registry import LocalModelRegistry
-from backends.routed import TargetsByEnvironment
-from core.probe import HttpProbe
 from core.results import ReleaseReport
 from core.settings import Settings, get_settings
 from flows.outcome import result_of
 from flows.release import release
-from flows.resources import ReleaseResources
-from tests.utils.azure_aci import FakeAci
-from tests.utils.azure_http import RG, SUB, WS, FakeCredential, RecordingTransport
-from tests.utils.azure_ml_endpoints import KEY, FakeAmlEndpoints, MirroredKeys
-from tests.utils.azure_router import Containers, OnlineRouter, PrivateNetwork, serve
+from tests.utils.azure_ml_endpoints import KEY
+from tests.utils.azure_release import SUBNET, Azure, azure_release
 from training import train
 from training.artifacts import MODEL_FILE
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "good"
 ENDPOINT = "diabetes-scoring-production"
-SUBNET = (
-    f"/subscriptions/{SUB}/resourceGroups/rg-release/providers/Microsoft.Network/"
-    "virtualNetworks/vnet-mlops/subnets/qa"
-)
-QA_KEY = "qa-k3y-from-key-vault-0123456789abcdef"
-
-
-class DigestImageBuilder:
-    """Names each build by digest, as ``AcrImageBuilder`` returns a pushed image, and keeps
-    the model folder behind it (what the fake containers run)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.images: dict[str, Path] = {}
-
-    def build(
-        self, model_name: str, model_version: str, artifact_dir: Path, code_version: str
-    ) -> str:
-        content = (artifact_dir / MODEL_FILE).read_bytes() + code_version.encode()
-        digest = hashlib.sha256(content).hexdigest()
-        folder = self.root / digest
-        if not folder.exists():
-            shutil.copytree(artifact_dir, folder)
-        reference = f"mlops.azurecr.io/mlops/{model_name}@sha256:{digest}"
-        self.images[reference] = folder
-        return reference
-
-
-@dataclass
-class Azure:
-    resources: ReleaseResources
-    transport: RecordingTransport
-    endpoints: FakeAmlEndpoints
-    aci: FakeAci
-    router: OnlineRouter
-    router_url: str
 
 
 @pytest.fixture(scope="module")
@@ -97,50 +49,9 @@ def azure(
     monkeypatch.setenv("MLOPS_SMOKE_REQUESTS", "20")
     monkeypatch.setenv("MLOPS_SMOKE_P95_BUDGET_MS", "5000")
     get_settings.cache_clear()
-    transport = RecordingTransport()
-    builder = DigestImageBuilder(tmp_path / "images")
-    containers = Containers(builder.images)
-    vault = MirroredKeys()
-    aci = FakeAci(transport, private_ip="127.0.0.1")
-    endpoints = FakeAmlEndpoints(transport)
-    router = OnlineRouter(endpoints, containers, vault.resolve)
-    qa_network = PrivateNetwork(aci, "diabetes-scoring-qa", containers)
-    try:
-        with serve(router) as router_port, serve(qa_network) as qa_port:
-            endpoints.router_base = f"http://127.0.0.1:{router_port}"
-            qa = AciTarget(
-                ContainerInstanceManagementClient(FakeCredential(), SUB, transport=transport),
-                "rg-release",
-                "westeurope",
-                keys=lambda environment: QA_KEY,
-                subnet_id=SUBNET,
-                port=qa_port,
-            )
-            ml_client = MLClient(
-                FakeCredential(),
-                SUB,
-                RG,
-                WS,
-                transport=transport,
-                show_progress=False,
-                enable_telemetry=False,
-            )
-            production = AksOnlineTarget(
-                ml_client,
-                "aks-prod",
-                vault,
-                kind=request.param,
-                instance_type="Standard_DS3_v2" if request.param == "managed" else "",
-                autoscale=Autoscale(2, 5, 65, 15),
-                timeout=30,
-            )
-            target = TargetsByEnvironment({"qa": qa, "production": production})
-            registry = LocalModelRegistry(tmp_path / "registry")
-            resources = ReleaseResources(registry, builder, target, HttpProbe())
-            yield Azure(resources, transport, endpoints, aci, router, endpoints.router_base)
-    finally:
-        containers.close()
-    assert not transport.unexpected, f"unrouted requests: {transport.unexpected}"
+    registry = LocalModelRegistry(tmp_path / "registry")
+    with azure_release(registry, tmp_path / "images", kind=request.param) as azure:
+        yield azure
 
 
 def register(azure: Azure, settings: Settings, folder: Path) -> str:

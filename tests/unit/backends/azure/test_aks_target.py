@@ -12,7 +12,14 @@ import pytest
 
 from backends.azure.aks import AksOnlineTarget, Autoscale, deployment_name
 from core.interfaces import BackendError, DeploymentTarget, NotFoundError, ReleaseSpec
-from tests.utils.azure_http import AML_DEPLOYMENT_API_VERSION, AML_ENDPOINT_API_VERSIONS
+from tests.utils.azure_http import (
+    AML_DEPLOYMENT_API_VERSION,
+    AML_ENDPOINT_API_VERSIONS,
+    ARM,
+    WS,
+    Recorded,
+    Reply,
+)
 from tests.utils.azure_ml_endpoints import (
     ENDPOINTS,
     KEY,
@@ -21,8 +28,6 @@ from tests.utils.azure_ml_endpoints import (
     FakeAmlEndpoints,
     MirroredKeys,
 )
-
-from .conftest import ARM, WS, Recorded, Reply
 
 NAME = "diabetes-scoring-production"
 HOST = "aks-prod.westeurope.cloudapp.azure.com"

@@ -21,9 +21,9 @@ from core.interfaces import (
     TrainingJobSpec,
 )
 from core.settings import AzureSettings
+from tests.utils.azure_ml_workspace import SAS, fake_download, serve_submit
 
 DATA = "https://lake.blob.core.windows.net/curated/sets/2026-11/diabetes.csv"
-SAS = "https://wsstore.blob.core.windows.net/azureml-blobstore-0001?sv=2024&sig=fake"
 CODE = "a1b2c3d4-0000-4000-8000-000000000001"
 
 
@@ -71,40 +71,6 @@ def compute(aml: Any, settings: AzureSettings, code_dir: Path, clock: FakeClock)
     return AmlCompute(
         aml.client, settings, code_dir, sleep=clock.sleep, clock=lambda: clock.now, cancel_wait=5
     )
-
-
-def serve_submit(aml: Any) -> None:
-    """Routes for a submit with new code: code lookup, upload slot, code PUT, env, job PUT."""
-    t = aml.transport
-    t.route("GET", r"/codes/[^/]+/versions\?", {"value": []})
-    pending = {
-        "blobReferenceForConsumption": {
-            "blobUri": SAS.split("?")[0],
-            "credential": {"credentialType": "SAS", "sasUri": SAS},
-        },
-        "pendingUploadType": "TemporaryBlobReference",
-    }
-    t.route("POST", r"/codes/[^/]+/versions/1/startPendingUpload\?", pending)
-
-    def put_code(request: Any) -> dict[str, Any]:
-        found = re.search(r"/codes/([^/]+)/versions/([^/?]+)", request.url)
-        assert found is not None
-        name, version = found.groups()
-        code_id = f"{aml.arm}/codes/{name}/versions/{version}"
-        return {"id": code_id, "name": version, "properties": request.json()["properties"]}
-
-    t.route("PUT", r"/codes/[^/]+/versions/1\?", put_code)
-    env = f"{aml.arm}/environments/diabetes-train-env/versions/7"
-    env_version = {"id": env, "name": "7", "properties": {"image": "mcr.microsoft.com/x:1"}}
-    t.route("GET", r"/environments/diabetes-train-env/versions\?", {"value": [env_version]})
-
-    def put_job(request: Any) -> dict[str, Any]:
-        name = request.url.split("/jobs/")[1].split("?")[0]
-        body = request.json()
-        body["properties"]["status"] = "NotStarted"
-        return {"id": f"{aml.arm}/jobs/{name}", "name": name, **body}
-
-    t.route("PUT", r"/jobs/[^/?]+\?", put_job)
 
 
 def test_is_a_compute(compute: AmlCompute) -> None:
@@ -275,24 +241,6 @@ def test_wait_keeps_a_job_that_completed_while_being_canceled(
     aml.transport.route("POST", r"/jobs/job-4/cancel\?", aml.Reply(409, conflict))
 
     assert compute.wait("job-4", timeout=0).state is JobState.COMPLETED
-
-
-def fake_download(
-    monkeypatch: pytest.MonkeyPatch, aml: Any, files: dict[str, str] | Exception
-) -> list[dict[str, Any]]:
-    """Replace ``jobs.download`` (its blob transfer bypasses the transport) by a writer."""
-    calls: list[dict[str, Any]] = []
-
-    def download(name: str, *, download_path: str, output_name: str | None = None) -> None:
-        calls.append({"name": name, "download_path": download_path, "output_name": output_name})
-        if isinstance(files, Exception):
-            raise files
-        for rel, text in files.items():
-            (Path(download_path) / rel).parent.mkdir(parents=True, exist_ok=True)
-            (Path(download_path) / rel).write_text(text)
-
-    monkeypatch.setattr(aml.client.jobs, "download", download)
-    return calls
 
 
 def test_download_outputs_returns_the_model_folder(

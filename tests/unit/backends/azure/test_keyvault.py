@@ -11,8 +11,7 @@ import pytest
 
 from backends.azure.keyvault import KeyVaultSecrets, injection
 from core.interfaces import BackendError, NotFoundError
-
-from .conftest import Recorded, RecordingTransport, Reply
+from tests.utils.azure_http import Recorded, RecordingTransport, Reply
 
 VAULT = "https://kvmlopsapp.vault.azure.net"
 API_VERSION = "2026-04-01"

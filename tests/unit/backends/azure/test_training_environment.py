@@ -23,8 +23,9 @@ from backends.azure.environment import (
 )
 from core.interfaces import BackendError, TrainingJobSpec
 from core.settings import AzureSettings
+from tests.utils.azure_ml_workspace import serve_submit
 
-from .test_aml_compute import DATA, serve_submit
+from .test_aml_compute import DATA
 
 ROOT = Path(__file__).resolve().parents[4]
 LOCK = ROOT / "constraints.txt"
@@ -90,7 +91,7 @@ class FakeEnvironments:
         return str(re.search(ENVS + r"([^/?]+)", request.url)[1])  # type: ignore[index]
 
     def _get(self, request: Any) -> Any:
-        from .conftest import Reply
+        from tests.utils.azure_http import Reply
 
         stored = self.versions.get(self._version(request))
         if stored is None:

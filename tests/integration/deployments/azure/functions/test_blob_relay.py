@@ -14,9 +14,7 @@ from typing import Any, cast
 
 import httpx
 import pytest
-import yaml
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.deployments.runner import RunnerDeployment
 from prefect.events import DeploymentEventTrigger
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
@@ -25,20 +23,10 @@ from prefect.events.schemas.events import ResourceSpecification
 from core.events import BLOB_CREATED
 from flows.retraining import retraining
 from tests.utils.prefect_api import ApiOnlyServer
-from tests.utils.relay import blob_created, relay_modules, webhook
+from tests.utils.relay import blob_created, deployment_trigger, relay_modules, runs_of, webhook
 
 pytestmark = pytest.mark.integration
 relay, function_app = relay_modules()
-ROOT = Path(__file__).resolve().parents[5]
-
-
-def retraining_trigger(landing: str) -> dict[str, Any]:
-    """The retraining deployment's event trigger, as prefect.yaml declares it."""
-    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
-    (deployment,) = [d for d in spec["deployments"] if d["name"] == "retraining"]
-    (trigger,) = deployment["triggers"]
-    trigger["match"]["azure.storage.container"] = landing
-    return {k: v for k, v in trigger.items() if k != "type"}
 
 
 def stored_events(landing: str) -> list[Any]:
@@ -53,13 +41,6 @@ def stored_events(landing: str) -> list[Any]:
             limit=50,
         )
     return list(page.events)
-
-
-def runs_of(deployment_id: uuid.UUID) -> list[Any]:
-    with get_client(sync_client=True) as client:
-        return client.read_flow_runs(
-            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
-        )
 
 
 def wait_for(condition: Any, timeout: float = 60.0) -> None:
@@ -77,7 +58,11 @@ def test_a_burst_starts_one_retraining_and_redeliveries_store_nothing_new(
         RunnerDeployment,
         retraining.to_deployment(
             name=f"relay-{landing}",
-            triggers=[DeploymentEventTrigger(**retraining_trigger(landing))],
+            triggers=[
+                DeploymentEventTrigger(
+                    **deployment_trigger("retraining", {"azure.storage.container": landing})
+                )
+            ],
         ),
     )
     deployment_id = cast(uuid.UUID, deployment.apply())
