@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from core.interfaces import Compute, DataLake, DeploymentTarget, ImageBuilder, ModelRegistry
 
 if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
     from core.settings import Settings
 
 __all__ = ["Backends", "ReleaseBackends", "get_backends", "get_release_backends"]
@@ -102,8 +104,8 @@ class ReleaseBackends:
 
 def get_release_backends(settings: Settings, *, start_engine: bool = True) -> ReleaseBackends:
     """Build the release backends: Docker when an engine runs or can be started, else processes.
-    In the Azure profile: images built by the local engine and pushed to ACR, QA on ACI,
-    production on AKS.
+    In the Azure profile: images built by the local engine and pushed to ACR (or built by ACR
+    itself, ``MLOPS_AZURE__IMAGE_BUILD``), QA on ACI, production on AKS.
 
     Unlike ``get_backends`` this may start the project's Docker engine (a local service);
     ``start_engine=False`` only uses an engine that already runs (for read-only commands).
@@ -156,7 +158,8 @@ def _azure_release_backends(settings: Settings, *, start_engine: bool) -> Releas
     for production: Kubernetes (AKS attached to the workspace) or managed, by one setting.
 
     The image is built on this machine's engine, exactly as locally, and pushed to ACR with
-    the Entra ID identity; ACI pulls it as the QA identity, AKS with the cluster's own. Keys
+    the Entra ID identity, or built from the same context by an ACR Tasks run (no engine: flow
+    runs on the ACI pool); ACI pulls it as the QA identity, AKS with the cluster's own. Keys
     live in the project's Key Vault: the QA key is created there on the first release, and
     production's endpoint keys are mirrored there for secret injection.
     """
@@ -170,22 +173,14 @@ def _azure_release_backends(settings: Settings, *, start_engine: bool) -> Releas
     from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 
     from backends.azure.aci import AciTarget
-    from backends.azure.acr import AcrImageBuilder
     from backends.azure.aks import AksOnlineTarget
     from backends.azure.client import workspace_client
     from backends.azure.keyvault import KeyVaultSecrets
     from backends.azure.online_spec import Autoscale
-    from backends.local.docker_image import DockerImageBuilder
-    from backends.local.dockerd import DockerEngine
     from backends.routed import TargetsByEnvironment
 
     credential = DefaultAzureCredential()
     vault = KeyVaultSecrets.from_url(azure.key_vault_url, credential)
-    engine = DockerEngine(
-        settings.docker_path, candidates=[settings.docker_host] if settings.docker_host else None
-    )
-    # Read-only commands (start_engine=False) never build: an engine is not needed for them.
-    host = engine.ensure() if start_engine else (engine.find() or "")
     qa = AciTarget(
         ContainerInstanceManagementClient(credential, azure.subscription_id),
         azure.resource_group,
@@ -214,12 +209,45 @@ def _azure_release_backends(settings: Settings, *, start_engine: bool) -> Releas
     )
     return ReleaseBackends(
         kind="azure",
-        builder=AcrImageBuilder(
-            DockerImageBuilder(
-                host, settings.docker_path / "cache", base_image=settings.base_image
-            ),
-            azure.registry,
-            credential=credential,
-        ),
+        builder=_azure_image_builder(settings, credential, start_engine=start_engine),
         target=TargetsByEnvironment({"qa": qa, "production": production}),
+    )
+
+
+def _azure_image_builder(
+    settings: Settings, credential: TokenCredential, *, start_engine: bool
+) -> ImageBuilder:
+    """The scoring image's builder, by ``MLOPS_AZURE__IMAGE_BUILD`` (core/settings.py says why
+    ``auto`` follows the work pool). Both push to ``MLOPS_AZURE__REGISTRY`` and return a
+    digest reference; only ``docker`` needs (and may start) a Docker engine."""
+    from backends.local.docker_image import DockerImageBuilder
+
+    azure = settings.azure
+    cache = settings.docker_path / "cache"
+    mode = azure.image_build
+    if mode == "auto":
+        mode = "acr-task" if settings.work_pool == "mlops-aci" else "docker"
+    if mode == "acr-task":
+        from backends.azure.acr_task import AcrTaskImageBuilder, management_client
+
+        return AcrTaskImageBuilder(
+            DockerImageBuilder("", cache),  # the build context only: no engine is contacted
+            management_client(credential, azure.subscription_id),
+            azure.resource_group,
+            azure.registry,
+            base_image=settings.base_image,
+        )
+
+    from backends.azure.acr import AcrImageBuilder
+    from backends.local.dockerd import DockerEngine
+
+    engine = DockerEngine(
+        settings.docker_path, candidates=[settings.docker_host] if settings.docker_host else None
+    )
+    # Read-only commands (start_engine=False) never build: an engine is not needed for them.
+    host = engine.ensure() if start_engine else (engine.find() or "")
+    return AcrImageBuilder(
+        DockerImageBuilder(host, cache, base_image=settings.base_image),
+        azure.registry,
+        credential=credential,
     )

@@ -59,6 +59,13 @@ class AzureSettings(BaseModel):
     registry: str = ""  # the ACR login server, <name>.azurecr.io
     location: str = ""  # the region of the QA container group, e.g. westeurope
     production_target: Literal["kubernetes", "managed"] = "kubernetes"
+    # Where the scoring image is built: "docker" on this machine's engine, then pushed
+    # (AcrImageBuilder: the pushed bytes are the ones built here); "acr-task" in the registry
+    # itself, from the same context (AcrTaskImageBuilder: no engine needed). "auto" is
+    # "acr-task" when MLOPS_WORK_POOL is mlops-aci, whose flow runs are container groups with
+    # no Docker engine, and "docker" otherwise: the one setting a release on ACI needs is the
+    # work pool it already has.
+    image_build: Literal["auto", "docker", "acr-task"] = "auto"
     kubernetes_compute: str = "aks-production"  # the workspace's attached AKS compute
     online_instance_type: str = ""  # managed endpoint VM size; on AKS: the compute's default
     # Resource id of the subnet (delegated to Microsoft.ContainerInstance/containerGroups) the

@@ -27,6 +27,7 @@ var grantable = join([
   'ba92f5b4-2d11-453d-a403-e96b0029c9fe' // Storage Blob Data Contributor
   '8311e382-0749-4cb8-b61a-304f252e45ec' // AcrPush
   '7f951dda-4ed3-4680-a7ca-43fe172d538d' // AcrPull
+  'fb382eab-e894-4461-af04-94435c366c3f' // Container Registry Tasks Contributor
   '5d977122-f97e-4b4d-a52f-6b43003ddb4d' // Azure Container Instances Contributor Role
   'f1a07417-d97a-45cb-824c-7a7467783830' // Managed Identity Operator
   'b86a8fe4-44ce-4948-aee5-eccb2c155cd7' // Key Vault Secrets Officer

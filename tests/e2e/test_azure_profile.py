@@ -47,7 +47,7 @@ import backends.azure.client
 import backends.local.memory
 from backends import get_backends, get_release_backends
 from backends.azure.aci import AciTarget
-from backends.azure.acr import AcrImageBuilder
+from backends.azure.acr_task import AcrTaskImageBuilder
 from backends.azure.aks import AksOnlineTarget, Autoscale
 from backends.azure.code_storage import save_code_storage
 from backends.azure.compute import AmlCompute
@@ -230,7 +230,8 @@ def test_a_blob_in_azure_reaches_production_through_the_scoring_route(
 
     # 4. Release: the profile's choice (ACR, ACI, the online endpoint with its autoscale)...
     chosen_release = get_release_backends(settings, start_engine=False)
-    assert isinstance(chosen_release.builder, AcrImageBuilder)
+    # The ACI pool has no Docker engine: the image is built in the registry (ACR Tasks).
+    assert isinstance(chosen_release.builder, AcrTaskImageBuilder)
     qa_target = chosen_release.target.target("qa")  # type: ignore[attr-defined]
     production = chosen_release.target.target("production")  # type: ignore[attr-defined]
     assert isinstance(qa_target, AciTarget) and qa_target.subnet_id == SUBNET

@@ -109,8 +109,13 @@ class RecordingTransport(RequestsTransport):
 
 
 def _response(request: Recorded, reply: Reply) -> requests.Response:
-    data = b"" if reply.body is None else json.dumps(reply.body).encode()
-    headers = {"Content-Type": "application/json", **reply.headers}
+    if isinstance(reply.body, bytes):  # a blob's content, sent as it is
+        data = reply.body
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(len(data))}
+    else:
+        data = b"" if reply.body is None else json.dumps(reply.body).encode()
+        headers = {"Content-Type": "application/json"}
+    headers.update(reply.headers)
     response = requests.Response()
     response.status_code = reply.status
     response.url = request.url

@@ -23,6 +23,7 @@ var role = {
   storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
   acrPush: '8311e382-0749-4cb8-b61a-304f252e45ec'
   acrPull: '7f951dda-4ed3-4680-a7ca-43fe172d538d'
+  acrTasksContributor: 'fb382eab-e894-4461-af04-94435c366c3f'
   aciContributor: '5d977122-f97e-4b4d-a52f-6b43003ddb4d'
   managedIdentityOperator: 'f1a07417-d97a-45cb-824c-7a7467783830'
   keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
@@ -84,6 +85,20 @@ resource workerPushes 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   scope: registry
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role.acrPush)
+    principalId: workerPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Builds the scoring image inside the registry (ACR Tasks: listBuildSourceUploadUrl, scheduleRun,
+// runs read and listLogSasUrl; MLOPS_AZURE__IMAGE_BUILD=acr-task, the default on the ACI pool,
+// whose flow runs have no Docker engine). The narrowest built-in role with those actions; the
+// run itself pushes, so it grants no image push or pull.
+resource workerBuildsInRegistry 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(registry.id, workerPrincipalId, role.acrTasksContributor)
+  scope: registry
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role.acrTasksContributor)
     principalId: workerPrincipalId
     principalType: 'ServicePrincipal'
   }

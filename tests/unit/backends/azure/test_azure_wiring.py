@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import pytest
 from pydantic import SecretStr
@@ -228,3 +228,39 @@ def test_one_setting_makes_production_a_managed_endpoint(
     assert production.instance_type == "Standard_DS3_v2"
     without_size = managed.model_copy(update={"online_instance_type": ""})
     assert without_size.release_missing() == ["MLOPS_AZURE__ONLINE_INSTANCE_TYPE"]
+
+
+@pytest.mark.parametrize(
+    ("image_build", "work_pool", "expected"),
+    [
+        ("auto", "mlops-aci", "AcrTaskImageBuilder"),  # flow runs on ACI have no engine
+        ("auto", "mlops-local", "AcrImageBuilder"),
+        ("acr-task", "mlops-local", "AcrTaskImageBuilder"),
+        ("docker", "mlops-aci", "AcrImageBuilder"),
+    ],
+)
+def test_one_setting_chooses_where_the_image_is_built(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, image_build: str, work_pool: str, expected: str
+) -> None:
+    import azure.identity
+
+    from backends import get_release_backends
+    from backends.azure.acr_task import API_VERSION, AcrTaskImageBuilder
+
+    credential = object()
+    monkeypatch.setattr(azure.identity, "DefaultAzureCredential", lambda: credential)
+    settings = Settings(
+        profile="azure",
+        azure=RELEASE.model_copy(update={"image_build": image_build}),
+        work_pool=cast(Literal["mlops-local", "mlops-aci"], work_pool),
+        state_dir=tmp_path,
+    )
+
+    builder: Any = get_release_backends(settings, start_engine=False).builder
+
+    assert type(builder).__name__ == expected
+    if isinstance(builder, AcrTaskImageBuilder):
+        assert (builder.registry, builder.resource_group) == ("mlops", "rg-1")
+        assert builder.client._config.credential is credential
+        assert builder.client._config.subscription_id == RELEASE.subscription_id
+        assert builder.client.registries._api_version == API_VERSION

@@ -29,6 +29,7 @@ DATA_SCIENTIST = "f6c7c914-8db3-469d-8ca1-694a8f32e121"  # AzureML Data Scientis
 BLOB_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"  # Storage Blob Data Contributor
 BLOB_OWNER = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"  # Storage Blob Data Owner
 ACR_PUSH = "8311e382-0749-4cb8-b61a-304f252e45ec"
+ACR_TASKS_CONTRIBUTOR = "fb382eab-e894-4461-af04-94435c366c3f"
 ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
 ACI_CONTRIBUTOR = "5d977122-f97e-4b4d-a52f-6b43003ddb4d"  # Azure Container Instances Contributor
 MI_OPERATOR = "f1a07417-d97a-45cb-824c-7a7467783830"  # Managed Identity Operator
@@ -46,6 +47,7 @@ EXPECTED = {
     ("modules/roles.bicep", "workerOnLake"): (BLOB_CONTRIBUTOR, "lake"),
     ("modules/roles.bicep", "workerOnWorkspaceStore"): (BLOB_CONTRIBUTOR, "workspaceStore"),
     ("modules/roles.bicep", "workerPushes"): (ACR_PUSH, "registry"),
+    ("modules/roles.bicep", "workerBuildsInRegistry"): (ACR_TASKS_CONTRIBUTOR, "registry"),
     ("modules/roles.bicep", "workerRunsQa"): (ACI_CONTRIBUTOR, "resourceGroup"),
     ("modules/roles.bicep", "workerAssignsQaIdentity"): (MI_OPERATOR, "qaIdentity"),
     ("modules/roles.bicep", "workerAssignsEndpointIdentity"): (MI_OPERATOR, "endpointIdentity"),
