@@ -24,7 +24,8 @@ from sklearn.base import RegressorMixin
 
 from training import model as model_io
 from training.artifacts import GOLDEN_FILE, METRICS_FILE, MODEL_FILE, RUN_FILE
-from training.data import DataFormatError, fingerprint, load_dataset, split, to_training_frame
+from training.chunks import read_training_frame
+from training.data import DataFormatError, fingerprint, split
 from training.evaluate import Metrics, score
 from training.params import TrainingParams, describe
 from training.schema import FEATURES, TARGET
@@ -189,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     try:
         params = parse_params(args.params)
-        frame = to_training_frame(load_dataset(args.data, args.data.name))
+        # Parquet (the curated set): only the schema columns are read.
+        frame = read_training_frame(args.data, args.data.name)
         result = train(frame, params)
     except OSError as exc:
         sys.stderr.write(f"training: error: cannot read {exc.filename}: {exc.strerror}\n")
