@@ -5,6 +5,7 @@ They retry: blob storage is a network service. Their inputs are clients: no cach
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -14,8 +15,9 @@ from prefect.cache_policies import NONE
 from core import dead_letter as dl
 from core.events import data_dead_lettered, data_quarantined
 from core.interfaces import BlobRef, NotFoundError
-from core.lake import CuratedSet, Lake, MergeResult
+from core.lake import CuratedSet, Lake, LocalCopy, MergeResult
 from tasks.events import emit
+from training.params import TrainingParams
 
 
 def worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
@@ -51,14 +53,15 @@ def find_new_data(lake: Lake, data_uri: str | None, drain: bool = False) -> list
 
 
 @task(
-    name="read-blob",
+    name="download-file",
     retries=3,
     retry_delay_seconds=2,
     retry_condition_fn=worth_retrying,
     cache_policy=NONE,
 )
-def read_blob(lake: Lake, ref: BlobRef) -> tuple[bytes, BlobRef]:
-    return lake.read(ref)
+def download_file(lake: Lake, ref: BlobRef, folder: Path) -> LocalCopy:
+    """Stream the landing file to ``folder`` (refused unread when over the size limit)."""
+    return lake.download(ref, folder)
 
 
 @task(name="quarantine-file", retries=3, retry_delay_seconds=2, cache_policy=NONE)
@@ -70,8 +73,8 @@ def quarantine_file(lake: Lake, ref: BlobRef, summary: str, report: dict[str, ob
 
 
 @task(name="merge-into-curated", retries=3, retry_delay_seconds=2, cache_policy=NONE)
-def merge_into_curated(lake: Lake, ref: BlobRef, blob: bytes, frame: pd.DataFrame) -> MergeResult:
-    return lake.merge(ref, blob, frame)
+def merge_into_curated(lake: Lake, copy: LocalCopy) -> MergeResult:
+    return lake.merge(copy)
 
 
 @task(name="current-curated-set", retries=3, retry_delay_seconds=2, cache_policy=NONE)
@@ -79,9 +82,11 @@ def current_curated_set(lake: Lake) -> CuratedSet | None:
     return lake.curated_set()
 
 
-@task(name="load-curated-set", retries=3, retry_delay_seconds=2, cache_policy=NONE)
-def load_curated_set(lake: Lake, curated: CuratedSet) -> pd.DataFrame:
-    return lake.load_curated(curated)
+@task(name="load-holdout", retries=3, retry_delay_seconds=2, cache_policy=NONE)
+def load_holdout(lake: Lake, curated: CuratedSet, params: TrainingParams) -> pd.DataFrame:
+    """The holdout both models are scored on: the rows the training job held out, read from
+    the curated set chunk by chunk (only the holdout is kept in memory)."""
+    return lake.holdout(curated, params.holdout_fraction, params.seed)
 
 
 @task(name="begin-attempt", retries=3, retry_delay_seconds=2, cache_policy=NONE)

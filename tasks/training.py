@@ -9,10 +9,9 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
 from core.interfaces import Compute, JobState, TrainingJobSpec
-from training import data as tdata
 from training import evaluate, model
 from training.artifacts import MODEL_FILE
-from training.params import GateConfig, TrainingParams
+from training.params import GateConfig
 
 
 class TrainingJobFailed(RuntimeError):
@@ -32,13 +31,6 @@ def train_on_compute(
     if status.state is not JobState.COMPLETED:
         raise TrainingJobFailed(f"training job {job_id} {status.state.value}: {status.message}")
     return job_id, compute.download_outputs(job_id, dest)
-
-
-@task(name="holdout-split", cache_policy=NONE)
-def holdout_split(curated: pd.DataFrame, params: TrainingParams) -> pd.DataFrame:
-    """The holdout both models are scored on: the same rows the training job held out."""
-    _, holdout = tdata.split(tdata.to_training_frame(curated), params.holdout_fraction, params.seed)
-    return holdout
 
 
 @task(name="evaluate-challenger", cache_policy=NONE)

@@ -4,24 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 
-from expectations.validate import ValidationReport, validate_bytes
+from expectations.validate import ValidationReport, validate_file
 
 
 @task(name="validate-data", cache_policy=NONE)
-def validate_data(
-    blob: bytes, file: str, docs_dir: Path
-) -> tuple[ValidationReport, pd.DataFrame | None]:
-    """Parse and validate a file; publish the report as an artifact, pass or fail."""
-    report, frame = validate_bytes(blob, file=file, docs_dir=docs_dir)
+def validate_data(path: Path, file: str, docs_dir: Path) -> ValidationReport:
+    """Validate a local copy of a file chunk by chunk; publish the report as an artifact,
+    pass or fail."""
+    report = validate_file(path, file=file, docs_dir=docs_dir)
     verdict = "passed" if report.success else "FAILED"
     create_markdown_artifact(
         key="data-validation",
         markdown=f"# Data validation {verdict}: `{file}`\n\n{report.to_markdown()}",
         description=report.summary(),
     )
-    return report, frame
+    return report
