@@ -64,6 +64,7 @@ class SuiteRunner:
         )
         self.lock = threading.RLock()
         self.batch_id = "frame"
+        self.index_stale = False
 
     def validate(self, frame: pd.DataFrame) -> Any:
         """The GX suite validation result of ``frame`` (nothing stored or rendered)."""
@@ -80,9 +81,17 @@ class SuiteRunner:
             self.batch_id = str(validator.active_batch_id or "frame")
             return result
 
-    def publish(self, result: Any, file: str, keep_runs: int | None = KEEP_RUNS) -> str | None:
+    def publish(
+        self,
+        result: Any,
+        file: str,
+        keep_runs: int | None = KEEP_RUNS,
+        *,
+        build_index: bool = True,
+    ) -> str | None:
         """Store ``result`` as the run of ``file`` and render its Data Docs page; returns the
-        page's path (None if it was not built)."""
+        page's path (None if it was not built). ``build_index=False`` leaves the index to
+        ``build_index`` (it reads every stored result: once per burst, not per file)."""
         from great_expectations.core.run_identifier import RunIdentifier
         from great_expectations.data_context.types.resource_identifiers import (
             ExpectationSuiteIdentifier,
@@ -105,11 +114,30 @@ class SuiteRunner:
             )
             self.context.validation_results_store.set(key, result)
             try:
-                self.context.build_data_docs(site_names=[SITE_NAME], resource_identifiers=[key])
+                self.context.build_data_docs(
+                    site_names=[SITE_NAME], resource_identifiers=[key], build_index=build_index
+                )
             except Exception:  # Data Docs are a convenience: never fail a validation
                 logger.warning("could not build the Data Docs page of %s", file, exc_info=True)
                 return None
+            self.index_stale = not build_index
             return _page(self.context, key)
+
+    def build_index(self) -> None:
+        """Rebuild the Data Docs index page alone (pages published since are listed)."""
+        with self.lock:
+            try:
+                # GX's own build_data_docs always renders pages too; its index builder alone
+                # only reads the stored results.
+                site = (self.context.variables.data_docs_sites or {})[SITE_NAME]
+                builder = self.context._init_site_builder_for_data_docs_site_creation(
+                    site_name=SITE_NAME, site_config=site
+                )
+                builder.site_index_builder.build()
+            except Exception:  # Data Docs are a convenience: never fail a run over them
+                logger.warning("could not rebuild the Data Docs index", exc_info=True)
+                return
+            self.index_stale = False
 
 
 _runners: dict[tuple[str, str], SuiteRunner] = {}
@@ -123,6 +151,19 @@ def runner_for(suite: dict[str, Any], docs_dir: Path) -> SuiteRunner:
         if key not in _runners:
             _runners[key] = SuiteRunner(suite, docs_dir)
         return _runners[key]
+
+
+def build_stale_indexes(docs_dir: Path) -> int:
+    """Rebuild the index of ``docs_dir`` if this process published pages without it;
+    returns how many indexes were rebuilt (0 without importing GX when there is nothing)."""
+    wanted = str(docs_dir.resolve())
+    with _runners_lock:
+        stale = [r for (_, site), r in _runners.items() if site == wanted and r.index_stale]
+    for runner in stale[:1]:  # one site, one index, whichever runner rebuilds it
+        runner.build_index()
+    for runner in stale:
+        runner.index_stale = False
+    return len(stale[:1])
 
 
 def failures_of(result: Any) -> list[ExpectationFailure]:

@@ -147,6 +147,7 @@ def validate_file(
     suite_path: Path | None = None,
     keep_runs: int | None = KEEP_RUNS,
     chunk_rows: int = CHUNK_ROWS,
+    build_index: bool = True,
 ) -> ValidationReport:
     """Validate a CSV or Parquet file chunk by chunk with the same suite (``chunked.py``).
 
@@ -154,7 +155,8 @@ def validate_file(
     chunk gets exactly ``validate_frame``'s verdict. Over several chunks, row-level failures
     are summed with their row counts and the mean, standard deviation and row count are
     judged on the whole file. One Data Docs page per file (GX's run of the first chunk,
-    with the file's verdicts).
+    with the file's verdicts); ``build_index=False`` leaves the site's index to
+    ``gx_runner.build_stale_indexes`` (once per burst of files).
 
     Returns:
         The report, as ``validate_bytes`` gives it (an unreadable file: one
@@ -194,7 +196,7 @@ def validate_file(
     failures = [*extra, *sorted(failures, key=_order(suite))]
     if verdict.chunks > 1:
         _mark(result, failures, verdict.rows)
-    page = runner.publish(result, file, keep_runs)
+    page = runner.publish(result, file, keep_runs, build_index=build_index)
     logger.info(
         "validated %s: %d rows in %d chunks in %.2f s",
         file, verdict.rows, verdict.chunks, time.perf_counter() - started,

@@ -57,7 +57,7 @@ from tasks.registry import (
 )
 from tasks.reporting import publish_retraining_report
 from tasks.training import evaluate_challenger, train_on_compute
-from tasks.validation import validate_data
+from tasks.validation import publish_data_docs_index, validate_data
 from training.params import GateConfig, TrainingParams
 
 MAX_ROUNDS = 5
@@ -109,6 +109,8 @@ def retraining(
         if not batch:
             break
     prune_attempts(lake)
+    if files:
+        publish_data_docs_index(settings.data_docs_path)
 
     # Training, judging and registering never overlap for one model (tasks/locks.py): a
     # second run waits, then finds the same data "up to date" or "already judged".

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from expectations.gx_runner import runner_for
+from expectations.gx_runner import build_stale_indexes, runner_for
 from expectations.validate import (
     UNREADABLE,
     ExpectationFailure,
@@ -125,3 +125,22 @@ def test_one_gx_context_serves_every_file(docs_dir: Path, tmp_path: Path) -> Non
     suite = load_suite()
     assert runner_for(suite, docs_dir) is runner_for(suite, docs_dir)
     assert runner_for(suite, tmp_path) is not runner_for(suite, docs_dir)
+
+
+def test_a_burst_renders_pages_and_rebuilds_the_index_once(
+    big: pd.DataFrame, tmp_path: Path
+) -> None:
+    docs = tmp_path / "docs"
+    paths = [write(big.head(200 + i), tmp_path, f"f{i}.csv") for i in range(3)]
+    assert build_stale_indexes(docs) == 0  # nothing published here yet: nothing to do
+
+    pages = [
+        validate_file(p, file=p.name, docs_dir=docs, build_index=False).data_docs for p in paths
+    ]
+
+    assert all(page and Path(page).is_file() for page in pages)
+    assert not (docs / "index.html").exists()
+    assert build_stale_indexes(docs) == 1
+    index = (docs / "index.html").read_text()
+    assert all(f"f{i}.csv" in index for i in range(3))  # every run of the burst is listed
+    assert build_stale_indexes(docs) == 0
