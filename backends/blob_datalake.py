@@ -168,14 +168,24 @@ class BlobDataLake:
         return self._to_ref(container, stream.properties)
 
     def upload(
-        self, container: str, name: str, source: Path, *, metadata: dict[str, str] | None = None
+        self,
+        container: str,
+        name: str,
+        source: Path,
+        *,
+        metadata: dict[str, str] | None = None,
+        if_none_match: bool = False,
     ) -> BlobRef:
         """Write a local file as a blob; the SDK stages blocks (4 MiB) from the open file."""
         blob = self._service.get_blob_client(container, name)
         size = source.stat().st_size
         with self._errors(f"write {container}/{name}"), source.open("rb") as file:
             result = blob.upload_blob(
-                file, length=size, overwrite=True, metadata=metadata or {}, max_concurrency=1
+                file,
+                length=size,
+                overwrite=not if_none_match,
+                metadata=metadata or {},
+                max_concurrency=1,
             )
         return BlobRef(
             container=container,

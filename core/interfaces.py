@@ -89,9 +89,16 @@ class DataLake(Protocol):
         ...
 
     def upload(
-        self, container: str, name: str, source: Path, *, metadata: dict[str, str] | None = None
+        self,
+        container: str,
+        name: str,
+        source: Path,
+        *,
+        metadata: dict[str, str] | None = None,
+        if_none_match: bool = False,
     ) -> BlobRef:
-        """Write the local file ``source`` as a blob, streamed a block at a time."""
+        """Write the local file ``source`` as a blob, streamed a block at a time;
+        ``if_none_match``: only if absent (``ConflictError`` otherwise)."""
         ...
 
     def list(self, container: str, prefix: str = "") -> list[BlobRef]: ...

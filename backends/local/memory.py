@@ -87,10 +87,17 @@ class InMemoryDataLake:
         return ref
 
     def upload(
-        self, container: str, name: str, source: Path, *, metadata: dict[str, str] | None = None
+        self,
+        container: str,
+        name: str,
+        source: Path,
+        *,
+        metadata: dict[str, str] | None = None,
+        if_none_match: bool = False,
     ) -> BlobRef:
         """Write a local file as a blob."""
-        return self.put(container, name, source.read_bytes(), metadata=metadata)
+        data = source.read_bytes()
+        return self.put(container, name, data, metadata=metadata, if_none_match=if_none_match)
 
     def list(self, container: str, prefix: str = "") -> list[BlobRef]:
         """Blobs of ``container`` whose names start with ``prefix``, sorted by name."""

@@ -208,6 +208,10 @@ def test_upload_streams_a_file_into_a_blob(env: Lake, tmp_path: Path) -> None:
     data, got = env.lake.get(env.b, "training/data.parquet")
     assert data == source.read_bytes()
     assert (got.etag, got.size, got.metadata) == (put.etag, put.size, {"kind": "data"})
+    # Only if absent: a waiting blob of that name is never overwritten.
+    with pytest.raises(ConflictError):
+        env.lake.upload(env.b, "training/data.parquet", source, if_none_match=True)
+    assert env.lake.upload(env.b, "other.parquet", source, if_none_match=True).size == put.size
 
 
 def test_blob_download_reads_in_chunks_of_the_configured_size(
