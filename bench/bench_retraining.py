@@ -54,7 +54,10 @@ class Measured:
     rows: int
     file_mb: float
     seconds: float
-    peak_gb: float
+    peak_gb: float  # worker + training job at the same moment
+    worker_gb: float  # this process's own peak (download, validation, merge, holdout)
+    job_gb: float  # the training job's peak
+    peak_at: float  # seconds into the run when the summed peak was seen
     outcome: str
 
 
@@ -105,7 +108,8 @@ class PeakMemory:
         self.exclude = exclude
         self.marker = marker
         self.interval = interval
-        self.peak = 0
+        self.peak = self.worker_peak = self.job_peak = 0
+        self.at = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -117,22 +121,36 @@ class PeakMemory:
         self._stop.set()
         self._thread.join()
 
-    def _processes(self) -> dict[int, psutil.Process]:
+    def _processes(self) -> tuple[list[psutil.Process], list[psutil.Process]]:
+        """(this process and its descendants, the training jobs), services left out."""
         me = psutil.Process()
-        found = {p.pid: p for p in [me, *me.children(recursive=True)]}
+        worker = {p.pid: p for p in [me, *me.children(recursive=True)]}
+        jobs = {}
         for proc in psutil.process_iter(["cmdline"]):
             if any(self.marker in part for part in proc.info["cmdline"] or ()):
-                found[proc.pid] = proc
-        return {pid: p for pid, p in found.items() if pid not in self.exclude}
+                jobs[proc.pid] = proc
+                worker.pop(proc.pid, None)
+        return (
+            [p for pid, p in worker.items() if pid not in self.exclude],
+            [p for pid, p in jobs.items() if pid not in self.exclude],
+        )
 
     def _run(self) -> None:
+        started = time.perf_counter()
         while not self._stop.is_set():
-            total = 0
-            for proc in self._processes().values():
-                with contextlib.suppress(psutil.Error):
-                    total += proc.memory_info().rss
-            self.peak = max(self.peak, total)
+            worker, jobs = (sum(_rss(p) for p in group) for group in self._processes())
+            if worker + jobs > self.peak:
+                self.peak, self.at = worker + jobs, time.perf_counter() - started
+            self.worker_peak = max(self.worker_peak, worker)
+            self.job_peak = max(self.job_peak, jobs)
             self._stop.wait(self.interval)
+
+
+def _rss(proc: psutil.Process) -> int:
+    try:
+        return int(proc.memory_info().rss)
+    except psutil.Error:
+        return 0
 
 
 def excluded_services() -> set[int]:
@@ -202,7 +220,16 @@ def run_size(rows: int, workdir: Path, port: int, exclude: set[int]) -> Measured
         outcome = str(getattr(summary, "outcome", summary))[:120]
         _drop_containers(settings.blob_connection, containers)
         shutil.rmtree(workdir / f"state-{tag}", ignore_errors=True)
-    return Measured(rows, size_mb, seconds, peak.peak / GB, outcome)
+    return Measured(
+        rows,
+        size_mb,
+        seconds,
+        peak.peak / GB,
+        peak.worker_peak / GB,
+        peak.job_peak / GB,
+        peak.at,
+        outcome,
+    )
 
 
 def _drop_containers(connection: str, names: list[str]) -> None:
@@ -241,13 +268,14 @@ def burst(files: int, workdir: Path) -> tuple[float, float]:
 
 def report(results: list[Measured]) -> list[str]:
     lines = [
-        f"{'rows':>6} {'CSV MB':>8} {'time s':>8} {'s/M rows':>9} {'peak GB':>8}  outcome",
+        f"{'rows':>6} {'CSV MB':>8} {'time s':>8} {'s/M rows':>9} {'peak GB':>8} "
+        f"{'(at s)':>7} {'worker':>7} {'job':>6}  outcome",
     ]
     for m in results:
         per_m = m.seconds / (m.rows / 1e6)
         lines.append(
             f"{label(m.rows):>6} {m.file_mb:8.0f} {m.seconds:8.1f} {per_m:9.1f} "
-            f"{m.peak_gb:8.2f}  {m.outcome}"
+            f"{m.peak_gb:8.2f} {m.peak_at:7.0f} {m.worker_gb:7.2f} {m.job_gb:6.2f}  {m.outcome}"
         )
     by_rows = {m.rows: m for m in results}
     if 1_000_000 in by_rows and 10_000_000 in by_rows:
@@ -279,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     if find_azurite_binary() is None:
         print("Azurite is not installed: run `make setup`", file=sys.stderr)
         return 2
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-retraining-", dir=REPO))
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-retraining-"))
     workdir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_HOME", str(workdir / "prefect"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

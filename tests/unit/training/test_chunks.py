@@ -124,3 +124,24 @@ def test_holdout_in_chunks_is_the_holdout_of_the_whole(
 
     _, expected = tdata.split(reference, 0.2, seed=7)
     pd.testing.assert_frame_equal(holdout, expected.reset_index(drop=True))
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"bmi": None}, "missing values in columns: bmi"),
+        ({"bp": "high"}, "numeric schema columns"),
+    ],
+)
+def test_training_refuses_parquet_with_gaps_or_text(
+    tmp_path: Path, reference: pd.DataFrame, change: dict[str, object], problem: str
+) -> None:
+    frame = reference.copy()
+    for column, value in change.items():
+        values = frame[column].astype(object if value is None else str)
+        values.loc[5] = value
+        frame[column] = values
+    path = tmp_path / "bad.parquet"
+    frame.to_parquet(path)
+    with pytest.raises(tdata.DataFormatError, match=problem):
+        chunks.read_training_frame(path, "bad.parquet")
