@@ -138,8 +138,8 @@ def test_training_refuses_parquet_with_gaps_or_text(
 ) -> None:
     frame = reference.copy()
     for column, value in change.items():
-        values = frame[column].astype(object if value is None else str)
-        values.loc[5] = value
+        values = frame[column].astype(object if value is None else str).tolist()
+        values[5] = value
         frame[column] = values
     path = tmp_path / "bad.parquet"
     frame.to_parquet(path)
