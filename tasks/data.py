@@ -14,7 +14,7 @@ from prefect.cache_policies import NONE
 
 from core import dead_letter as dl
 from core.events import data_dead_lettered, data_quarantined
-from core.interfaces import BlobRef, NotFoundError
+from core.interfaces import BlobRef, ConflictError, NotFoundError
 from core.lake import CuratedSet, Lake, LocalCopy, MergeResult
 from tasks.events import emit
 from training.params import TrainingParams
@@ -22,8 +22,9 @@ from training.params import TrainingParams
 
 def worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
     """Retry what may pass next time (the network); not a refusal (a blob outside landing,
-    over the size limit) or a file too large for memory, which only fail again."""
-    return not isinstance(state.data, ValueError | MemoryError)
+    over the size limit), a file too large for memory, or a blob changed since it was listed
+    (the run's next round takes the new version), which only fail again."""
+    return not isinstance(state.data, ValueError | MemoryError | ConflictError)
 
 
 @task(
