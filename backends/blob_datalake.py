@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -25,7 +26,7 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import BlobProperties, BlobServiceClient, LinearRetry
 
-from core.interfaces import BackendError, BlobRef, ConflictError, NotFoundError
+from core.interfaces import BackendError, BlobRef, ConflictError, NotFoundError, TooLargeError
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ class BlobDataLake:
             hanging a flow.
         read_timeout: Seconds to wait for each read from the socket.
         retries: Retries of throttled or failed requests (connection failures retry once).
+        chunk_bytes: Size of each ranged read of ``download`` (the first one too): what a
+            download holds in memory at a time.
     """
 
     def __init__(
@@ -53,6 +56,7 @@ class BlobDataLake:
         connect_timeout: float = 3.0,
         read_timeout: float = 30.0,
         retries: int = 3,
+        chunk_bytes: int = 4 * 1024 * 1024,
     ) -> None:
         if (connection_string is None) == (account_url is None):
             raise ValueError("give exactly one of connection_string and account_url")
@@ -64,6 +68,9 @@ class BlobDataLake:
             ),
             "connection_timeout": connect_timeout,
             "read_timeout": read_timeout,
+            # The SDK's first read defaults to 32 MiB: one chunk size for every read.
+            "max_single_get_size": chunk_bytes,
+            "max_chunk_get_size": chunk_bytes,
         }
         if connection_string is not None:
             self._service = BlobServiceClient.from_connection_string(connection_string, **options)
@@ -122,6 +129,73 @@ class BlobDataLake:
             stream = blob.download_blob()
             data = stream.readall()
         return data, self._to_ref(container, stream.properties)
+
+    def download(
+        self,
+        container: str,
+        name: str,
+        dest: Path,
+        *,
+        etag: str | None = None,
+        max_bytes: int | None = None,
+    ) -> BlobRef:
+        """Stream a blob into ``dest`` chunk by chunk (``StorageStreamDownloader.chunks``).
+
+        With ``max_bytes`` the blob's properties are read first and a larger blob is refused
+        (``TooLargeError``) before a byte of it is; the download is then pinned to the etag
+        seen, so the bytes read are those of the size checked.
+        """
+        blob = self._service.get_blob_client(container, name)
+        where = f"{container}/{name}"
+        with self._errors(f"read {where}", conditional=bool(etag)):
+            if max_bytes is not None:
+                props = blob.get_blob_properties(**_pinned(etag))
+                if int(props.size or 0) > max_bytes:
+                    raise TooLargeError(
+                        f"{name}: {props.size} bytes, over the limit of {max_bytes}: not read"
+                    )
+                etag = etag or _quoted(str(props.etag))
+            # The SDK reads the first range, then each further one conditioned on the etag of
+            # the first: a blob replaced mid-download fails instead of mixing two versions.
+            stream = blob.download_blob(max_concurrency=1, **_pinned(etag))
+            written = 0
+            with dest.open("wb") as file:
+                for chunk in stream.chunks():
+                    written += len(chunk)
+                    if max_bytes is not None and written > max_bytes:
+                        raise TooLargeError(f"{name}: over the limit of {max_bytes} bytes")
+                    file.write(chunk)
+        return self._to_ref(container, stream.properties)
+
+    def upload(
+        self,
+        container: str,
+        name: str,
+        source: Path,
+        *,
+        metadata: dict[str, str] | None = None,
+        if_none_match: bool = False,
+    ) -> BlobRef:
+        """Write a local file as a blob; the SDK stages blocks (4 MiB) from the open file."""
+        blob = self._service.get_blob_client(container, name)
+        size = source.stat().st_size
+        with self._errors(f"write {container}/{name}"), source.open("rb") as file:
+            result = blob.upload_blob(
+                file,
+                length=size,
+                overwrite=not if_none_match,
+                metadata=metadata or {},
+                max_concurrency=1,
+            )
+        return BlobRef(
+            container=container,
+            name=name,
+            uri=self.uri(container, name),
+            etag=_quoted(str(result["etag"])),
+            size=size,
+            last_modified=result.get("last_modified"),
+            metadata=dict(metadata or {}),
+        )
 
     def list(self, container: str, prefix: str = "") -> list[BlobRef]:
         """Blobs of ``container`` whose names start with ``prefix``, with their metadata."""
@@ -247,6 +321,13 @@ def _reason(exc: AzureError) -> str:
     code = _code(exc)
     first = (str(exc.message or "").splitlines() or [type(exc).__name__])[0]
     return f"{code}: {first}" if code else first
+
+
+def _pinned(etag: str | None) -> dict[str, Any]:
+    """The SDK's keywords for "only this version"."""
+    if not etag:
+        return {}
+    return {"etag": etag, "match_condition": MatchConditions.IfNotModified}
 
 
 def _quoted(etag: str) -> str:

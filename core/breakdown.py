@@ -33,10 +33,8 @@ TARGET_ORCHESTRATION_SHARE = 0.15
 STAGE_OF_TASK = {
     "validate-data": "validation",
     "train-on-compute": "training",
-    "fetch-champion": "gate",
-    "load-curated-set": "gate",
-    "holdout-split": "gate",
-    "evaluate-challenger": "gate",
+    "find-champion": "gate",
+    "judge-challenger": "gate",  # the job scored both models; this reads its record
     "register-model": "registration",
     "announce-model": "registration",
     "download-model": "image build",

@@ -29,6 +29,10 @@ class ConflictError(BackendError):
     """A conditional write lost a race (the object changed since it was read)."""
 
 
+class TooLargeError(ValueError):
+    """A blob is over the size limit: refused without reading it."""
+
+
 class IntegrityError(BackendError):
     """Stored bytes do not match their recorded sha256."""
 
@@ -68,6 +72,34 @@ class DataLake(Protocol):
         ...
 
     def get(self, container: str, name: str) -> tuple[bytes, BlobRef]: ...
+
+    def download(
+        self,
+        container: str,
+        name: str,
+        dest: Path,
+        *,
+        etag: str | None = None,
+        max_bytes: int | None = None,
+    ) -> BlobRef:
+        """Stream a blob into the local file ``dest``, a chunk at a time (memory does not
+        grow with the blob); returns the version read. ``etag``: only that version
+        (``ConflictError`` if it changed). ``max_bytes``: a larger blob raises
+        ``TooLargeError`` before its content is read."""
+        ...
+
+    def upload(
+        self,
+        container: str,
+        name: str,
+        source: Path,
+        *,
+        metadata: dict[str, str] | None = None,
+        if_none_match: bool = False,
+    ) -> BlobRef:
+        """Write the local file ``source`` as a blob, streamed a block at a time;
+        ``if_none_match``: only if absent (``ConflictError`` otherwise)."""
+        ...
 
     def list(self, container: str, prefix: str = "") -> list[BlobRef]: ...
 

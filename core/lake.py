@@ -22,16 +22,20 @@ Names longer than a blob name may be are shortened deterministically (``fit_name
 from __future__ import annotations
 
 import hashlib
-import io
 import json
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain
+from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from core.interfaces import BlobRef, ConflictError, DataLake, NotFoundError
-from training import data as tdata
+from core.interfaces import BlobRef, ConflictError, DataLake, NotFoundError, TooLargeError
+from training import chunks
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -55,6 +59,15 @@ class CuratedSet:
     fingerprint: str
     rows: int
     sources: tuple[str, ...]  # sha256 of every merged source file
+
+
+@dataclass(frozen=True)
+class LocalCopy:
+    """A landing file streamed to local disk: the version read and the sha256 of its bytes."""
+
+    path: Path
+    ref: BlobRef
+    sha256: str
 
 
 @dataclass(frozen=True)
@@ -98,6 +111,11 @@ def fit_name(prefix: str, name: str, reserve: int = len(REASON_SUFFIX)) -> str:
 
 def basename(name: str) -> str:
     return name.rsplit("/", 1)[-1]
+
+
+def _safe(name: str) -> str:
+    """A local file name for a blob's base name (its extension kept: readers use it)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".")[-200:] or "data"
 
 
 class Lake:
@@ -178,8 +196,25 @@ class Lake:
         """The blob's content; refuses, unread, one the listing says is over the size limit."""
         reason = self.too_large(ref)
         if reason:
-            raise ValueError(reason)
+            raise TooLargeError(reason)
         return self.datalake.get(ref.container, ref.name)
+
+    def download(self, ref: BlobRef, folder: Path) -> LocalCopy:
+        """Stream the version of ``ref`` that was listed into ``folder`` (memory stays flat
+        whatever the size); refuses, unread, a file over the size limit.
+
+        Raises:
+            TooLargeError: Over the limit (by the listing, or grown since).
+            ConflictError: The blob changed since it was listed (the next round takes it).
+        """
+        reason = self.too_large(ref)
+        if reason:
+            raise TooLargeError(reason)
+        dest = folder / f"{version_tag(ref)}-{_safe(basename(ref.name))}"
+        read = self.datalake.download(
+            ref.container, ref.name, dest, etag=ref.etag or None, max_bytes=self.max_bytes
+        )
+        return LocalCopy(path=dest, ref=read, sha256=chunks.file_sha256(dest))
 
     # ------------------------------------------------------------------ curated set
     def curated_set(self) -> CuratedSet | None:
@@ -187,39 +222,67 @@ class Lake:
         return _curated_from(manifest) if manifest else None
 
     def load_curated(self, curated: CuratedSet) -> pd.DataFrame:
-        ref = self.datalake.ref(curated.data_uri)
-        blob, _ = self.datalake.get(ref.container, ref.name)
-        return pd.read_parquet(io.BytesIO(blob))
+        """The whole curated set as a training frame (small sets; see ``holdout``)."""
+        with TemporaryDirectory(prefix="curated-") as tmp:
+            path, name = self._download_curated(curated, Path(tmp))
+            return chunks.read_training_frame(path, name)
 
-    def merge(self, ref: BlobRef, blob: bytes, frame: pd.DataFrame) -> MergeResult:
+    def holdout(self, curated: CuratedSet, fraction: float, seed: int) -> pd.DataFrame:
+        """The curated set's holdout rows (as the training job splits), read chunk by chunk."""
+        with TemporaryDirectory(prefix="curated-") as tmp:
+            path, name = self._download_curated(curated, Path(tmp))
+            return chunks.holdout_of(path, name, fraction, seed)
+
+    def _download_curated(self, curated: CuratedSet, folder: Path) -> tuple[Path, str]:
+        ref = self.datalake.ref(curated.data_uri)
+        # Sets written before the Parquet snapshots may be CSV: the extension tells.
+        name = basename(ref.name)
+        dest = folder / _safe(name)
+        self.datalake.download(ref.container, ref.name, dest)
+        return dest, name
+
+    def merge(self, copy: LocalCopy) -> MergeResult:
         """Merge an accepted file into the curated set (once per file content) and archive it.
+
+        The new snapshot is written chunk by chunk (the old set's row groups, then the file's
+        chunks) to a local Parquet file and uploaded from there: memory holds one chunk and
+        the row hashes of the fingerprint (8 bytes a row), not the set.
 
         The manifest is written with an etag condition, so two concurrent merges cannot lose
         each other's rows: the loser raises ``ConflictError`` and is retried by its caller.
         """
-        digest = sha256(blob)
+        ref, digest = copy.ref, copy.sha256
         manifest, etag = self._manifest()
         if manifest and digest in manifest["sources"]:
             curated = _curated_from(manifest)
             merged = False
         else:
-            old = self.load_curated(_curated_from(manifest)) if manifest else None
-            combined = tdata.merge(old, tdata.to_training_frame(frame))
-            fingerprint = tdata.fingerprint(combined)
-            buf = io.BytesIO()
-            combined.to_parquet(buf, index=False)
-            data_ref = self.datalake.put(
-                self.curated, f"training/data-{fingerprint[:16]}.parquet", buf.getvalue()
-            )
+            with TemporaryDirectory(prefix="merge-") as tmp:
+                parts: list[Iterable[pd.DataFrame]] = []
+                if manifest:
+                    old, name = self._download_curated(_curated_from(manifest), Path(tmp))
+                    parts.append(chunks.iter_training_frames(old, name))
+                parts.append(chunks.iter_training_frames(copy.path, ref.name))
+                snapshot = Path(tmp) / "snapshot.parquet"
+                rows, fingerprint = chunks.write_training_parquet(chain(*parts), snapshot)
+                data_ref = self.datalake.upload(
+                    self.curated, f"training/data-{fingerprint[:16]}.parquet", snapshot
+                )
+            old_rows = int(manifest["rows"]) if manifest else 0
             sources = [*(manifest["sources"] if manifest else []), digest]
             new_manifest = {
                 "data_uri": data_ref.uri,
                 "fingerprint": fingerprint,
-                "rows": len(combined),
+                "rows": rows,
                 "sources": sources,
                 "history": [
                     *(manifest.get("history", []) if manifest else []),
-                    {"file": ref.name, "sha256": digest, "rows": len(frame), "merged_at": stamp()},
+                    {
+                        "file": ref.name,
+                        "sha256": digest,
+                        "rows": rows - old_rows,
+                        "merged_at": stamp(),
+                    },
                 ],
             }
             self.datalake.put(

@@ -153,8 +153,10 @@ class Settings(BaseSettings):
     # Event Grid's failed deliveries, under other prefixes (deployments/azure/modules/lake.bicep).
     dead_letter_container: str = "dead-letter"
     max_file_attempts: int = Field(default=3, ge=1)
-    # Larger landing files are quarantined unread: a run must never hold more than this.
-    max_file_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
+    # Larger landing files are quarantined unread. Files are streamed to disk and validated
+    # and merged chunk by chunk (memory does not grow with them), so this bounds the disk
+    # and time one file may take: 4 GiB is ~20M diabetes rows as CSV.
+    max_file_bytes: int = Field(default=4 * 1024**3, ge=1)
 
     # Where prefect.yaml's deployments run: a process worker (flow code from this checkout)
     # or prefect-azure's Azure Container Instances worker (flow code in ``code_container``).

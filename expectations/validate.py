@@ -2,9 +2,11 @@
 
 ``validate_bytes`` parses first (an empty, header-only or binary file is a failed report,
 not an exception), then ``validate_frame`` runs the GX suite and renders Data Docs for the
-run, passing or failing. Neither raises on bad data: a frame with the wrong columns,
-strings in numeric columns or nothing but NaN yields failures. They do raise when the
-suite itself is missing or invalid, which is a deployment error, not a data error.
+run, passing or failing; ``validate_file`` reads a file from disk and validates it chunk
+by chunk with the same suite (what the retraining flow uses). None raises on bad data: a
+frame with the wrong columns, strings in numeric columns or nothing but NaN yields
+failures. They do raise when the suite itself is missing or invalid, which is a
+deployment error, not a data error.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from typing import Any
 import pandas as pd
 
 from expectations.build_suite import SUITE_PATH
-from expectations.gx_runner import KEEP_RUNS, run_suite
+from expectations.chunked import ChunkedVerdict
+from expectations.gx_runner import KEEP_RUNS, failures_of, run_suite, runner_for
 from expectations.report import ExpectationFailure, ValidationReport
+from training.chunks import CHUNK_ROWS, iter_dataset
 from training.data import DataFormatError, load_dataset
 
 __all__ = [
@@ -29,6 +33,7 @@ __all__ = [
     "ValidationReport",
     "load_suite",
     "validate_bytes",
+    "validate_file",
     "validate_frame",
 ]
 
@@ -127,24 +132,123 @@ def validate_bytes(
     try:
         frame = load_dataset(data, file)
     except DataFormatError as exc:
-        # training.data.DataFormatError carries the bare problem; str() prefixes the name.
-        problem = str(getattr(exc, "problem", None) or exc)
-        logger.warning("%s is not a readable table: %s", file, problem)
-        observed = f"{len(data)} bytes"
-        failure = ExpectationFailure(UNREADABLE, None, None, None, observed, problem)
-        report = ValidationReport(
-            success=False,
-            suite=load_suite(suite_path)["name"],
-            file=file,
-            rows=None,
-            failures=[failure],
-            error=problem,
-        )
-        return report, None
+        return _unreadable(exc, file, len(data), load_suite(suite_path)["name"]), None
     report = validate_frame(
         frame, file=file, docs_dir=docs_dir, suite_path=suite_path, keep_runs=keep_runs
     )
     return report, frame
+
+
+def validate_file(
+    path: Path,
+    *,
+    file: str,
+    docs_dir: Path,
+    suite_path: Path | None = None,
+    keep_runs: int | None = KEEP_RUNS,
+    chunk_rows: int = CHUNK_ROWS,
+    build_index: bool = True,
+) -> ValidationReport:
+    """Validate a CSV or Parquet file chunk by chunk with the same suite (``chunked.py``).
+
+    Memory holds one chunk (``chunk_rows`` rows), whatever the file's size. A file of one
+    chunk gets exactly ``validate_frame``'s verdict. Over several chunks, row-level failures
+    are summed with their row counts and the mean, standard deviation and row count are
+    judged on the whole file. One Data Docs page per file (GX's run of the first chunk,
+    with the file's verdicts); ``build_index=False`` leaves the site's index to
+    ``gx_runner.build_stale_indexes`` (once per burst of files).
+
+    Returns:
+        The report, as ``validate_bytes`` gives it (an unreadable file: one
+        ``file_is_readable_table`` failure, even when the problem is late in the file).
+    """
+    suite = load_suite(suite_path)
+    runner = runner_for(suite, docs_dir)
+    verdict = ChunkedVerdict(suite)
+    first: tuple[Any, list[ExpectationFailure]] | None = None
+    extra: list[ExpectationFailure] = []
+    started = time.perf_counter()
+    try:
+        for chunk in iter_dataset(path, file, chunk_rows):
+            frame, duplicates = _normalise(chunk)
+            extra = extra or duplicates
+            result = runner.validate(frame)
+            explained = [_explain(frame)(failure) for failure in failures_of(result)]
+            verdict.add(frame, result, explained)
+            if first is None:
+                first = (result, explained)
+    except DataFormatError as exc:
+        return _unreadable(exc, file, path.stat().st_size, suite["name"])
+    except Exception as exc:  # GX internals on a pathological frame: report, never crash
+        logger.exception("validation of %s could not run", file)
+        failure = ExpectationFailure(SUITE_ERROR, None, None, None, None, f"{exc!r}")
+        return ValidationReport(
+            success=False,
+            suite=suite["name"],
+            file=file,
+            rows=verdict.rows,
+            failures=[*extra, failure],
+            error=f"validation could not run: {exc}",
+        )
+    assert first is not None  # iter_dataset yields at least one chunk or raises
+    result, explained = first
+    failures = explained if verdict.chunks == 1 else verdict.result()
+    failures = [*extra, *sorted(failures, key=_order(suite))]
+    if verdict.chunks > 1:
+        _mark(result, failures, verdict.rows)
+    page = runner.publish(result, file, keep_runs, build_index=build_index)
+    logger.info(
+        "validated %s: %d rows in %d chunks in %.2f s",
+        file, verdict.rows, verdict.chunks, time.perf_counter() - started,
+    )  # fmt: skip
+    index = docs_dir.resolve() / "index.html"
+    report = ValidationReport(
+        success=not failures,
+        suite=suite["name"],
+        file=file,
+        rows=verdict.rows,
+        failures=failures,
+        evaluated=len(result.results) + len(extra),
+        data_docs=page or (str(index) if index.exists() else None),
+    )
+    logger.info("%s", report.summary())
+    return report
+
+
+def _unreadable(exc: DataFormatError, file: str, size: int, suite: str) -> ValidationReport:
+    # training.data.DataFormatError carries the bare problem; str() prefixes the name.
+    problem = str(getattr(exc, "problem", None) or exc)
+    logger.warning("%s is not a readable table: %s", file, problem)
+    failure = ExpectationFailure(UNREADABLE, None, None, None, f"{size} bytes", problem)
+    return ValidationReport(
+        success=False, suite=suite, file=file, rows=None, failures=[failure], error=problem
+    )
+
+
+def _mark(result: Any, failures: list[ExpectationFailure], rows: int) -> None:
+    """Make the first chunk's GX result, rendered as the file's page, carry the file's
+    verdicts and counts (its samples of unexpected values stay the first chunk's)."""
+    by_key = {(f.expectation, f.column): f for f in failures}
+    for item in result.results:
+        config = item.expectation_config
+        failure = by_key.get((config.type, config.kwargs.get("column")))
+        item.success = failure is None
+        if failure is not None and item.result is not None:
+            if failure.unexpected_count is not None:
+                item.result["unexpected_count"] = failure.unexpected_count
+                item.result["unexpected_percent"] = failure.unexpected_percent
+            if failure.observed is not None:
+                item.result["observed_value"] = failure.observed
+        if item.result is not None and "element_count" in item.result:
+            item.result["element_count"] = rows
+    evaluated = len(result.results)
+    passed = sum(1 for item in result.results if item.success)
+    result.success = passed == evaluated
+    result.statistics.update(
+        successful_expectations=passed,
+        unsuccessful_expectations=evaluated - passed,
+        success_percent=100.0 * passed / evaluated if evaluated else None,
+    )
 
 
 def _normalise(df: pd.DataFrame) -> tuple[pd.DataFrame, list[ExpectationFailure]]:

@@ -5,6 +5,9 @@ Only composition lives here; every step is a task in ``tasks/``.
 
 from __future__ import annotations
 
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import State
@@ -30,12 +33,12 @@ from tasks.data import (
     clear_attempts,
     current_curated_set,
     dead_letter_file,
+    download_file,
     fail_attempt,
     find_new_data,
     merge_into_curated,
     prune_attempts,
     quarantine_file,
-    read_blob,
     withdraw_attempt,
 )
 from tasks.locks import model_lock
@@ -54,7 +57,7 @@ from tasks.registry import (
 from tasks.reporting import publish_retraining_report
 from tasks.sweep import sweep_on_compute
 from tasks.training import judge_challenger, train_on_compute
-from tasks.validation import validate_data
+from tasks.validation import publish_data_docs_index, validate_data
 from training.params import GateConfig, TrainingParams
 from training.sweep import SweepConfig
 
@@ -110,6 +113,8 @@ def retraining(
         if not batch:
             break
     prune_attempts(lake)
+    if files:
+        publish_data_docs_index(settings.data_docs_path)
 
     # Training, judging and registering never overlap for one model (tasks/locks.py): a
     # second run waits, then finds the same data "up to date" or "already judged".
@@ -264,17 +269,21 @@ def _curate(lake: Lake, ref: BlobRef, settings: Settings) -> FileResult:
         return FileResult(
             file=ref.name, result="quarantined", details=too_large, quarantined_as=where
         )
-    blob, ref = read_blob(lake, ref)
-    report, frame = validate_data(blob, ref.name, settings.data_docs_path)
-    docs = settings.data_docs_link(report.data_docs)
-    if report.success and frame is not None:
-        merged = merge_into_curated(lake, ref, blob, frame)
-        return FileResult(
-            file=ref.name,
-            result="merged" if merged.merged else "replay",
-            details=f"{len(frame)} rows" + ("" if merged.merged else " (already merged)"),
-            data_docs=docs,
-        )
+    # Streamed to local disk, validated and merged chunk by chunk: memory does not grow
+    # with the file (in Azure this belongs on the AML cluster, behind the same tasks).
+    with TemporaryDirectory(prefix="landing-") as folder:
+        copy = download_file(lake, ref, Path(folder))
+        ref = copy.ref
+        report = validate_data(copy.path, ref.name, settings.data_docs_path)
+        docs = settings.data_docs_link(report.data_docs)
+        if report.success:
+            merged = merge_into_curated(lake, copy)
+            return FileResult(
+                file=ref.name,
+                result="merged" if merged.merged else "replay",
+                details=f"{report.rows} rows" + ("" if merged.merged else " (already merged)"),
+                data_docs=docs,
+            )
     where = quarantine_file(lake, ref, report.summary(), report.to_dict())
     return FileResult(
         file=ref.name,

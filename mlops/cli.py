@@ -223,7 +223,7 @@ def retrain(
         if data is not None and Path(data).is_file():
             from mlops.runs import upload_once
 
-            ref = upload_once(lake, Path(data).name, Path(data).read_bytes())
+            ref = upload_once(lake, Path(data).name, Path(data))
             typer.echo(f"uploaded {data} -> {ref.uri}")
             data = f"{ref.container}/{ref.name}"
         elif data is not None:

@@ -9,6 +9,7 @@ retraining flow holds its own lock anyway, tasks/locks.py).
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, TypeVar
 
 from prefect.client.orchestration import get_client
@@ -18,7 +19,8 @@ from prefect.states import State
 from pydantic import BaseModel, ValidationError
 
 from core.interfaces import BlobRef, ConflictError
-from core.lake import Lake, sha256
+from core.lake import Lake
+from training.chunks import file_sha256
 
 R = TypeVar("R", bound=BaseModel)
 logger = logging.getLogger("mlops")
@@ -55,18 +57,19 @@ def typed_result(state: State[Any], kind: type[R]) -> R | None:
         return None
 
 
-def upload_once(lake: Lake, name: str, data: bytes) -> BlobRef:
-    """Put a local file into landing without overwriting a different file of that name still
-    waiting there: on a conflict it lands as ``<stem>-<sha8><ext>`` (the same content under
-    that name is the same upload: reused)."""
+def upload_once(lake: Lake, name: str, source: Path) -> BlobRef:
+    """Upload a local file into landing (streamed) without overwriting a different file of
+    that name still waiting there: on a conflict it lands as ``<stem>-<sha8><ext>`` (the same
+    content under that name is the same upload: reused)."""
     try:
-        return lake.datalake.put(lake.landing, name, data, if_none_match=True)
+        return lake.datalake.upload(lake.landing, name, source, if_none_match=True)
     except ConflictError:
         pass
+    digest = file_sha256(source)[:8]
     stem, dot, ext = name.rpartition(".")
-    unique = f"{stem}-{sha256(data)[:8]}.{ext}" if dot else f"{name}-{sha256(data)[:8]}"
+    unique = f"{stem}-{digest}.{ext}" if dot else f"{name}-{digest}"
     try:
-        return lake.datalake.put(lake.landing, unique, data, if_none_match=True)
+        return lake.datalake.upload(lake.landing, unique, source, if_none_match=True)
     except ConflictError:
         return lake.resolve(f"{lake.landing}/{unique}")
 

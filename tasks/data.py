@@ -5,23 +5,24 @@ They retry: blob storage is a network service. Their inputs are clients: no cach
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
 from core import dead_letter as dl
 from core.events import data_dead_lettered, data_quarantined
-from core.interfaces import BlobRef, NotFoundError
-from core.lake import CuratedSet, Lake, MergeResult
+from core.interfaces import BlobRef, ConflictError, NotFoundError
+from core.lake import CuratedSet, Lake, LocalCopy, MergeResult
 from tasks.events import emit
 
 
 def worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
     """Retry what may pass next time (the network); not a refusal (a blob outside landing,
-    over the size limit) or a file too large for memory, which only fail again."""
-    return not isinstance(state.data, ValueError | MemoryError)
+    over the size limit), a file too large for memory, or a blob changed since it was listed
+    (the run's next round takes the new version), which only fail again."""
+    return not isinstance(state.data, ValueError | MemoryError | ConflictError)
 
 
 @task(
@@ -51,14 +52,15 @@ def find_new_data(lake: Lake, data_uri: str | None, drain: bool = False) -> list
 
 
 @task(
-    name="read-blob",
+    name="download-file",
     retries=3,
     retry_delay_seconds=2,
     retry_condition_fn=worth_retrying,
     cache_policy=NONE,
 )
-def read_blob(lake: Lake, ref: BlobRef) -> tuple[bytes, BlobRef]:
-    return lake.read(ref)
+def download_file(lake: Lake, ref: BlobRef, folder: Path) -> LocalCopy:
+    """Stream the landing file to ``folder`` (refused unread when over the size limit)."""
+    return lake.download(ref, folder)
 
 
 @task(name="quarantine-file", retries=3, retry_delay_seconds=2, cache_policy=NONE)
@@ -70,18 +72,13 @@ def quarantine_file(lake: Lake, ref: BlobRef, summary: str, report: dict[str, ob
 
 
 @task(name="merge-into-curated", retries=3, retry_delay_seconds=2, cache_policy=NONE)
-def merge_into_curated(lake: Lake, ref: BlobRef, blob: bytes, frame: pd.DataFrame) -> MergeResult:
-    return lake.merge(ref, blob, frame)
+def merge_into_curated(lake: Lake, copy: LocalCopy) -> MergeResult:
+    return lake.merge(copy)
 
 
 @task(name="current-curated-set", retries=3, retry_delay_seconds=2, cache_policy=NONE)
 def current_curated_set(lake: Lake) -> CuratedSet | None:
     return lake.curated_set()
-
-
-@task(name="load-curated-set", retries=3, retry_delay_seconds=2, cache_policy=NONE)
-def load_curated_set(lake: Lake, curated: CuratedSet) -> pd.DataFrame:
-    return lake.load_curated(curated)
 
 
 @task(name="begin-attempt", retries=3, retry_delay_seconds=2, cache_policy=NONE)

@@ -138,6 +138,16 @@ def _row_buckets(df: pd.DataFrame, seed: int) -> np.ndarray:
     return (mixed % np.uint64(_BUCKETS)).astype(np.int64)
 
 
+def _threshold(holdout_fraction: float) -> int:
+    return round(holdout_fraction * _BUCKETS)
+
+
+def holdout_mask(df: pd.DataFrame, holdout_fraction: float, seed: int) -> np.ndarray:
+    """Which rows ``split`` puts in the holdout, row by row (without its tiny-frame rule):
+    for a file read in chunks, the masks of the chunks are the mask of the whole file."""
+    return np.asarray(_row_buckets(df, seed) < _threshold(holdout_fraction))
+
+
 def split(
     df: pd.DataFrame, holdout_fraction: float, seed: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -162,7 +172,7 @@ def split(
     if not 0 < holdout_fraction < 1:
         raise ValueError(f"holdout_fraction must be in (0, 1), got {holdout_fraction}")
     buckets = _row_buckets(df, seed)
-    in_holdout = buckets < round(holdout_fraction * _BUCKETS)
+    in_holdout = buckets < _threshold(holdout_fraction)
     if len(df) >= 2 and (in_holdout.all() or not in_holdout.any()):
         # Tiny frames can hash to one side; move the row nearest the threshold so both
         # parts are usable. Choosing by bucket keeps this deterministic.
@@ -187,12 +197,21 @@ def fingerprint(df: pd.DataFrame) -> str:
     """
     extra = sorted(str(column) for column in df.columns if column not in COLUMNS)
     ordered = [column for column in COLUMNS if column in df.columns] + extra
-    row_hashes = np.sort(
-        pd.util.hash_pandas_object(df[ordered], index=False).to_numpy(dtype=np.uint64)
-    )
+    return digest_row_hashes(ordered, row_hashes(df, ordered))
+
+
+def row_hashes(df: pd.DataFrame, columns: list[str] | None = None) -> np.ndarray:
+    """One uint64 per row, a function of that row's values only (``fingerprint``'s input):
+    hashing a file chunk by chunk gives the same hashes as hashing it whole."""
+    selected = df[columns if columns is not None else list(COLUMNS)]
+    return pd.util.hash_pandas_object(selected, index=False).to_numpy(dtype=np.uint64)
+
+
+def digest_row_hashes(columns: list[str], hashes: np.ndarray) -> str:
+    """The fingerprint of rows given their hashes (any order) and the column names."""
     digest = hashlib.sha256()
-    digest.update("\x1f".join(ordered).encode("utf-8"))
-    digest.update(row_hashes.astype("<u8").tobytes())
+    digest.update("\x1f".join(columns).encode("utf-8"))
+    digest.update(np.sort(hashes).astype("<u8").tobytes())
     return digest.hexdigest()
 
 

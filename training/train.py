@@ -30,7 +30,8 @@ from sklearn.base import RegressorMixin
 
 from training import model as model_io
 from training.artifacts import GOLDEN_FILE, METRICS_FILE, MODEL_FILE, RUN_FILE, sha256_file
-from training.data import DataFormatError, fingerprint, load_dataset, split, to_training_frame
+from training.chunks import read_training_frame
+from training.data import DataFormatError, fingerprint, split
 from training.decision import ChampionScore, build_record, score_champion, write_record
 from training.evaluate import Metrics, score
 from training.params import TrainingParams, describe
@@ -104,11 +105,15 @@ def train(frame: pd.DataFrame, params: TrainingParams) -> TrainingResult:
     Raises:
         DataFormatError: Too few rows to train and score (the holdout needs 2 rows).
     """
+    n_rows, data_fingerprint = len(frame), fingerprint(frame)
     train_rows, holdout = split(frame, params.holdout_fraction, params.seed)
+    # The caller may hand over its only reference (main does): the whole set is freed here,
+    # before fitting copies the training rows again (10M rows: ~0.9 GB less at the peak).
+    del frame
     if len(holdout) < 2:
         raise DataFormatError(
             "data",
-            f"{len(frame)} rows give a holdout of {len(holdout)} row(s); scoring needs at "
+            f"{n_rows} rows give a holdout of {len(holdout)} row(s); scoring needs at "
             "least 2: supply more rows or raise holdout_fraction",
         )
     model = model_io.fit(train_rows, params)
@@ -128,8 +133,8 @@ def train(frame: pd.DataFrame, params: TrainingParams) -> TrainingResult:
         "estimator": params.estimator,
         "params": params.model_dump(mode="json"),
         "params_digest": params.digest(),
-        "data_fingerprint": fingerprint(frame),
-        "n_rows": len(frame),
+        "data_fingerprint": data_fingerprint,
+        "n_rows": n_rows,
         "features": list(FEATURES),
         "target": TARGET,
         "python_version": platform.python_version(),
@@ -201,8 +206,9 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     try:
         params = parse_params(args.params)
-        frame = to_training_frame(load_dataset(args.data, args.data.name))
-        result = train(frame, params)
+        # Parquet (the curated set): only the schema columns are read. No name holds the
+        # frame here, so train() can free it once split.
+        result = train(read_training_frame(args.data, args.data.name), params)
         champion = _champion(args, result.holdout)
     except OSError as exc:
         sys.stderr.write(f"training: error: cannot read {exc.filename}: {exc.strerror}\n")

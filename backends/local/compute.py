@@ -92,12 +92,12 @@ class SubprocessCompute:
         job_dir.mkdir(parents=True)
         try:
             ref = self.datalake.ref(spec.data_uri)
-            data, _ = self.datalake.get(ref.container, ref.name)
             # Keep the blob's file name: training picks the reader from the extension.
             name = re.sub(r"[^A-Za-z0-9._-]", "_", PurePosixPath(ref.name).name).lstrip(".")
             data_path = job_dir / "inputs" / (name or "data")
             data_path.parent.mkdir()
-            data_path.write_bytes(data)
+            # Streamed to the job's folder: the worker never holds the data set in memory.
+            self.datalake.download(ref.container, ref.name, data_path)
             params = json.dumps(spec.params, sort_keys=True)
             command = [self.python, *self.entrypoint, "--data", str(data_path)]
             command += ["--output", str(job_dir / "outputs"), "--params", params]

@@ -10,12 +10,14 @@ import threading
 from dataclasses import replace
 from datetime import UTC, datetime
 from itertools import count
+from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
-from core.interfaces import BackendError, BlobRef, ConflictError, NotFoundError
+from core.interfaces import BackendError, BlobRef, ConflictError, NotFoundError, TooLargeError
 
 ENDPOINT = "memory://datalake"
 MAX_NAME = 1024  # Azure Blob Storage's limit on a blob name, in characters
+CHUNK_BYTES = 4 * 1024 * 1024  # the Blob SDK's default download chunk
 
 
 class InMemoryDataLake:
@@ -61,6 +63,41 @@ class InMemoryDataLake:
         """Read a blob and the properties of the version read."""
         with self._lock:
             return self._blob(container, name)
+
+    def download(
+        self,
+        container: str,
+        name: str,
+        dest: Path,
+        *,
+        etag: str | None = None,
+        max_bytes: int | None = None,
+    ) -> BlobRef:
+        """Write a blob into ``dest`` in chunks of ``CHUNK_BYTES``, as the Blob lake streams."""
+        with self._lock:
+            data, ref = self._blob(container, name)
+        if etag and ref.etag != etag:
+            raise ConflictError(f"read {container}/{name}: ConditionNotMet")
+        if max_bytes is not None and len(data) > max_bytes:
+            raise TooLargeError(f"{name}: {len(data)} bytes, over the limit of {max_bytes}")
+        view = memoryview(data)
+        with dest.open("wb") as file:
+            for start in range(0, len(view), CHUNK_BYTES):
+                file.write(view[start : start + CHUNK_BYTES])
+        return ref
+
+    def upload(
+        self,
+        container: str,
+        name: str,
+        source: Path,
+        *,
+        metadata: dict[str, str] | None = None,
+        if_none_match: bool = False,
+    ) -> BlobRef:
+        """Write a local file as a blob."""
+        data = source.read_bytes()
+        return self.put(container, name, data, metadata=metadata, if_none_match=if_none_match)
 
     def list(self, container: str, prefix: str = "") -> list[BlobRef]:
         """Blobs of ``container`` whose names start with ``prefix``, sorted by name."""

@@ -48,10 +48,9 @@ class InProcessCompute:
         job_id = f"inproc-{next(self._ids)}"
         job_dir = self.root / job_id
         ref = self.datalake.ref(spec.data_uri)
-        data, _ = self.datalake.get(ref.container, ref.name)
         data_path = job_dir / "inputs" / PurePosixPath(ref.name).name
         data_path.parent.mkdir(parents=True)
-        data_path.write_bytes(data)
+        self.datalake.download(ref.container, ref.name, data_path)
         argv = ["--data", str(data_path), "--output", str(job_dir / "outputs")]
         argv += ["--params", json.dumps(spec.params, sort_keys=True)]
         argv += job_arguments(spec.champion, job_dir)

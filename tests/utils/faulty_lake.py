@@ -4,11 +4,13 @@ Wraps a real lake (the in-memory one in the flow unit tests). ``arm(step)`` make
 of that step *do its work, then raise*, as a process that died right after the write would
 leave things; ``disarm()`` heals it. Steps: ``copy``, ``manifest`` (the curated manifest
 write), ``reason`` (a quarantine reason write), ``delete`` (a delete from landing).
-``poison`` names blobs whose ``get`` raises ``MemoryError`` (a file too large for memory).
+``poison`` names blobs whose ``get`` and ``download`` raise ``MemoryError`` (a file too
+large for memory).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from core.interfaces import BackendError, BlobRef, DataLake
@@ -61,6 +63,15 @@ class FaultyDataLake:
         if name in self.poison:
             raise MemoryError(f"{name} does not fit in memory")
         return self.inner.get(container, name)
+
+    def download(self, container: str, name: str, dest: Path, **kw: Any) -> BlobRef:
+        self.gets.append(name)
+        if name in self.poison:
+            raise MemoryError(f"{name} does not fit in memory")
+        return self.inner.download(container, name, dest, **kw)
+
+    def upload(self, container: str, name: str, source: Path, **kw: Any) -> BlobRef:
+        return self.inner.upload(container, name, source, **kw)
 
     def list(self, container: str, prefix: str = "") -> list[BlobRef]:
         return self.inner.list(container, prefix)

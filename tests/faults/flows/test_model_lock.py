@@ -38,7 +38,6 @@ from core.settings import Settings
 from flows.outcome import result_of
 from flows.retraining import retraining
 from tests.faults.flows.test_retraining import slices
-from training import data as tdata
 
 HOLD = 5.0  # how long the first training waits for a second one once the other run is in
 
@@ -99,7 +98,7 @@ def test_two_overlapping_runs_on_the_same_data_train_once(
     backends.datalake.ensure_containers(settings.landing_container, settings.curated_container)
     for i, blob in enumerate(slices(2, 150, seed=21)):
         ref = backends.datalake.put(settings.landing_container, f"seed-{i}.csv", blob)
-        lake.merge(ref, blob, tdata.load_dataset(blob, ref.name))
+        lake.merge(lake.download(ref, tmp_path))
     assert backends.datalake.list(settings.landing_container) == []
     compute = HeldCompute(backends.compute, arrivals)
     held = replace(backends, compute=compute)

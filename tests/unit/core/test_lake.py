@@ -9,7 +9,9 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -18,8 +20,16 @@ import pytest
 import core.lake as lake_module
 from backends.local import memory
 from backends.local.memory import InMemoryDataLake
-from core.interfaces import BlobRef, ConflictError, NotFoundError
-from core.lake import MANIFEST, MAX_BLOB_NAME, Lake, NotInLandingError, fit_name, sha256
+from core.interfaces import BlobRef, ConflictError, NotFoundError, TooLargeError
+from core.lake import (
+    MANIFEST,
+    MAX_BLOB_NAME,
+    Lake,
+    LocalCopy,
+    NotInLandingError,
+    fit_name,
+    sha256,
+)
 from training import data as tdata
 
 LANDING, CURATED, QUARANTINE = "landing", "curated", "quarantine"
@@ -46,15 +56,25 @@ def csv(frame: pd.DataFrame) -> bytes:
     return frame.to_csv(index=False).encode()
 
 
-def land(lake: Lake, name: str, blob: bytes) -> tuple[BlobRef, bytes, pd.DataFrame]:
-    """Upload ``blob`` to landing and read it back as the flow does."""
+_scratch: list[Path] = []
+
+
+@pytest.fixture(autouse=True)
+def _local_copies(tmp_path: Path) -> Iterator[None]:
+    """Where ``land`` streams landing files, as the flow does (one folder per test)."""
+    _scratch.append(tmp_path)
+    yield
+    _scratch.pop()
+
+
+def land(lake: Lake, name: str, blob: bytes) -> LocalCopy:
+    """Upload ``blob`` to landing and stream it to local disk as the flow does."""
     lake.datalake.put(LANDING, name, blob)
-    data, ref = lake.read(lake.resolve(f"{LANDING}/{name}"))
-    return ref, data, tdata.load_dataset(data, name)
+    return lake.download(lake.resolve(f"{LANDING}/{name}"), _scratch[-1])
 
 
 def merge_file(lake: Lake, name: str, blob: bytes) -> Any:
-    return lake.merge(*land(lake, name, blob))
+    return lake.merge(land(lake, name, blob))
 
 
 def manifest(lake: Lake) -> tuple[bytes, BlobRef]:
@@ -162,12 +182,12 @@ def test_concurrent_manifest_write_conflicts_and_loses_nothing(
         merge_file(lake, "base.csv", csv(reference.head(50)))
     base_rows = 50 if existing else 0
     ours, theirs = csv(reference.iloc[100:130]), csv(reference.iloc[200:240])
-    ref, blob, frame = land(lake, "ours.csv", ours)
+    copy = land(lake, "ours.csv", ours)
     # The other writer reads the manifest after us and commits first.
     datalake.race = lambda: merge_file(lake, "theirs.csv", theirs)
 
     with pytest.raises(ConflictError):
-        lake.merge(ref, blob, frame)
+        lake.merge(copy)
 
     # Their rows are committed; our file is still waiting in landing, untouched.
     committed = lake.curated_set()
@@ -175,8 +195,7 @@ def test_concurrent_manifest_write_conflicts_and_loses_nothing(
     assert sha256(theirs) in committed.sources and sha256(ours) not in committed.sources
     assert [r.name for r in lake.landed()] == ["ours.csv"]
     # The caller's retry merges it on top of theirs.
-    blob, ref = lake.read(lake.resolve(f"{LANDING}/ours.csv"))
-    retried = lake.merge(ref, blob, frame)
+    retried = lake.merge(lake.download(lake.resolve(f"{LANDING}/ours.csv"), _scratch[-1]))
     assert retried.merged and retried.curated.rows == base_rows + 70
     assert set(retried.curated.sources) >= {sha256(ours), sha256(theirs)}
     assert len(lake.load_curated(retried.curated)) == base_rows + 70
@@ -304,6 +323,86 @@ def test_a_file_over_the_size_limit_is_refused_unread(datalake: InMemoryDataLake
     with pytest.raises(ValueError, match="not read"):
         lake.read(ref)
     assert lake.too_large(lake.datalake.put(LANDING, "ok.csv", b"1234")) is None
+
+
+class CountingLake(InMemoryDataLake):
+    """Records every blob whose content is read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.read: list[str] = []
+
+    def get(self, container: str, name: str) -> tuple[bytes, BlobRef]:
+        self.read.append(name)
+        return super().get(container, name)
+
+    def download(self, container: str, name: str, dest: Path, **kw: Any) -> BlobRef:
+        self.read.append(name)
+        return super().download(container, name, dest, **kw)
+
+
+def test_a_download_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
+    datalake = CountingLake()
+    lake = Lake(datalake, LANDING, CURATED, QUARANTINE, max_bytes=4)
+    lake.ensure()
+    listed = datalake.put(LANDING, "big.csv", b"12345")
+
+    with pytest.raises(TooLargeError, match="not read"):
+        lake.download(listed, tmp_path)
+
+    assert datalake.read == [] and list(tmp_path.iterdir()) == []
+    # Listed small, grown since: the lake refuses it too (the download is pinned to the
+    # listed version, and its size is checked against the limit before reading).
+    small = datalake.put(LANDING, "grew.csv", b"1234")
+    datalake.put(LANDING, "grew.csv", b"123456789")
+    with pytest.raises((TooLargeError, ConflictError)):
+        lake.download(small, tmp_path)
+
+
+def test_a_download_streams_the_listed_version_with_its_sha256(lake: Lake, tmp_path: Path) -> None:
+    listed = lake.datalake.put(LANDING, "in/a b.csv", b"age\n1\n")
+
+    copy = lake.download(lake.resolve(f"{LANDING}/in/a b.csv"), tmp_path)
+
+    assert copy.path.read_bytes() == b"age\n1\n" and copy.path.parent == tmp_path
+    assert copy.path.name.endswith("a_b.csv")  # the extension kept: readers use it
+    assert copy.ref.etag == listed.etag and copy.sha256 == sha256(b"age\n1\n")
+
+
+def test_a_csv_curated_set_is_read_and_converted_on_the_next_merge(
+    lake: Lake, reference: pd.DataFrame
+) -> None:
+    """Sets written before the Parquet snapshots: read as they are, and the next merge
+    writes Parquet holding every old row; the fingerprint of the same rows is unchanged."""
+    old = reference.head(80)
+    fingerprint = tdata.fingerprint(tdata.to_training_frame(old))
+    data = lake.datalake.put(CURATED, "training/data-old.csv", csv(old))
+    lake.datalake.put(
+        CURATED,
+        MANIFEST,
+        json.dumps(
+            {"data_uri": data.uri, "fingerprint": fingerprint, "rows": 80, "sources": ["x"]}
+        ).encode(),
+    )
+    current = lake.curated_set()
+    assert current is not None
+    assert tdata.fingerprint(lake.load_curated(current)) == fingerprint
+
+    merged = merge_file(lake, "new.csv", csv(reference.iloc[100:160]))
+
+    assert merged.curated.rows == 140 and merged.curated.data_uri.endswith(".parquet")
+    combined = pd.concat([old, reference.iloc[100:160]], ignore_index=True)
+    assert merged.curated.fingerprint == tdata.fingerprint(combined)
+    assert tdata.fingerprint(lake.load_curated(merged.curated)) == merged.curated.fingerprint
+
+
+def test_holdout_is_the_training_jobs_holdout(lake: Lake, reference: pd.DataFrame) -> None:
+    merged = merge_file(lake, "all.csv", csv(reference))
+
+    holdout = lake.holdout(merged.curated, 0.2, seed=42)
+
+    _, expected = tdata.split(reference, 0.2, seed=42)
+    pd.testing.assert_frame_equal(holdout, expected.reset_index(drop=True))
 
 
 def test_names_too_long_for_a_prefix_are_shortened_deterministically() -> None:

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 import flows.release as release_module
@@ -47,9 +46,7 @@ def _in_process_lock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(release_module, "model_lock", model_lock)
 
 
-def suite_stand_in(
-    blob: bytes, file: str, docs_dir: Path
-) -> tuple[ValidationReport, pd.DataFrame | None]:
+def suite_stand_in(path: Path, file: str, docs_dir: Path) -> ValidationReport:
     """The committed suite's column-set and value-range expectations, checked with pandas.
 
     Great Expectations costs ~5 s to import and ~1 s a file; these tests are about what the
@@ -58,10 +55,10 @@ def suite_stand_in(
     """
     suite = load_suite()
     try:
-        frame = load_dataset(blob, file)
+        frame = load_dataset(path, file)
     except DataFormatError as exc:
         failure = ExpectationFailure("file_is_readable_table", None, None, None, None, str(exc))
-        return ValidationReport(False, suite["name"], file, None, [failure], error=str(exc)), None
+        return ValidationReport(False, suite["name"], file, None, [failure], error=str(exc))
     failures = []
     for expectation in suite["expectations"]:
         kind, kwargs = expectation["type"], expectation["kwargs"]
@@ -76,8 +73,7 @@ def suite_stand_in(
             bad = int(((values < kwargs["min_value"]) | (values > kwargs["max_value"])).sum())
             if bad:
                 failures.append(ExpectationFailure(kind, kwargs["column"], bad, None, None, ""))
-    report = ValidationReport(not failures, suite["name"], file, len(frame), failures)
-    return report, frame
+    return ValidationReport(not failures, suite["name"], file, len(frame), failures)
 
 
 @pytest.fixture(autouse=True)

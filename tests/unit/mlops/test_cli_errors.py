@@ -62,15 +62,18 @@ def test_retrain_refuses_a_blob_outside_landing(lake: Lake) -> None:
     assert lake.datalake.exists("curated", "training/manifest.json")
 
 
-def test_an_upload_never_overwrites_a_waiting_file(lake: Lake) -> None:
+def test_an_upload_never_overwrites_a_waiting_file(lake: Lake, tmp_path: Path) -> None:
     waiting = lake.datalake.put("landing", "batch.csv", b"theirs")
-    ours = runs.upload_once(lake, "batch.csv", b"ours")
+    (mine := tmp_path / "batch.csv").write_bytes(b"ours")
+    (other := tmp_path / "new.csv").write_bytes(b"x")
+    ours = runs.upload_once(lake, "batch.csv", mine)
     assert ours.name != "batch.csv" and ours.name.startswith("batch-")
     assert ours.name.endswith(".csv")
+    assert lake.datalake.get("landing", ours.name)[0] == b"ours"
     assert lake.datalake.get("landing", "batch.csv")[0] == b"theirs"
     assert lake.datalake.get("landing", "batch.csv")[1].etag == waiting.etag
-    assert runs.upload_once(lake, "batch.csv", b"ours").name == ours.name  # same upload
-    assert runs.upload_once(lake, "new.csv", b"x").name == "new.csv"
+    assert runs.upload_once(lake, "batch.csv", mine).name == ours.name  # same upload
+    assert runs.upload_once(lake, "new.csv", other).name == "new.csv"
 
 
 def test_a_published_deployment_runs_the_flow(monkeypatch: pytest.MonkeyPatch) -> None:
