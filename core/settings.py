@@ -83,8 +83,9 @@ class AzureSettings(BaseModel):
     # Flow runs on Azure Container Instances (``MLOPS_WORK_POOL=mlops-aci``, see
     # deployments/README.md "Flow runs in Azure"): each run is a container group of
     # ``flow_image`` (pinned by digest) running as ``worker_identity`` (a resource id; its
-    # ``worker_client_id`` tells DefaultAzureCredential which identity to use), optionally in
-    # ``flow_subnet_id``. The Prefect credential is the Key Vault secret
+    # ``worker_client_id`` tells DefaultAzureCredential which identity to use), in
+    # ``flow_subnet_id`` (QA's network, subnet ``flows``: the release flow reaches QA's private
+    # IP from there). The Prefect credential is the Key Vault secret
     # ``prefect_credential_secret``, read at start into ``prefect_credential_env``.
     worker_identity: str = ""
     worker_client_id: str = ""

@@ -64,6 +64,8 @@ def settings_for(pool: str, api: str, azurite: Any, tmp_path: Path) -> Settings:
             worker_identity=WORKER,
             worker_client_id="11111111-2222-3333-4444-555555555555",
             flow_image="crmlops.azurecr.io/mlops-flows@sha256:" + "ab" * 32,
+            flow_subnet_id=f"/subscriptions/{SUB}/resourceGroups/rg/providers/"
+            "Microsoft.Network/virtualNetworks/vnet-mlops/subnets/flows",
         ),
     )
 
