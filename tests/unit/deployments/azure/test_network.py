@@ -47,8 +47,9 @@ def test_container_groups_join_delegated_subnets_and_a_vm_worker_has_its_own(
 
 def test_the_subnets_fit_the_network_and_do_not_overlap(network: dict[str, Any]) -> None:
     defaults = {name: p["default"] for name, p in network["parameters"].items() if p["default"]}
-    space = ipaddress.ip_network(defaults["addressPrefix"])
-    ranges = [ipaddress.ip_network(defaults[p["addressPrefix"]]) for p in subnets(network).values()]
+    space = ipaddress.IPv4Network(defaults["addressPrefix"])
+    prefixes = [defaults[p["addressPrefix"]] for p in subnets(network).values()]
+    ranges = [ipaddress.IPv4Network(prefix) for prefix in prefixes]
     assert all(r.subnet_of(space) for r in ranges)
     assert not [(a, b) for a in ranges for b in ranges if a is not b and a.overlaps(b)]
 
