@@ -159,8 +159,8 @@ class Settings(BaseSettings):
     # Empty: the local server above. The azure profile may name another one (Prefect Cloud, a
     # self-hosted server) as MLOPS_PREFECT_API_URL. Prefect's own PREFECT_API_URL is not read on
     # purpose: a shell or a Prefect profile often points it at some other server, and the local
-    # stack must keep talking to the server it started; a project-named variable cannot be set
-    # by accident, and the publish commands set PREFECT_API_URL from this one for Prefect.
+    # stack must keep talking to the server it started; no other tool sets a project-named
+    # variable. The project's Prefect commands get PREFECT_API_URL from this one.
     prefect_api_url: str = ""
     # The model locks' lease (tasks/locks.py): renewed while held, frees the slot this long
     # after a holder on another machine died. Prefect's server accepts 60 s to one day.
