@@ -37,11 +37,19 @@ WORKER = (
 
 @pytest.fixture(scope="module")
 def api(cache_dir: Path) -> Iterator[str]:
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
     server = ApiOnlyServer(cache_dir)
     try:
         url = server.url()
         with temporary_settings({PREFECT_API_URL: url}):
             yield url
+            # A flow run here (the build-validation test) leaves logs and events queued for
+            # this server: deliver them while it answers, or the workers retry a closed port
+            # when the session ends (as the session's flows_api fixture does).
+            APILogWorker.drain_all(timeout=10)
+            EventsWorker.drain_all(timeout=10)
     finally:
         server.stop()
 
