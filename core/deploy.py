@@ -27,13 +27,27 @@ class DeployError(RuntimeError):
 
 
 def prefect_env(settings: Settings) -> dict[str, str]:
-    """Environment for every Prefect client and server process of this project."""
-    return {
+    """Environment for every Prefect client process of this project: the settings' API
+    (``MLOPS_PREFECT_API_URL`` when set, else the local server)."""
+    env = {
         "PREFECT_API_URL": settings.prefect_api_url,
         "PREFECT_HOME": str(settings.state_path / "prefect"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_UI_URL": settings.prefect_ui_url,
         "DO_NOT_TRACK": "1",
+    }
+    if settings.prefect_api_is_local:
+        env["PREFECT_UI_URL"] = settings.prefect_ui_url
+    # else Prefect derives the UI's URL from the API's itself (Prefect Cloud's is another host).
+    return env
+
+
+def server_env(settings: Settings) -> dict[str, str]:
+    """Environment of the local server ``mlops up`` starts: its UI talks to itself, even when
+    the clients use another API."""
+    return {
+        **prefect_env(settings),
+        "PREFECT_API_URL": settings.local_prefect_api_url,
+        "PREFECT_UI_URL": settings.local_prefect_api_url.removesuffix("/api"),
     }
 
 
@@ -82,11 +96,28 @@ def ensure_work_pool(
         _prefect(["work-pool", "update", pool, "--base-job-template", str(template)], env, 60)
 
 
-def publish(settings: Settings, code_storage: Callable[[Settings], object] | None = None) -> str:
-    """Create the settings' work pool and publish every deployment to it; returns prefect's
-    output. ``code_storage`` saves the block the ACI choice's push/pull steps read
-    (``backends.azure.code_storage.save_code_storage``); the local choice needs none."""
+def publish(
+    settings: Settings,
+    code_storage: Callable[[Settings], object] | None = None,
+    *,
+    api_key: str | None = None,
+    timeout: float = 300,
+) -> str:
+    """Create the settings' work pool and publish every deployment to it, on the settings'
+    Prefect API; returns prefect's output. What ``mlops deploy`` and CI's build validation run.
+
+    Args:
+        settings: The work pool (``MLOPS_WORK_POOL``) and the API (``prefect_api_url``).
+        code_storage: Saves the block the ACI choice's push/pull steps read
+            (``backends.azure.code_storage.save_code_storage``); the local choice needs none.
+        api_key: The API's key, for a ``prefect`` that does not find it in the environment.
+        timeout: Seconds allowed to ``prefect deploy``.
+    """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     env = deploy_env(settings)
+    if api_key is not None:
+        env["PREFECT_API_KEY"] = api_key
     pool = settings.work_pool
     try:
         template = pool_template(settings, pool)
@@ -95,12 +126,14 @@ def publish(settings: Settings, code_storage: Callable[[Settings], object] | Non
     if pool == ACI_POOL:
         if code_storage is None:
             raise DeployError(f"work pool {pool} needs a code storage block: none was given")
-        code_storage(settings)
+        # The block goes where the deployments go, whatever this process's client points at.
+        with temporary_settings({PREFECT_API_URL: settings.prefect_api_url}):
+            code_storage(settings)
     with tempfile.TemporaryDirectory(prefix="mlops-pool-") as tmp:
         path = Path(tmp) / f"{pool}.json"
         path.write_text(json.dumps(template), encoding="utf-8")
         ensure_work_pool(env, pool, path)
     spec = prefect_file(settings)
-    out = _prefect(["deploy", "--all", "--prefect-file", str(spec)], env)
+    out = _prefect(["deploy", "--all", "--prefect-file", str(spec)], env, timeout)
     logger.info("published deployments to work pool %s at %s", pool, settings.prefect_api_url)
     return out

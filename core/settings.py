@@ -93,8 +93,9 @@ class AzureSettings(BaseModel):
     # Flow runs on Azure Container Instances (``MLOPS_WORK_POOL=mlops-aci``, see
     # deployments/README.md "Flow runs in Azure"): each run is a container group of
     # ``flow_image`` (pinned by digest) running as ``worker_identity`` (a resource id; its
-    # ``worker_client_id`` tells DefaultAzureCredential which identity to use), optionally in
-    # ``flow_subnet_id``. The Prefect credential is the Key Vault secret
+    # ``worker_client_id`` tells DefaultAzureCredential which identity to use), in
+    # ``flow_subnet_id`` (QA's network, subnet ``flows``: the release flow reaches QA's private
+    # IP from there). The Prefect credential is the Key Vault secret
     # ``prefect_credential_secret``, read at start into ``prefect_credential_env``.
     worker_identity: str = ""
     worker_client_id: str = ""
@@ -170,9 +171,16 @@ class Settings(BaseSettings):
     # In Azure, Event Grid announces blobs and the watcher is only a safety net.
     watch_interval_seconds: float = Field(default=5.0, ge=1, le=3600)
 
-    # Prefect
+    # Prefect: the local server ``mlops up`` starts, and the API every Prefect client of the
+    # project talks to (publishing, automations, the code-storage block, workers started here).
     prefect_host: str = "127.0.0.1"
     prefect_port: int = Field(default=4200, ge=1, le=65535)
+    # Empty: the local server above. The azure profile may name another one (Prefect Cloud, a
+    # self-hosted server) as MLOPS_PREFECT_API_URL. Prefect's own PREFECT_API_URL is not read on
+    # purpose: a shell or a Prefect profile often points it at some other server, and the local
+    # stack must keep talking to the server it started; no other tool sets a project-named
+    # variable. The project's Prefect commands get PREFECT_API_URL from this one.
+    prefect_api_url: str = ""
     # The model locks' lease (tasks/locks.py): renewed while held, frees the slot this long
     # after a holder on another machine died. Prefect's server accepts 60 s to one day.
     lock_lease_seconds: float = Field(default=300.0, ge=60, le=86_400)
@@ -214,6 +222,19 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _one_prefect_api(self) -> Settings:
+        if not self.prefect_api_url:
+            self.prefect_api_url = self.local_prefect_api_url
+        elif self.profile == "local" and self.prefect_api_url != self.local_prefect_api_url:
+            raise ValueError(
+                "MLOPS_PREFECT_API_URL names another Prefect API, but profile 'local' runs its "
+                "own server (MLOPS_PREFECT_HOST, MLOPS_PREFECT_PORT): unset it, or use profile "
+                "'azure'"
+            )
+        self.prefect_api_url = self.prefect_api_url.rstrip("/")
+        return self
+
+    @model_validator(mode="after")
     def _azure_needs_workspace(self) -> Settings:
         if self.profile == "azure":
             missing = [
@@ -238,6 +259,8 @@ class Settings(BaseSettings):
         for name, value in self.azure.model_dump(mode="json").items():
             env[f"MLOPS_AZURE__{name.upper()}"] = str(value)
         env["MLOPS_STATE_DIR"] = str(self.state_path)  # absolute: workers run elsewhere
+        if self.prefect_api_is_local:  # derived: a child given another port derives it again
+            del env["MLOPS_PREFECT_API_URL"]
         return env
 
     # Derived locations -------------------------------------------------------------
@@ -260,12 +283,19 @@ class Settings(BaseSettings):
         )
 
     @property
-    def prefect_api_url(self) -> str:
+    def local_prefect_api_url(self) -> str:
+        """The API of the server ``mlops up`` starts (``prefect_api_url`` unless another is set)."""
         return f"http://{self.prefect_host}:{self.prefect_port}/api"
 
     @property
+    def prefect_api_is_local(self) -> bool:
+        return self.prefect_api_url == self.local_prefect_api_url
+
+    @property
     def prefect_ui_url(self) -> str:
-        return f"http://{self.prefect_host}:{self.prefect_port}"
+        """The UI of ``prefect_api_url``'s server: a self-hosted one serves it at the API's root
+        (Prefect Cloud's is on another host: Prefect derives it itself, see core.deploy)."""
+        return self.prefect_api_url.removesuffix("/api")
 
     def data_docs_link(self, page: str | None) -> str | None:
         """A clickable URL for a Data Docs page (served by ``mlops up``); else the path."""

@@ -9,6 +9,8 @@
 
 The pools' base job templates are versioned in ``deployments/work-pools/``; the ACI one gets
 this estate's values (image digest, identity, registry, region, subnet) from the settings.
+Its runs join the `flows` subnet of QA's network (main.bicep's MLOPS_AZURE__FLOW_SUBNET_ID):
+the release flow reaches the QA group's private IP from there.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ def aci_missing(settings: Settings) -> list[str]:
         "worker_identity": azure.worker_identity,
         "worker_client_id": azure.worker_client_id,
         "flow_image": azure.flow_image,
+        # The release flow smoke tests QA on its private IP: a run outside the network cannot.
+        "flow_subnet_id": azure.flow_subnet_id,
     }
     return [f"MLOPS_AZURE__{name.upper()}" for name, value in needed.items() if not value]
 
@@ -95,8 +99,7 @@ def aci_job_template(settings: Settings, base: dict[str, Any] | None = None) -> 
         "registry_url": azure.registry,
         "identity": azure.worker_identity,
     }
-    if azure.flow_subnet_id:
-        props["subnet_ids"]["default"] = [azure.flow_subnet_id]
+    props["subnet_ids"]["default"] = [azure.flow_subnet_id]
     if azure.location:
         props["location"]["default"] = azure.location
     props["env"]["default"] = {**props["env"].get("default", {}), **flow_run_env(settings)}

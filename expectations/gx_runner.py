@@ -65,6 +65,7 @@ class SuiteRunner:
         self.lock = threading.RLock()
         self.batch_id = "frame"
         self.index_stale = False
+        self.suite_page_built = False
 
     def validate(self, frame: pd.DataFrame) -> Any:
         """The GX suite validation result of ``frame`` (nothing stored or rendered)."""
@@ -113,10 +114,15 @@ class SuiteRunner:
                 batch_identifier=self.batch_id,
             )
             self.context.validation_results_store.set(key, result)
+            # The suite's own page, once per runner (the index links it from every run).
+            pages: list[Any] = [key]
+            if not self.suite_page_built:
+                pages.append(key.expectation_suite_identifier)
             try:
                 self.context.build_data_docs(
-                    site_names=[SITE_NAME], resource_identifiers=[key], build_index=build_index
+                    site_names=[SITE_NAME], resource_identifiers=pages, build_index=build_index
                 )
+                self.suite_page_built = True
             except Exception:  # Data Docs are a convenience: never fail a validation
                 logger.warning("could not build the Data Docs page of %s", file, exc_info=True)
                 return None

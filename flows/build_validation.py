@@ -4,9 +4,11 @@
     unit tests (pytest + coverage)                        ├─ all passed? ─> publish deployments
     data tests (the GX suite against the labelled corpus) ┘
 
-The three checks run concurrently; the deployments (``prefect --no-prompt deploy --all``) are
-published only if all of them pass. Artifacts: a summary of every check, the test counts and
-coverage, and the verdict on every corpus file. The run ends Failed, naming the failed checks.
+The three checks run concurrently; the deployments are published only if all of them pass,
+the way ``mlops deploy`` publishes them (``core.deploy.publish``: the work pool of
+``MLOPS_WORK_POOL``, with its code storage), on the Prefect API the run reports to.
+Artifacts: a summary of every check, the test counts and coverage, and the verdict on every
+corpus file. The run ends Failed, naming the failed checks.
 
 CI runs it as ``python -m flows.build_validation`` (``--no-publish`` for pull requests), with
 ``PREFECT_API_URL``/``PREFECT_API_KEY`` from the CI system's secrets; see
@@ -66,8 +68,8 @@ def build_validation(
         lint_paths: What ruff and mypy check (default: the project as configured).
         corpus: The labelled data corpus (default ``tests/data/corpus.json``); file names in
             it are relative to its folder.
-        publish_command: The publishing command (default: create the work pool if missing,
-            then ``prefect --no-prompt deploy --all``).
+        publish_command: A command run instead of the publishing (default: what ``mlops
+            deploy`` does, to the settings' work pool).
         timeout_seconds: Time allowed to each command.
         min_coverage: The unit tests fail below this line coverage (percent) of the
             project's packages; 0 turns the floor off.

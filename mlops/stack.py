@@ -8,7 +8,7 @@ from functools import partial
 from pathlib import Path
 
 from backends.local.azurite import AzuriteService
-from core.deploy import WORK_POOL, prefect_env
+from core.deploy import WORK_POOL, prefect_env, server_env
 from core.interfaces import DeploymentTarget
 from core.settings import Settings
 from mlops.docs_server import DEFAULT_ASSETS
@@ -31,8 +31,8 @@ def prefect_server(settings: Settings) -> ManagedProcess:
         settings.run_path,
         host=settings.prefect_host,
         port=settings.prefect_port,
-        ready=lambda: http_ok(f"{settings.prefect_api_url}/health"),
-        env=prefect_env(settings),
+        ready=lambda: http_ok(f"{settings.local_prefect_api_url}/health"),
+        env=server_env(settings),
         port_setting="MLOPS_PREFECT_PORT",
         hint="run `make setup`",
     )

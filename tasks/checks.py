@@ -31,7 +31,7 @@ from core.checks import (
     run_command,
     tail,
 )
-from core.deploy import DeployError, deploy_env, ensure_work_pool
+from core.deploy import DeployError, deploy_env, publish
 from core.settings import get_settings
 from core.version import REPO_ROOT
 
@@ -46,7 +46,6 @@ __all__ = [
 
 COVERED_PACKAGES = ("training", "core", "expectations", "scoring", "mlops", "backends")
 CORPUS = REPO_ROOT / "tests" / "data" / "corpus.json"
-DEPLOY_COMMAND = [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"]
 
 
 def _finish(result: CheckResult) -> State[CheckResult]:
@@ -172,24 +171,36 @@ def data_tests(corpus: str | None) -> State[CheckResult]:
 
 @task(name="publish-deployments", cache_policy=NONE)
 def publish_deployments(command: list[str] | None, timeout: float) -> State[CheckResult]:
-    """Create the work pool if missing, then ``prefect --no-prompt deploy --all`` from the
-    repository root (``command`` replaces both), against the Prefect API this run uses: its URL
-    and key go to the command's environment, never to the logs."""
+    """Publish the deployments the way ``mlops deploy`` does (``core.deploy.publish``: the
+    settings' work pool, its code storage, prefect.yaml as that pool takes it), on the Prefect
+    API this run uses: its URL and key go to the command's environment, never to the logs.
+    ``command`` replaces all of it with one command run in the same environment."""
     api = get_current_settings().api
     if not api.url:
         result = CheckResult("publish", False, "no Prefect API to publish to: set PREFECT_API_URL")
         return _finish(result)
-    # What prefect.yaml reads when published (project dir, code version, landing container...).
-    env = {k: v for k, v in deploy_env(get_settings()).items() if k.startswith("MLOPS_")}
-    env["PREFECT_API_URL"] = str(api.url)
-    if api.key is not None:
-        env["PREFECT_API_KEY"] = api.key.get_secret_value()
-    if command is None:
-        try:
-            ensure_work_pool(env)
-        except DeployError as exc:
-            return _finish(CheckResult("publish", False, "work pool: failed", tail=tail(str(exc))))
-    return _finish(_run_steps("publish", {"deploy": command or DEPLOY_COMMAND}, timeout, **env))
+    # The API this run reports to wins over the settings' (CI passes it as PREFECT_API_URL).
+    settings = get_settings().model_copy(update={"prefect_api_url": str(api.url).rstrip("/")})
+    key = None if api.key is None else api.key.get_secret_value()
+    if command is not None:
+        # What prefect.yaml reads when published (project dir, code version, containers...).
+        env = {k: v for k, v in deploy_env(settings).items() if k.startswith("MLOPS_")}
+        env["PREFECT_API_URL"] = settings.prefect_api_url
+        if key is not None:
+            env["PREFECT_API_KEY"] = key
+        return _finish(_run_steps("publish", {"deploy": command}, timeout, **env))
+
+    from backends.azure.code_storage import save_code_storage  # prefect-azure: slow import
+
+    started = time.perf_counter()
+    try:
+        publish(settings, code_storage=save_code_storage, api_key=key, timeout=timeout)
+    except DeployError as exc:
+        result = CheckResult("publish", False, "failed", tail=tail(str(exc)))
+    else:
+        result = CheckResult("publish", True, f"published to work pool {settings.work_pool}")
+    result.seconds = time.perf_counter() - started
+    return _finish(result)
 
 
 @task(name="publish-build-report", cache_policy=NONE)

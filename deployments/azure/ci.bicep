@@ -33,6 +33,7 @@ var grantable = join([
   'b86a8fe4-44ce-4948-aee5-eccb2c155cd7' // Key Vault Secrets Officer
   '4633458b-17de-408a-b874-0445c86b69e6' // Key Vault Secrets User
   'b7e6dc6d-f1e8-4753-8033-0f276bb0955b' // Storage Blob Data Owner (the relay's own storage)
+  '4d97b98b-1d4f-4787-a291-c67834d212e7' // Network Contributor (the worker, on the qa and flows subnets)
 ], ', ')
 
 resource ci 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {

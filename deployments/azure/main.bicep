@@ -125,6 +125,7 @@ module roles 'modules/roles.bicep' = {
     qaIdentityName: 'id-${prefix}-qa'
     endpointIdentityName: 'id-${prefix}-endpoint'
     workerIdentityName: 'id-${prefix}-worker'
+    vnetName: qaNetwork.outputs.vnetName
     workerPrincipalId: identities.outputs.workerPrincipalId
     computePrincipalId: identities.outputs.computePrincipalId
     endpointPrincipalId: identities.outputs.endpointPrincipalId
@@ -189,7 +190,8 @@ module managedEndpoint 'modules/online-endpoint.bicep' = if (productionTarget ==
   }
 }
 
-// QA's private network: the QA container group gets a private IP in its `qa` subnet.
+// QA's private network: the QA container group gets a private IP in its `qa` subnet; the flow
+// runs' groups (MLOPS_WORK_POOL=mlops-aci) join its `flows` subnet, a VM worker `workers`.
 module qaNetwork 'modules/qa-network.bicep' = {
   name: 'qa-network'
   params: {
@@ -233,11 +235,13 @@ output MLOPS_AZURE__ONLINE_INSTANCE_TYPE string = productionTarget == 'aks' ? ''
 // Flow runs on Azure Container Instances (MLOPS_WORK_POOL=mlops-aci) run as the worker identity.
 output MLOPS_AZURE__WORKER_IDENTITY string = identities.outputs.workerId
 output MLOPS_AZURE__WORKER_CLIENT_ID string = identities.outputs.workerClientId
+// Their container groups join the `flows` subnet: the release flow reaches QA's private IP.
+output MLOPS_AZURE__FLOW_SUBNET_ID string = qaNetwork.outputs.flowsSubnetId
 
 // ---- for the host of the Prefect worker (not settings): it signs in as this identity
 output workerIdentityId string = identities.outputs.workerId
 output workerClientId string = identities.outputs.workerClientId
-@description('The worker must run in this subnet (or a peered network): it smoke tests QA on its private IP.')
+@description('A VM worker (mlops-local pool) runs in this subnet (or a peered network): it smoke tests QA on its private IP.')
 output workersSubnetId string = qaNetwork.outputs.workersSubnetId
 output eventGridSubscribed bool = events.outputs.subscribed
 @description('Deploy the relay\'s code (make relay-package), then pass this as relayFunctionId.')

@@ -13,6 +13,8 @@ param appVaultName string
 param qaIdentityName string
 param endpointIdentityName string
 param workerIdentityName string
+@description('The virtual network of qa-network.bicep (its subnets qa and flows).')
+param vnetName string
 param workerPrincipalId string
 param computePrincipalId string
 param endpointPrincipalId string
@@ -28,6 +30,7 @@ var role = {
   managedIdentityOperator: 'f1a07417-d97a-45cb-824c-7a7467783830'
   keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
+  networkContributor: '4d97b98b-1d4f-4787-a291-c67834d212e7'
 }
 
 resource lake 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
@@ -53,6 +56,17 @@ resource endpointIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023
 }
 resource workerIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' existing = {
   name: workerIdentityName
+}
+resource vnet 'Microsoft.Network/virtualNetworks@2023-09-01' existing = {
+  name: vnetName
+}
+resource qaSubnet 'Microsoft.Network/virtualNetworks/subnets@2023-09-01' existing = {
+  parent: vnet
+  name: 'qa'
+}
+resource flowsSubnet 'Microsoft.Network/virtualNetworks/subnets@2023-09-01' existing = {
+  parent: vnet
+  name: 'flows'
 }
 
 // ---------------------------------------------------------------- the Prefect worker
@@ -146,6 +160,34 @@ resource workerAssignsItself 'Microsoft.Authorization/roleAssignments@2022-04-01
   scope: workerIdentity
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role.managedIdentityOperator)
+    principalId: workerPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Puts the QA container group in the `qa` subnet: ACI checks
+// Microsoft.Network/virtualNetworks/subnets/join/action on the subnet itself when a group names
+// it. No built-in role narrower than Network Contributor holds that action (a custom role
+// would need roleDefinitions/write, which CI's conditioned role does not grant), so it is
+// granted on this one subnet, not on the network or the group.
+resource workerJoinsQaSubnet 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(qaSubnet.id, workerPrincipalId, role.networkContributor)
+  scope: qaSubnet
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role.networkContributor)
+    principalId: workerPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// With MLOPS_WORK_POOL=mlops-aci, puts each flow run's container group in the `flows` subnet
+// (MLOPS_AZURE__FLOW_SUBNET_ID), from where the release flow reaches QA's private IP: the same
+// join/action, on this subnet only.
+resource workerJoinsFlowsSubnet 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(flowsSubnet.id, workerPrincipalId, role.networkContributor)
+  scope: flowsSubnet
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role.networkContributor)
     principalId: workerPrincipalId
     principalType: 'ServicePrincipal'
   }

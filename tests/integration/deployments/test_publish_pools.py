@@ -20,7 +20,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from backends.azure.code_storage import save_code_storage
 from core.deploy import publish
-from core.settings import AzureSettings, Settings, load_settings
+from core.settings import AzureSettings, Settings, get_settings, load_settings
 from core.version import REPO_ROOT
 from tests.utils.prefect_api import ApiOnlyServer
 
@@ -37,11 +37,19 @@ WORKER = (
 
 @pytest.fixture(scope="module")
 def api(cache_dir: Path) -> Iterator[str]:
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
     server = ApiOnlyServer(cache_dir)
     try:
         url = server.url()
         with temporary_settings({PREFECT_API_URL: url}):
             yield url
+            # A flow run here (the build-validation test) leaves logs and events queued for
+            # this server: deliver them while it answers, or the workers retry a closed port
+            # when the session ends (as the session's flows_api fixture does).
+            APILogWorker.drain_all(timeout=10)
+            EventsWorker.drain_all(timeout=10)
     finally:
         server.stop()
 
@@ -64,6 +72,8 @@ def settings_for(pool: str, api: str, azurite: Any, tmp_path: Path) -> Settings:
             worker_identity=WORKER,
             worker_client_id="11111111-2222-3333-4444-555555555555",
             flow_image="crmlops.azurecr.io/mlops-flows@sha256:" + "ab" * 32,
+            flow_subnet_id=f"/subscriptions/{SUB}/resourceGroups/rg/providers/"
+            "Microsoft.Network/virtualNetworks/vnet-mlops/subnets/flows",
         ),
     )
 
@@ -123,3 +133,43 @@ def test_the_aci_choice_pushes_the_code_and_its_runs_pull_it(
         REPO_ROOT / "flows" / "retraining.py"
     ).read_bytes()
     blobs.delete_container()
+
+
+def test_build_validation_publishes_the_way_mlops_deploy_does(
+    api: str, azurite: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CI's publish step (tasks.checks.publish_deployments, command not replaced) takes the
+    settings' pool: with the ACI choice the deployments land in `mlops-aci` and pull their
+    code from the container this run pushed it to, on the API the run reports to."""
+    from prefect import flow
+
+    from tasks.checks import CheckResult, publish_deployments
+
+    settings = settings_for("mlops-aci", "http://127.0.0.1:9/api", azurite, tmp_path)
+    for key, value in settings.to_env().items():  # as CI would set them
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+
+    @flow
+    def publish_only() -> CheckResult:
+        # The task returns its final state, whose data is the check's result.
+        state = publish_deployments(None, 300.0, return_state=True)
+        result = state.result(raise_on_failure=False)
+        assert isinstance(result, CheckResult), result
+        return result
+
+    try:
+        result = publish_only()
+    finally:
+        get_settings.cache_clear()
+    assert result.passed, result.tail
+    assert result.summary == "published to work pool mlops-aci"
+    _, deployments = asyncio.run(published("mlops-aci"))
+    assert {d.name for d in deployments} == NAMES
+    step_name = "prefect_azure.deployments.steps.pull_from_azure_blob_storage"
+    for deployment in deployments:
+        (step,) = deployment.pull_steps
+        assert step[step_name]["container"] == settings.code_container  # this run's push
+    ContainerClient.from_connection_string(
+        azurite.connection_string, settings.code_container
+    ).delete_container()

@@ -40,7 +40,7 @@ RETRAINING = RunTimes(
         span("validate-data", 10, 11),
         span("merge-into-curated", 11.2, 11.5),
         span("train-on-compute", 11.5, 15),
-        span("fetch-champion", 15, 15.5),
+        span("find-champion", 15, 15.5),
         span("judge-challenger", 15.5, 16.5),
         span("register-model", 16.5, 17.5),
         span("announce-model", 17.5, 18),

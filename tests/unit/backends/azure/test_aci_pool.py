@@ -143,6 +143,8 @@ def test_the_scan_finds_a_leak() -> None:
         ({"flow_image": "crmlops.azurecr.io/mlops-flows:latest"}, "by digest"),
         ({"flow_image": ""}, "MLOPS_AZURE__FLOW_IMAGE"),
         ({"worker_identity": "", "worker_client_id": ""}, "MLOPS_AZURE__WORKER_IDENTITY"),
+        # Outside the network the release flow cannot reach QA's private IP.
+        ({"flow_subnet_id": ""}, "MLOPS_AZURE__FLOW_SUBNET_ID"),
     ],
 )
 def test_an_incomplete_estate_is_refused_by_name(overrides: dict[str, str], message: str) -> None:

@@ -61,6 +61,26 @@ def parse_errors(files: list[Path]) -> dict[str, str]:
     return dict(json.loads(done.stdout))
 
 
+_TREE = """
+import json, sys
+from pathlib import Path
+from pycep import BicepParser
+print(json.dumps(BicepParser().parse(file_path=Path(sys.argv[1])), default=str))
+"""
+
+
+def parsed(path: Path) -> dict[str, Any]:
+    """pycep-parser's tree of one file: parameters, resources (with their ``config``), outputs."""
+    done = subprocess.run(
+        [str(tool("python")), "-c", _TREE, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    return dict(json.loads(done.stdout))
+
+
 def checkov(folder: Path) -> dict[str, Any]:
     """checkov's JSON report on the Bicep files under ``folder`` (offline: no download)."""
     done = subprocess.run(

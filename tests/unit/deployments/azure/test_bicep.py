@@ -35,6 +35,7 @@ ACI_CONTRIBUTOR = "5d977122-f97e-4b4d-a52f-6b43003ddb4d"  # Azure Container Inst
 MI_OPERATOR = "f1a07417-d97a-45cb-824c-7a7467783830"  # Managed Identity Operator
 KV_SECRETS_OFFICER = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
 KV_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
+NETWORK_CONTRIBUTOR = "4d97b98b-1d4f-4787-a291-c67834d212e7"
 CONTRIBUTOR = "b24988ac-6180-42a0-ab88-20f7382dd24c"
 RBAC_ADMIN = "f58310d9-a9f6-439a-9e8d-f62e7b41a168"  # Role Based Access Control Administrator
 OWNER = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"
@@ -53,6 +54,9 @@ EXPECTED = {
     ("modules/roles.bicep", "workerAssignsEndpointIdentity"): (MI_OPERATOR, "endpointIdentity"),
     ("modules/roles.bicep", "workerAssignsItself"): (MI_OPERATOR, "workerIdentity"),
     ("modules/roles.bicep", "workerWritesSecrets"): (KV_SECRETS_OFFICER, "appVault"),
+    # subnets/join/action, one subnet each, never the network or the group
+    ("modules/roles.bicep", "workerJoinsQaSubnet"): (NETWORK_CONTRIBUTOR, "qaSubnet"),
+    ("modules/roles.bicep", "workerJoinsFlowsSubnet"): (NETWORK_CONTRIBUTOR, "flowsSubnet"),
     ("modules/roles.bicep", "computeOnLake"): (BLOB_CONTRIBUTOR, "lake"),
     ("modules/roles.bicep", "computeOnWorkspaceStore"): (BLOB_CONTRIBUTOR, "workspaceStore"),
     ("modules/roles.bicep", "computePulls"): (ACR_PULL, "registry"),
