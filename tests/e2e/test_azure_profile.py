@@ -85,6 +85,8 @@ AZURE = {
     "KEY_VAULT_URL": "https://kvmlops.vault.azure.net/",
     "KUBERNETES_COMPUTE": "aks-prod",
     "QA_SUBNET_ID": SUBNET,
+    # Flow runs join the same network in their own delegated subnet (they smoke-test QA).
+    "FLOW_SUBNET_ID": SUBNET.removesuffix("/qa") + "/flows",
     "QA_IDENTITY": IDENTITY + "userAssignedIdentities/id-mlops-qa",
     "ENDPOINT_IDENTITY": IDENTITY + "userAssignedIdentities/id-mlops-endpoint",
     "WORKER_IDENTITY": IDENTITY + "userAssignedIdentities/id-mlops-worker",
