@@ -4,7 +4,6 @@ stray PREFECT_API_URL; the server ``mlops up`` starts always talks to itself."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,26 +11,17 @@ import pytest
 
 from core.deploy import deploy_env, prefect_env, server_env
 from core.settings import Settings, SettingsError, get_settings, load_settings
+from tests.utils.settings_env import AZURE_ENV, no_mlops_env
 
 REMOTE = "https://prefect.example.org/api"
 LOCAL = "http://127.0.0.1:4200/api"
-AZURE_ENV = {
-    "MLOPS_PROFILE": "azure",
-    "MLOPS_AZURE__SUBSCRIPTION_ID": "00000000-0000-0000-0000-000000000000",
-    "MLOPS_AZURE__RESOURCE_GROUP": "rg-mlops",
-    "MLOPS_AZURE__WORKSPACE": "ws-mlops",
-    "MLOPS_AZURE__STORAGE_ACCOUNT_URL": "https://acct.blob.core.windows.net",
-}
 
 
 @pytest.fixture(autouse=True)
 def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No MLOPS_* variable, no .env file, and a shell that points Prefect elsewhere."""
-    for key in [k for k in os.environ if k.startswith("MLOPS_")]:
-        monkeypatch.delenv(key)
+    no_mlops_env(monkeypatch, tmp_path)
     monkeypatch.setenv("PREFECT_API_URL", "http://somebody-elses-server:4200/api")
-    monkeypatch.chdir(tmp_path)
-    get_settings.cache_clear()
     yield
     get_settings.cache_clear()
 

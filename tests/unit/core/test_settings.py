@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,23 +18,13 @@ from core.settings import (
     get_settings,
     load_settings,
 )
-
-AZURE_ENV = {
-    "MLOPS_PROFILE": "azure",
-    "MLOPS_AZURE__SUBSCRIPTION_ID": "00000000-0000-0000-0000-000000000000",
-    "MLOPS_AZURE__RESOURCE_GROUP": "rg-mlops",
-    "MLOPS_AZURE__WORKSPACE": "ws-mlops",
-    "MLOPS_AZURE__STORAGE_ACCOUNT_URL": "https://acct.blob.core.windows.net",
-}
+from tests.utils.settings_env import AZURE_ENV, no_mlops_env
 
 
 @pytest.fixture(autouse=True)
 def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No MLOPS_* variable and no .env file (the cwd is an empty folder)."""
-    for key in [k for k in os.environ if k.startswith("MLOPS_")]:
-        monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
-    get_settings.cache_clear()
+    no_mlops_env(monkeypatch, tmp_path)
     yield
     get_settings.cache_clear()
 
