@@ -12,7 +12,11 @@ makes the production smoke test fail, so the release rolls back.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import subprocess
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -91,6 +95,23 @@ def pausing_at(
     marker = marker_dir / step.replace(" ", "-")
     paused = Pausing(getattr(resources, which), method, when, marker)
     return replace(resources, **{which: paused})
+
+
+def kill_when_paused(
+    process: subprocess.Popen[bytes], marker: Path, step: str, timeout: float = 120
+) -> None:
+    """Wait until a runner started with ``--pause-at`` writes ``marker`` (it is in the middle
+    of ``step``), then SIGKILL its process group (the flow's; services live on)."""
+    deadline = time.monotonic() + timeout
+    try:
+        while not marker.exists():
+            assert process.poll() is None, f"the run ended (rc {process.returncode}) before {step}"
+            assert time.monotonic() < deadline, f"the run never reached {step}"
+            time.sleep(0.1)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
 
 
 class FailingInProduction(HttpProbe):

@@ -13,7 +13,6 @@ kills it: the moment the flow has done something and not yet recorded it.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -117,16 +116,7 @@ def test_a_release_killed_mid_step_is_finished_by_a_rerun(
     flags = ["--fail-production"] if step == "rollback" else []
     killed = stack.run("--pause-at", step, *flags)
     marker = stack.tmp / step.replace(" ", "-")
-    deadline = time.monotonic() + 120
-    try:
-        while not marker.exists():  # the runner writes it in the middle of the step
-            assert killed.poll() is None, f"the run ended (rc {killed.returncode}) before {step}"
-            assert time.monotonic() < deadline, f"the run never reached {step}"
-            time.sleep(0.1)
-    finally:
-        os.killpg(killed.pid, signal.SIGKILL)  # the flow's process group; services live on
-        killed.wait()
-    assert killed.returncode == -signal.SIGKILL
+    kill_runner.kill_when_paused(killed, marker, step)
 
     rerun = stack.run(*flags)
     started = time.monotonic()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from core.lake import MANIFEST, REASON_SUFFIX
 from core.outcomes import ANNOUNCED_TAG
 from core.settings import Settings, load_settings
 from tests.faults.flows.test_retraining import sha, slices
+from tests.utils import kill_runner
 from tests.utils.azurite import AzuriteInstance
 from tests.utils.figures import ReliabilityFigures
 from tests.utils.kill_retraining import STEPS
@@ -111,16 +111,7 @@ def test_a_retraining_killed_mid_step_is_finished_by_a_rerun(
     land(stack, step, seed=list(STEPS).index(step))
     killed = stack.run("--pause-at", step)
     marker = stack.tmp / step
-    deadline = time.monotonic() + 120
-    try:
-        while not marker.exists():  # the runner writes it in the middle of the step
-            assert killed.poll() is None, f"the run ended (rc {killed.returncode}) before {step}"
-            assert time.monotonic() < deadline, f"the run never reached {step}"
-            time.sleep(0.1)
-    finally:
-        os.killpg(killed.pid, signal.SIGKILL)
-        killed.wait()
-    assert killed.returncode == -signal.SIGKILL
+    kill_runner.kill_when_paused(killed, marker, step)
 
     rerun = stack.run()
     started = time.monotonic()
