@@ -1,0 +1,81 @@
+"""What the scoring service collects about each scored row, and where it lands in the lake.
+
+Standard library only: the scoring image ships this module beside ``training/schema.py``
+(the writer), and the monitoring flow and the label join read the same definitions.
+
+Layout in the lake's ``collected`` container (``Settings.collected_container``):
+
+- ``scoring/<env>/<yyyy>/<mm>/<dd>/<HH>/<window-start>-<writer>.jsonl``: one file per
+  writer (a scoring process) and collection window, one JSON object per scored row
+  (``CollectedRow``). ``window-start`` is ``YYYYMMDDTHHMMSSZ`` (UTC) so names sort by time;
+  ``writer`` is unique per process, so two replicas never write the same blob.
+- ``labels/<name>``: ground truth that arrived later, CSV with the header
+  ``request_id,row,target`` (``LABEL_COLUMNS``), joined to collected rows on
+  ``(request_id, row)``.
+
+A row is identified by its request id (the ``x-request-id`` the service answers with) and
+its index within the request's ``data``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+from training.schema import FEATURES
+
+COLLECTED_PREFIX = "scoring"
+LABELS_PREFIX = "labels"
+LABEL_COLUMNS: tuple[str, ...] = ("request_id", "row", "target")
+WINDOW_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
+@dataclass(frozen=True)
+class CollectedRow:
+    """One scored row as collected: inputs, prediction and the model that made it."""
+
+    request_id: str
+    row: int  # index of the row within its request
+    time: str  # ISO-8601 UTC, when the request was scored
+    model: str  # registered model name
+    version: str  # registered model version
+    data_fingerprint: str  # fingerprint of the model's training data (run.json)
+    features: dict[str, float]  # keyed by training.schema.FEATURES
+    prediction: float
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), allow_nan=False)
+
+    @classmethod
+    def from_json(cls, line: str) -> CollectedRow:
+        raw = json.loads(line)
+        features = raw["features"]
+        missing = [name for name in FEATURES if name not in features]
+        if missing:
+            raise ValueError(f"collected row {raw.get('request_id')!r} lacks features {missing}")
+        return cls(
+            request_id=str(raw["request_id"]),
+            row=int(raw["row"]),
+            time=str(raw["time"]),
+            model=str(raw["model"]),
+            version=str(raw["version"]),
+            data_fingerprint=str(raw["data_fingerprint"]),
+            features={name: float(features[name]) for name in FEATURES},
+            prediction=float(raw["prediction"]),
+        )
+
+
+def window_blob(env: str, window_start: datetime, writer: str) -> str:
+    """The blob name (within the collected container) of one writer's window file."""
+    start = window_start.astimezone(UTC)
+    return (
+        f"{COLLECTED_PREFIX}/{env}/{start:%Y/%m/%d/%H}/"
+        f"{start.strftime(WINDOW_FORMAT)}-{writer}.jsonl"
+    )
+
+
+def window_start_of(blob: str) -> datetime:
+    """The window start a window file's name records (inverse of ``window_blob``)."""
+    stem = blob.rsplit("/", 1)[-1]
+    return datetime.strptime(stem[: len("YYYYMMDDTHHMMSSZ")], WINDOW_FORMAT).replace(tzinfo=UTC)
