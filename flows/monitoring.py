@@ -65,6 +65,7 @@ def monitoring(
     collected = CollectedLake(backends.datalake, settings.collected_container)
     collected.ensure()
     lake = Lake.of(backends.datalake, settings)
+    lake.ensure()  # labelled rows go to landing
     now = datetime.now(UTC)
     end = (window_end or now).astimezone(UTC)
     start = end - timedelta(minutes=window_minutes or settings.monitoring_window_minutes)

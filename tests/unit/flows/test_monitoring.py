@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from prefect import task
+from prefect import Task, task
 from prefect.cache_policies import NONE
 
 import flows.monitoring as monitoring_module
@@ -35,6 +35,13 @@ START = END - timedelta(minutes=30)
 def _inputs_pass(frame: pd.DataFrame, file: str, docs_dir: Path) -> ValidationReport:
     """Stands in for the GX run (tested in tests/integration/flows/test_monitoring.py)."""
     return ValidationReport(success=True, suite="scoring_inputs", file=file, rows=len(frame))
+
+
+@pytest.fixture(autouse=True)
+def _no_retry_delays(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in vars(monitoring_module).items():
+        if isinstance(value, Task):
+            monkeypatch.setattr(monitoring_module, name, value.with_options(retry_delay_seconds=0))
 
 
 @pytest.fixture
