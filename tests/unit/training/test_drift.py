@@ -67,3 +67,12 @@ def test_live_error() -> None:
     assert error is not None
     assert error.rows == 2 and error.mae == 1.5 and error.rmse == pytest.approx(np.sqrt(2.5))
     assert drift.live_error(np.array([]), np.array([])) is None
+
+
+def test_a_tiny_shift_in_a_huge_window_is_significant_but_not_drift() -> None:
+    """KS alone would call it (p far below 0.01); the PSI says the effect is negligible."""
+    rng = np.random.default_rng(0)
+    reference, live = rng.normal(size=50_000), rng.normal(0.05, 1.0, size=50_000)
+    column = drift.column_drift("x", reference, live, THRESHOLDS)
+    assert column.p_value < 1e-6 and column.psi < 0.01
+    assert not column.drifted
