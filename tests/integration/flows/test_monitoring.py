@@ -79,7 +79,8 @@ def test_drift_starts_a_retraining_that_takes_the_labelled_rows(monitored: Setti
     earlier = traffic(150, seed=5)
     rows = write_window(datalake, container, "production", START - timedelta(hours=2), earlier)
     write_labels(datalake, container, "day-1.csv", rows, earlier["target"].tolist())
-    write_window(datalake, container, "production", START, traffic(400, shift=1.0), writer="w2")
+    drifted = traffic(400, shift=1.0)
+    write_window(datalake, container, "production", START, drifted, request_prefix="late")
 
     report = check(model)
     assert report.outcome == "drift" and {"bmi", "s5"} <= set(report.drifted_features)
