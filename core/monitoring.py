@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 
 from core.collected_lake import CheckRecord
@@ -10,15 +11,7 @@ from training.drift import ColumnDrift, DriftReport, LiveError
 
 
 def column_record(column: ColumnDrift) -> ColumnDriftRecord:
-    return ColumnDriftRecord(
-        column=column.column,
-        reference_mean=column.reference_mean,
-        live_mean=column.live_mean,
-        ks_statistic=column.ks_statistic,
-        p_value=column.p_value,
-        psi=column.psi,
-        drifted=column.drifted,
-    )
+    return ColumnDriftRecord(**asdict(column))  # the same fields, as a pydantic record
 
 
 def conclude(

@@ -72,9 +72,7 @@ def test_triggers_listen_for_the_events_the_code_emits() -> None:
     spec = drift_detected("diabetes-ridge", "production", ["bmi"], False, ("a", "b"), [])
     assert on_drift["match"] == {"prefect.resource.id": "mlops.model.*"}
     assert spec.resource["prefect.resource.id"].startswith("mlops.model.")
-    assert on_drift["parameters"] == {
-        "model_name": "{{ event.resource['prefect.resource.name'] }}"
-    }
+    assert on_drift["parameters"] == {"model_name": "{{ event.resource['prefect.resource.name'] }}"}
     assert retrain["parameters"] == {"data_uri": "{{ event.resource.id }}", "drain_landing": True}
     (release,) = DEPLOYMENTS["release"]["triggers"]
     assert release["expect"] == [MODEL_REGISTERED]

@@ -51,7 +51,7 @@ def write_window(
             model=model,
             version=version,
             data_fingerprint="f" * 64,
-            features={name: float(frame.at[i, name]) for name in FEATURES},
+            features={name: float(frame[name].iloc[i]) for name in FEATURES},
             prediction=float(predictions[i]),
         )
         for i in range(len(frame))

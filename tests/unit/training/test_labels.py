@@ -23,7 +23,7 @@ def collected(n: int) -> pd.DataFrame:
             model="m",
             version="1",
             data_fingerprint="x",
-            features={name: float(frame.at[i, name]) for name in FEATURES},
+            features={name: float(frame[name].iloc[i]) for name in FEATURES},
             prediction=100.0 + i,
         )
         for i in range(n)
@@ -38,7 +38,7 @@ def test_labels_join_on_request_and_row_into_schema_columns() -> None:
     assert joined.unmatched == 1
     assert list(joined.rows[drift.PREDICTION]) == [101.0, 104.0]
     assert list(joined.rows["target"]) == [10.0, 21.0]  # the later label of r2/0 wins
-    assert joined.rows.loc[0, "bmi"] == rows.loc[1, "bmi"]
+    assert joined.rows["bmi"].iloc[0] == rows["bmi"].iloc[1]
     csv = pd.read_csv(io.BytesIO(labels.training_csv(joined.rows)))
     assert tuple(csv.columns) == COLUMNS and len(csv) == 2
 
