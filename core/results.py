@@ -135,7 +135,12 @@ MonitoringOutcome = Literal["no data", "too few rows", "no drift", "drift"]
 
 
 class ColumnDriftRecord(_Record):
-    """One column of a monitoring check: reference vs live, the tests, the verdict."""
+    """One column of a monitoring check: reference vs live, the tests, the verdict.
+
+    The fields of ``training.drift.ColumnDrift``, repeated on purpose: importing that module
+    here would load scipy and pandas into every flow that reads a result (the release flow
+    keeps them out of its start-up).
+    """
 
     column: str
     reference_mean: float
