@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 
@@ -33,6 +33,8 @@ from core.interfaces import (
     JobStatus,
     ModelInput,
     NotFoundError,
+    SweepRun,
+    SweepSpec,
     TrainingJobSpec,
 )
 from training.artifacts import DECISION_FILE, MODEL_FILE
@@ -125,20 +127,13 @@ class AmlCompute:
                 contain ``${{`` (Azure ML would read it as a binding).
             BackendError: Azure ML refused the job.
         """
-        if not spec.data_uri.startswith(_REMOTE_SCHEMES):
-            raise ValueError(f"Azure ML reads data from cloud storage, not {spec.data_uri!r}")
-        params = json.dumps(spec.params, sort_keys=True)
-        if "${{" in params:
-            raise ValueError("training parameters must not contain '${{'")
+        params = checked_params(spec)
         # Loading azure.ai.ml takes seconds: only when a job is really submitted.
-        from azure.ai.ml import Input, Output, command
+        from azure.ai.ml import command
         from azure.ai.ml.exceptions import MlException
 
-        stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-        name = f"train-{stamp}-{secrets.token_hex(3)}"
-        inputs = {"data": Input(type="uri_file", path=spec.data_uri)}
-        if spec.champion is not None:
-            inputs[CHAMPION_INPUT] = Input(type="custom_model", path=model_asset(spec.champion))
+        name = job_name("train")
+        inputs = job_inputs(spec)
         with self._code_snapshot() as code:
             environment = self._environment()
             job = command(
@@ -146,10 +141,7 @@ class AmlCompute:
                 code=str(code),
                 command=training_command(params, spec.champion),
                 inputs=inputs,
-                outputs={
-                    OUTPUT_NAME: Output(type="uri_folder"),
-                    DECISION_OUTPUT: Output(type="uri_folder"),
-                },
+                outputs=job_outputs(),
                 environment=environment,
                 compute=self.settings.compute_name,
                 instance_count=self.settings.instance_count,
@@ -163,6 +155,12 @@ class AmlCompute:
                 raise BackendError(f"Azure ML refused training job {name}: {exc}") from exc
         log.info("submitted Azure ML job %s (%s)", name, created.studio_url or "")
         return str(created.name or name)
+
+    def sweep(self, spec: SweepSpec, timeout: float) -> SweepRun:
+        """Run ``spec`` as one Azure ML sweep job on the cluster (``backends.azure.sweep``)."""
+        from backends.azure.sweep import run_sweep
+
+        return run_sweep(self, spec, timeout)
 
     def status(self, job_id: str) -> JobStatus:
         """The job's state as Azure ML reports it (``NotFoundError`` for an unknown name)."""
@@ -289,6 +287,43 @@ class AmlCompute:
 
 
 _JUNK = ("__pycache__", "*.pyc", ".*")
+
+
+def job_name(kind: str) -> str:
+    """A new job name: ``<kind>-<UTC stamp>-<6 hex digits>``."""
+    return f"{kind}-{datetime.now(UTC).strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(3)}"
+
+
+def checked_params(spec: TrainingJobSpec) -> str:
+    """The job's parameters as JSON, once its data is known to be in cloud storage.
+
+    Raises:
+        ValueError: ``spec.data_uri`` is local, or the parameters contain ``${{`` (Azure ML
+            would read it as a binding).
+    """
+    if not spec.data_uri.startswith(_REMOTE_SCHEMES):
+        raise ValueError(f"Azure ML reads data from cloud storage, not {spec.data_uri!r}")
+    params = json.dumps(spec.params, sort_keys=True)
+    if "${{" in params:
+        raise ValueError("training parameters must not contain '${{'")
+    return params
+
+
+def job_inputs(spec: TrainingJobSpec) -> dict[str, Any]:
+    """The ``data`` input, and the ``champion`` model input when there is one."""
+    from azure.ai.ml import Input
+
+    inputs: dict[str, Any] = {"data": Input(type="uri_file", path=spec.data_uri)}
+    if spec.champion is not None:
+        inputs[CHAMPION_INPUT] = Input(type="custom_model", path=model_asset(spec.champion))
+    return inputs
+
+
+def job_outputs() -> dict[str, Any]:
+    """The ``model`` and ``decision`` folders."""
+    from azure.ai.ml import Output
+
+    return {name: Output(type="uri_folder") for name in (OUTPUT_NAME, DECISION_OUTPUT)}
 
 
 def model_asset(model: ModelInput) -> str:
