@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from backends.azure.client import call
-from backends.azure.compute import (
+from backends.azure.jobs import (
     CHAMPION_INPUT,
     checked_params,
     job_inputs,
@@ -31,7 +34,9 @@ from backends.azure.compute import (
 from core.interfaces import BackendError, JobState, JobStatus, ModelInput, SweepRun, SweepSpec
 
 if TYPE_CHECKING:
-    from backends.azure.compute import AmlCompute
+    from azure.ai.ml import MLClient
+
+    from core.settings import AzureSettings
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +72,21 @@ def sweep_command(params: str, champion: ModelInput | None, names: list[str]) ->
     return f"{training_command(params, champion)} --mlflow{overrides}"
 
 
-def run_sweep(compute: AmlCompute, spec: SweepSpec, timeout: float) -> SweepRun:
+def run_sweep(
+    client: MLClient,
+    settings: AzureSettings,
+    spec: SweepSpec,
+    timeout: float,
+    *,
+    code: Callable[[], AbstractContextManager[Path]],
+    environment: Callable[[], str],
+    wait: Callable[[str, float], JobStatus],
+    status: Callable[[str], JobStatus],
+) -> SweepRun:
     """Submit the sweep job, wait for it (canceled after ``timeout``), return its trials.
+
+    ``code``, ``environment``, ``wait`` and ``status`` are ``AmlCompute``'s: the code
+    snapshot, the environment from the lock, and the polling of a job.
 
     Raises:
         ValueError: The data is local, or the grid cannot be swept (``check_space``).
@@ -80,18 +98,17 @@ def run_sweep(compute: AmlCompute, spec: SweepSpec, timeout: float) -> SweepRun:
     from azure.ai.ml import command
     from azure.ai.ml.sweep import Choice
 
-    client, settings = compute._client, compute.settings
     name = job_name("sweep")
     names = sorted(spec.space)
     # Each swept input starts with a default; .sweep() replaces it by its search space.
     inputs: dict[str, Any] = job_inputs(spec.job) | {n: spec.space[n][0] for n in names}
-    with compute._code_snapshot() as code:
+    with code() as snapshot:
         trial = command(
-            code=str(code),
+            code=str(snapshot),
             command=sweep_command(params, spec.job.champion, names),
             inputs=inputs,
             outputs=job_outputs(),
-            environment=compute._environment(),
+            environment=environment(),
             compute=settings.compute_name,
             instance_count=settings.instance_count,
         )
@@ -111,7 +128,7 @@ def run_sweep(compute: AmlCompute, spec: SweepSpec, timeout: float) -> SweepRun:
         job.tags = dict(spec.job.tags)
         created = call(f"submit sweep job {name}", lambda: client.jobs.create_or_update(job))
     log.info("submitted Azure ML sweep job %s (%s)", name, created.studio_url or "")
-    final = compute.wait(name, timeout)
+    final = wait(name, timeout)
     if final.state is not JobState.COMPLETED:
         raise BackendError(f"sweep job {name} {final.state.value}: {final.message} {final.url}")
     done = call(f"read sweep job {name}", lambda: client.jobs.get(name))
@@ -131,5 +148,5 @@ def run_sweep(compute: AmlCompute, spec: SweepSpec, timeout: float) -> SweepRun:
         for child in children
     }
     if best not in trials:
-        trials[best] = compute.status(best)
+        trials[best] = status(best)
     return SweepRun(sweep_id=name, best=str(best), trials=trials, url=final.url)
