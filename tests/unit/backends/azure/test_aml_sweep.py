@@ -12,12 +12,11 @@ import pytest
 
 from backends.azure.compute import AmlCompute
 from core.interfaces import BackendError, JobState, SweepCompute, SweepSpec, TrainingJobSpec
-from core.settings import AzureSettings
 from tests.utils.aml_sweeps import SweepService
 from training.data import reference_dataset
 from training.decision import read_record
 
-from .test_aml_compute import DATA, FakeClock
+from .test_aml_compute import DATA, SETTINGS, FakeClock
 
 pytest.importorskip("mlflow")
 ROOT = Path(__file__).resolve().parents[4]
@@ -31,21 +30,9 @@ def csv(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def compute(aml: Any, clock: FakeClock) -> AmlCompute:
-    settings = AzureSettings(
-        subscription_id="sub",
-        resource_group="rg",
-        workspace="ws",
-        environment="azureml:diabetes-train-env@latest",
-        compute_name="cpu-cluster",
-        job_poll_seconds=15.0,
-    )
-    return AmlCompute(aml.client, settings, ROOT, sleep=clock.sleep, clock=lambda: clock.now)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def compute(aml: Any) -> AmlCompute:
+    clock = FakeClock()
+    return AmlCompute(aml.client, SETTINGS, ROOT, sleep=clock.sleep, clock=lambda: clock.now)
 
 
 def request(**space: list[object]) -> SweepSpec:
