@@ -28,6 +28,7 @@ CONTAINER_ROLES = (
     "quarantine_container",
     "dead_letter_container",
     "code_container",
+    "batch_container",
 )
 
 
@@ -206,6 +207,13 @@ class Settings(BaseSettings):
     production_replicas: int = Field(default=2, ge=2)
     smoke_requests: int = Field(default=200, ge=1, le=10_000)
     smoke_p95_budget_ms: float = Field(default=250.0, gt=0)
+
+    # Batch scoring (flows/batch_scoring.py): where `mlops batch-score FILE` uploads a local
+    # file, rows read and scored at a time (memory grows with this, never with the file),
+    # and how long one job may run.
+    batch_container: str = "batch"
+    batch_chunk_rows: int = Field(default=100_000, ge=1)
+    batch_timeout_seconds: float = Field(default=3600.0, gt=0)
 
     azure: AzureSettings = AzureSettings()
 
