@@ -102,7 +102,8 @@ def feature_rows(chunk: pd.DataFrame, name: str, first_row: int) -> np.ndarray:
         if bad.size:
             row = first_row + int(bad[0])
             value = chunk[column].iloc[int(bad[0])]
-            raise DataFormatError(name, f"column {column!r}, row {row}: {value!r} is not a number")
+            what = "a missing value" if pd.isna(value) else f"{value!r} is not a number"
+            raise DataFormatError(name, f"column {column!r}, row {row}: {what}")
         columns.append(values)
     return np.column_stack(columns) if columns else np.empty((len(chunk), 0))
 

@@ -89,6 +89,7 @@ class SubprocessBatchScoring:
                 job_dir / "spec.json",
                 {
                     "job_id": job_id,
+                    "kind": "batch scoring",
                     "batch": _jsonable(spec),
                     "command": command,
                     "workdir": str(REPO_ROOT),

@@ -103,7 +103,7 @@ def bad_files(tmp_path: Path, features: pd.DataFrame) -> dict[str, Path]:
     [
         ("missing column", "missing feature columns: s3"),
         ("text in a late row", "column 'bmi', row 21: 'oops' is not a number"),
-        ("missing value", "column 'age', row 22"),
+        ("missing value", "column 'age', row 22: a missing value"),
         ("empty", "file is empty"),
         ("header only", "no data rows"),
     ],
