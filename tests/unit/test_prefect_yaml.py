@@ -28,7 +28,13 @@ def load(deployment: dict[str, Any]) -> Flow[Any, Any]:
 
 
 def test_the_expected_deployments_exist() -> None:
-    assert set(DEPLOYMENTS) == {"retraining", "release", "blob-watcher", "build-validation"}
+    assert set(DEPLOYMENTS) == {
+        "retraining",
+        "release",
+        "blob-watcher",
+        "build-validation",
+        "batch-scoring",
+    }
 
 
 @pytest.mark.parametrize("name", sorted(DEPLOYMENTS))

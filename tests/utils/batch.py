@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import SecretStr
 
 from scoring.app import create_app
 from scoring.settings import ScoringSettings
@@ -66,7 +67,7 @@ def online_predictions(
         model_name="diabetes-ridge",
         model_version=version,
         model_sha256=model_sha256,
-        api_key=API_KEY,
+        api_key=SecretStr(API_KEY),
         max_rows=ROWS_PER_REQUEST,
         max_body_bytes=64 * 1024 * 1024,
     )

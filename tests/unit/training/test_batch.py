@@ -85,7 +85,7 @@ def bad_files(tmp_path: Path, features: pd.DataFrame) -> dict[str, Path]:
     files = {
         "missing column": features.drop(columns=["s3"]),
         "text in a late row": late_text,
-        "missing value": features.assign(age=[*[0.1] * 22, None]),
+        "missing value": features.assign(age=[*[0.1] * 22, np.nan]),
     }
     paths = {}
     for problem, frame in files.items():
