@@ -282,6 +282,7 @@ def get_batch_scoring(settings: Settings, backends: Backends) -> BatchScoring:
             settings.azure,
             backends.datalake,
             code_dir=Path(__file__).resolve().parent.parent,
+            container=settings.batch_container,
         )
     from backends.local.batch import SubprocessBatchScoring
 

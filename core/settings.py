@@ -52,6 +52,8 @@ class AzureSettings(BaseModel):
     # Nodes per training job (command job ``resources.instanceCount``), for estimators that
     # train on several nodes; the scikit-learn ones use one.
     instance_count: int = Field(default=1, ge=1)
+    # Batch scoring's outputs: the Azure ML datastore registered over the batch container.
+    batch_datastore: str = "batch"
 
     # Release (read only by the release): images in Azure Container Registry, QA on Azure
     # Container Instances in a private subnet, production on an Azure ML online endpoint:

@@ -33,7 +33,7 @@ from training.chunks import CHUNK_ROWS
 logger = logging.getLogger("training.batch_score")
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training.batch_score")
     parser.add_argument("--data", type=Path, required=True, help="CSV or Parquet features")
     parser.add_argument("--model", type=Path, required=True, help="the model folder")
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
     )
     try:
-        args = _parser().parse_args(argv)
+        args = build_parser().parse_args(argv)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 2
     try:

@@ -181,3 +181,26 @@ def test_the_job_exits_2_on_bad_data_without_output(
     argv += ["--model-sha256", sha256_file(model_dir / MODEL_FILE)]
     assert batch_score.main(argv) == 2
     assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_the_azure_ml_entry_script_scores_each_file_of_a_mini_batch(
+    tmp_path: Path, model_dir: Path, features: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from training import batch_parallel
+
+    data = tmp_path / "in" / "features.csv"
+    data.parent.mkdir()
+    features.to_csv(data, index=False)
+    out = tmp_path / "out"
+    sha = sha256_file(model_dir / MODEL_FILE)
+    argv = ["driver", "--model", str(model_dir), "--output", str(out), "--model-name", "m"]
+    argv += ["--model-version", "3", "--model-sha256", sha, "--chunk-rows", "10"]
+    # Azure ML appends arguments of its own: ignored.
+    monkeypatch.setattr("sys.argv", [*argv, "--logging_level", "INFO"])
+
+    batch_parallel.init()
+    assert batch_parallel.run([str(data)]) == ["features.csv: 23 rows"]
+
+    lineage = json.loads((out / LINEAGE_FILE).read_text())
+    assert (lineage["model"]["version"], lineage["chunks"]) == ("3", 3)
+    assert read_predictions(out / "predictions.parquet")["row"].tolist() == list(range(23))
