@@ -240,3 +240,28 @@ def test_collect_reads_the_lineage_the_job_wrote_into_the_lake(
     assert collected["output"]["uri"] == lake.uri(
         "batch", "incoming/visits.predictions/predictions.parquet"
     )
+
+
+def test_the_azure_profile_builds_it_without_contacting_azure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import azure.identity
+
+    from backends import get_backends, get_batch_scoring
+    from core.settings import Settings
+
+    class Credential:
+        def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+            raise AssertionError("building the backend must not ask for a token")
+
+    monkeypatch.setattr(azure.identity, "DefaultAzureCredential", Credential)
+    azure_settings = AzureSettings(
+        subscription_id="s", resource_group="r", workspace="w", storage_account_url=ACCOUNT
+    )
+    settings = Settings(profile="azure", azure=azure_settings, batch_container="scoring")
+    backends = get_backends(settings)
+
+    batch = get_batch_scoring(settings, backends)
+
+    assert isinstance(batch, AmlBatchScoring) and batch.container == "scoring"
+    assert batch.datalake is backends.datalake
