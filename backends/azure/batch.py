@@ -24,13 +24,12 @@ from typing import TYPE_CHECKING, Any
 from azure.core.exceptions import AzureError
 
 from backends.azure.compute import AmlCompute, model_asset
-from backends.local.batch import output_folder
+from backends.local.batch import JobsOf, output_folder
 from core.interfaces import (
     BackendError,
     BatchScoringSpec,
     DataLake,
     JobState,
-    JobStatus,
     NotFoundError,
 )
 from training.batch import LINEAGE_FILE
@@ -60,7 +59,7 @@ def program_arguments(spec: BatchScoringSpec, input_etag: str) -> str:
     return " ".join(p for p in parts if p)
 
 
-class AmlBatchScoring:
+class AmlBatchScoring(JobsOf):
     """Runs batch scoring as Azure ML parallel jobs (a pipeline of one parallel step).
 
     Args:
@@ -71,6 +70,8 @@ class AmlBatchScoring:
         container: The batch container, the one ``settings.batch_datastore`` binds.
         compute: Status, wait and logs of Azure ML jobs (default: an ``AmlCompute``).
     """
+
+    _jobs: AmlCompute
 
     def __init__(
         self,
@@ -119,15 +120,6 @@ class AmlBatchScoring:
         created = self._create(name, spec, folder, found.etag, prefix)
         log.info("submitted Azure ML batch job %s (%s)", name, created.studio_url or "")
         return str(created.name or name)
-
-    def status(self, job_id: str) -> JobStatus:
-        return self._jobs.status(job_id)
-
-    def wait(self, job_id: str, timeout: float) -> JobStatus:
-        return self._jobs.wait(job_id, timeout)
-
-    def logs(self, job_id: str) -> str:
-        return self._jobs.logs(job_id)
 
     def collect(self, job_id: str) -> dict[str, Any]:
         """The lineage the job wrote beside its predictions (already in the lake)."""

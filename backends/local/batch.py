@@ -24,7 +24,14 @@ from typing import Any
 from backends.local._runner import now, write_json
 from backends.local.compute import REPO_ROOT, SubprocessCompute
 from backends.local.registry import local_folder
-from core.interfaces import BackendError, BatchScoringSpec, DataLake, JobState, JobStatus
+from core.interfaces import (
+    BackendError,
+    BatchScoringSpec,
+    Compute,
+    DataLake,
+    JobState,
+    JobStatus,
+)
 from training.batch import LINEAGE_FILE
 
 log = logging.getLogger(__name__)
@@ -39,7 +46,23 @@ def output_folder(datalake: DataLake, output_uri: str) -> tuple[str, str]:
     return ref.container, prefix + "/"
 
 
-class SubprocessBatchScoring:
+class JobsOf:
+    """Status, wait and logs of batch jobs, read through the training backend's (``_jobs``):
+    a batch job is a job of the same kind, only its command differs."""
+
+    _jobs: Compute
+
+    def status(self, job_id: str) -> JobStatus:
+        return self._jobs.status(job_id)
+
+    def wait(self, job_id: str, timeout: float) -> JobStatus:
+        return self._jobs.wait(job_id, timeout)
+
+    def logs(self, job_id: str) -> str:
+        return self._jobs.logs(job_id)
+
+
+class SubprocessBatchScoring(JobsOf):
     """Runs ``python -m training.batch_score`` as a local background process per job.
 
     Args:
@@ -47,6 +70,8 @@ class SubprocessBatchScoring:
         datalake: Where inputs are read from and outputs written to.
         python: Interpreter for the job (this one by default).
     """
+
+    _jobs: SubprocessCompute
 
     def __init__(self, jobs_dir: Path, datalake: DataLake, python: str = sys.executable) -> None:
         self.datalake = datalake
@@ -103,15 +128,6 @@ class SubprocessBatchScoring:
             raise
         log.info("submitted batch job %s (%s)", job_id, job_dir)
         return job_id
-
-    def status(self, job_id: str) -> JobStatus:
-        return self._jobs.status(job_id)
-
-    def wait(self, job_id: str, timeout: float) -> JobStatus:
-        return self._jobs.wait(job_id, timeout)
-
-    def logs(self, job_id: str) -> str:
-        return self._jobs.logs(job_id)
 
     def collect(self, job_id: str) -> dict[str, Any]:
         """Upload the predictions, then ``lineage.json``, to the job's output folder.
