@@ -10,14 +10,27 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from core.interfaces import Compute, DataLake, DeploymentTarget, ImageBuilder, ModelRegistry
+from core.interfaces import (
+    BatchScoring,
+    Compute,
+    DataLake,
+    DeploymentTarget,
+    ImageBuilder,
+    ModelRegistry,
+)
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
     from core.settings import Settings
 
-__all__ = ["Backends", "ReleaseBackends", "get_backends", "get_release_backends"]
+__all__ = [
+    "Backends",
+    "ReleaseBackends",
+    "get_backends",
+    "get_batch_scoring",
+    "get_release_backends",
+]
 
 log = logging.getLogger(__name__)
 
@@ -251,3 +264,26 @@ def _azure_image_builder(
         azure.registry,
         credential=credential,
     )
+
+
+def get_batch_scoring(settings: Settings, backends: Backends) -> BatchScoring:
+    """The batch-scoring backend of ``settings.profile``: ``training.batch_score`` as a local
+    process job, or as an Azure ML parallel job. Contacts nothing."""
+    if settings.profile == "azure":
+        from pathlib import Path
+
+        from azure.identity import DefaultAzureCredential
+
+        from backends.azure.batch import AmlBatchScoring
+        from backends.azure.client import workspace_client
+
+        return AmlBatchScoring(
+            workspace_client(settings.azure, DefaultAzureCredential()),
+            settings.azure,
+            backends.datalake,
+            code_dir=Path(__file__).resolve().parent.parent,
+            container=settings.batch_container,
+        )
+    from backends.local.batch import SubprocessBatchScoring
+
+    return SubprocessBatchScoring(settings.jobs_path, backends.datalake)

@@ -368,3 +368,43 @@ class SweepCompute(Compute, Protocol):
             BackendError: The sweep failed, was canceled, or named no best trial.
         """
         ...
+
+
+# --------------------------------------------------------------------------- batch scoring
+@dataclass(frozen=True)
+class BatchScoringSpec:
+    """A file of features in the lake to score with a registered model.
+
+    ``output_uri`` is a folder of the lake (``<container>/<prefix>/``): the job leaves
+    ``predictions.<format>`` in it, then ``lineage.json`` (the mark of a complete output).
+    """
+
+    input_uri: str
+    output_uri: str
+    model: ModelInput
+    chunk_rows: int
+    output_format: str = "parquet"  # or "csv"
+    display_name: str = ""
+
+
+@runtime_checkable
+class BatchScoring(Protocol):
+    """Runs ``training.batch_score`` on a lake file: a local process here, an Azure ML
+    parallel job in Azure. Same job states as ``Compute``."""
+
+    def submit(self, spec: BatchScoringSpec) -> str:
+        """Start the job; returns its id at once."""
+        ...
+
+    def status(self, job_id: str) -> JobStatus: ...
+
+    def wait(self, job_id: str, timeout: float) -> JobStatus:
+        """Poll until the job finishes or ``timeout`` seconds pass (then cancel, FAILED)."""
+        ...
+
+    def collect(self, job_id: str) -> dict[str, object]:
+        """Make a completed job's outputs final at its ``output_uri`` (predictions, then
+        lineage) and return the lineage record. Safe to call again."""
+        ...
+
+    def logs(self, job_id: str) -> str: ...

@@ -186,3 +186,29 @@ class MonitoringReport(_Record):
     @property
     def drifted(self) -> bool:
         return self.outcome == "drift"
+
+
+BatchOutcome = Literal["scored", "failed"]
+
+
+class BatchScoringReport(_Record):
+    """The conclusion of one batch-scoring run.
+
+    Attributes:
+        outcome: ``scored`` (predictions and lineage are in the lake) or ``failed`` (nothing
+            complete was written; the input stays where it was).
+        output_uri: The folder holding ``predictions.<format>`` and ``lineage.json``.
+        lineage: The job's lineage record (model, input, output, times), as written.
+    """
+
+    model: str
+    version: str
+    outcome: BatchOutcome
+    message: str
+    input_uri: str
+    output_uri: str
+    job_id: str | None = None
+    rows: int | None = None
+    seconds: float | None = None
+    predictions_uri: str | None = None
+    lineage: dict[str, object] | None = None

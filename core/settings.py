@@ -29,6 +29,7 @@ CONTAINER_ROLES = (
     "dead_letter_container",
     "code_container",
     "collected_container",
+    "batch_container",
 )
 
 
@@ -52,6 +53,8 @@ class AzureSettings(BaseModel):
     # Nodes per training job (command job ``resources.instanceCount``), for estimators that
     # train on several nodes; the scikit-learn ones use one.
     instance_count: int = Field(default=1, ge=1)
+    # Batch scoring's outputs: the Azure ML datastore registered over the batch container.
+    batch_datastore: str = "batch"
 
     # Release (read only by the release): images in Azure Container Registry, QA on Azure
     # Container Instances in a private subnet, production on an Azure ML online endpoint:
@@ -225,6 +228,13 @@ class Settings(BaseSettings):
     production_replicas: int = Field(default=2, ge=2)
     smoke_requests: int = Field(default=200, ge=1, le=10_000)
     smoke_p95_budget_ms: float = Field(default=250.0, gt=0)
+
+    # Batch scoring (flows/batch_scoring.py): where `mlops batch-score FILE` uploads a local
+    # file, rows read and scored at a time (memory grows with this, never with the file),
+    # and how long one job may run.
+    batch_container: str = "batch"
+    batch_chunk_rows: int = Field(default=100_000, ge=1)
+    batch_timeout_seconds: float = Field(default=3600.0, gt=0)
 
     azure: AzureSettings = AzureSettings()
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from backends import Backends, get_backends, get_release_backends
-from core.interfaces import DeploymentTarget, ImageBuilder, ModelRegistry
+from backends import Backends, get_backends, get_batch_scoring, get_release_backends
+from core.interfaces import BatchScoring, DataLake, DeploymentTarget, ImageBuilder, ModelRegistry
 from core.probe import HttpProbe, ServiceProbe
 from core.settings import Settings
 
@@ -35,4 +35,21 @@ def default_release_resources(settings: Settings) -> ReleaseResources:
     release = get_release_backends(settings)
     return ReleaseResources(
         registry=get_backends(settings).registry, builder=release.builder, target=release.target
+    )
+
+
+@dataclass(frozen=True)
+class BatchResources:
+    """What batch scoring works with: the lake, the registry and the batch backend."""
+
+    datalake: DataLake
+    registry: ModelRegistry
+    batch: BatchScoring
+
+
+def default_batch_resources(settings: Settings) -> BatchResources:
+    """The lake, registry and batch backend of the settings' profile (contacts nothing)."""
+    backends = get_backends(settings)
+    return BatchResources(
+        backends.datalake, backends.registry, get_batch_scoring(settings, backends)
     )

@@ -256,6 +256,54 @@ def retrain(
         raise typer.Exit(1)
 
 
+@app.command("batch-score")
+def batch_score(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A lake blob (URL or <container>/<name>) or a local CSV/Parquet file, "
+            "uploaded to the batch container first."
+        ),
+    ],
+    version: Annotated[
+        str | None, typer.Option(help="The model version. Default: production's.")
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option(help="Lake folder for the outputs. Default: <stem>.predictions/ beside it."),
+    ] = None,
+    output_format: Annotated[str, typer.Option("--format", help="parquet or csv")] = "parquet",
+) -> None:
+    """Score a file of features with a registered model: predictions and lineage in the lake."""
+    settings = _settings()
+    _use_local_prefect(settings)
+    _require_prefect(settings)
+    from core.interfaces import BackendError
+    from core.results import BatchScoringReport
+    from mlops.runs import run_flow, upload_once
+
+    lake = _lake(settings)
+    if Path(source).is_file():
+        try:
+            lake.datalake.ensure_containers(settings.batch_container)
+            ref = upload_once(lake, Path(source).name, Path(source), settings.batch_container)
+        except (BackendError, ValueError) as exc:
+            _usage_error(str(exc))
+        typer.echo(f"uploaded {source} -> {ref.uri}")
+        source = ref.uri
+    parameters = {"input_uri": source, "model_version": version, "output_uri": output}
+    parameters["output_format"] = output_format
+    state, report = run_flow("batch-scoring/batch-scoring", parameters, BatchScoringReport)
+    color = "green" if state.is_completed() else "red"
+    typer.secho(f"batch scoring {state.name}: {state.message}", fg=color)
+    if report is not None and report.predictions_uri:
+        typer.echo(f"  predictions: {report.predictions_uri}")
+        typer.echo(f"  lineage:     {report.output_uri.rstrip('/')}/lineage.json")
+    typer.echo(f"Prefect UI: {settings.prefect_ui_url}/runs")
+    if not state.is_completed():
+        raise typer.Exit(1)
+
+
 def _usage_error(message: str) -> NoReturn:
     """A clear one-line error for a bad argument or setting: exit 2, no traceback."""
     typer.secho(message, fg="red", err=True)

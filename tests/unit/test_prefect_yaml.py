@@ -34,6 +34,7 @@ def test_the_expected_deployments_exist() -> None:
         "blob-watcher",
         "monitoring",
         "build-validation",
+        "batch-scoring",
     }
 
 
