@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import AzureError
 
-from backends.azure.compute import AmlCompute, model_asset
+from backends.azure.compute import AmlCompute
+from backends.azure.jobs import model_asset
 from backends.local.batch import JobsOf, output_folder
 from core.interfaces import (
     BackendError,
