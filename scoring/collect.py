@@ -1,0 +1,380 @@
+"""Collection off the request path: scored rows to the lake's ``collected`` container.
+
+A request handler calls ``Collector.record``: an append to an in-memory list under a lock,
+never I/O. A background thread turns what has gathered into one window file
+(``training.collected``: one ``CollectedRow`` per JSON line, blob
+``scoring/<env>/<yyyy>/<mm>/<dd>/<HH>/<window-start>-<writer>.jsonl``) when
+``flush_rows`` rows wait or the window has been open ``window_seconds``, and uploads it.
+
+Bounds and losses, counted in ``Collector.stats()`` (also served in ``GET /model``):
+
+- memory: at most ``max_rows`` rows are held (waiting, or uploaded and failed). A request
+  whose rows do not fit is not collected (``dropped_full``); the request itself is served
+  as usual and never waits;
+- a failed upload is retried ``upload_attempts`` times, ``retry_seconds`` apart, then the
+  window is dropped with a log line (``dropped_upload``);
+- sampling is per request (every row of a sampled request, so labels join whole requests):
+  ``sample`` 1 collects every request, 0 none (the collector is then not built at all);
+- ``close`` (the lifespan shutdown, after the server answered its last request) uploads
+  everything held: a clean shutdown loses nothing. A crash loses what is held: the open
+  window (at most ``window_seconds`` or ``flush_rows`` rows) and any window awaiting a retry.
+
+A window's blob name is fixed when it is cut, so a retry after a lost answer overwrites the
+same blob with the same bytes: each row lands exactly once. Window starts are strictly
+increasing per writer (the time of the window's first row, in whole seconds, moved one
+second past the previous window's when two would share a second).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.error import HTTPError, URLError
+from urllib.parse import quote
+from urllib.request import Request, urlopen
+
+import numpy as np
+import orjson
+
+from scoring.settings import ScoringSettings
+from training.collected import window_blob
+from training.schema import FEATURES
+
+logger = logging.getLogger("scoring.collect")
+
+# The Blob REST API version of the upload (Azurite and Azure Storage both accept it).
+BLOB_API_VERSION = "2021-08-06"
+
+
+class Uploader(Protocol):
+    """Stores ``body`` as the blob ``name`` of the collected container; raises on failure."""
+
+    def __call__(self, name: str, body: bytes) -> None: ...
+
+
+class SasUploader:
+    """``PUT`` of a block blob to a container SAS URL (``https://<account>/<container>?<sas>``).
+
+    The URL is a secret: it is read from ``url_file`` at each upload (so a renewed SAS
+    written there is used at once) and never logged. Plain HTTP(S), no storage SDK: the same
+    request works against Azurite and Azure Blob Storage.
+    """
+
+    def __init__(self, url_file: Path, timeout: float = 30.0) -> None:
+        self.url_file = url_file
+        self.timeout = timeout
+
+    def __call__(self, name: str, body: bytes) -> None:
+        container, _, sas = self.url_file.read_text(encoding="utf-8").strip().partition("?")
+        request = Request(
+            f"{container.rstrip('/')}/{quote(name)}?{sas}",
+            data=body,
+            method="PUT",
+            headers={
+                "x-ms-blob-type": "BlockBlob",
+                "x-ms-version": BLOB_API_VERSION,
+                "Content-Type": "application/x-ndjson",
+            },
+        )
+        try:
+            with urlopen(request, timeout=self.timeout) as response:  # noqa: S310 (https/http)
+                response.read()
+        except HTTPError as exc:  # the message names the status, never the URL (the SAS)
+            raise OSError(f"upload of {name} answered {exc.code} {exc.reason}") from None
+        except URLError as exc:
+            raise OSError(f"upload of {name} failed: {exc.reason}") from None
+
+
+@dataclass
+class _Window:
+    """One cut window: its blob name, bytes and how many tries it has had."""
+
+    name: str
+    body: bytes
+    rows: int
+    attempts: int = 0
+    next_try: float = 0.0
+
+
+# One recorded request: its id, when it was scored (epoch seconds), rows and predictions.
+_Request = tuple[str, float, np.ndarray, list[float]]
+
+
+@dataclass
+class _Held:
+    """Requests recorded since the last cut, and counters (guarded by the condition's lock)."""
+
+    requests: list[_Request] = field(default_factory=list)
+    rows: int = 0  # rows waiting to be cut
+    opened: float = 0.0  # monotonic time of the oldest waiting request
+    counts: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(
+            (
+                "requests_collected",
+                "requests_sampled_out",
+                "rows_collected",
+                "rows_uploaded",
+                "windows_uploaded",
+                "upload_failures",
+                "rows_dropped_full",
+                "rows_dropped_upload",
+            ),
+            0,
+        )
+    )
+
+
+class Collector:
+    """Gathers scored rows in memory and writes them as window files from a thread.
+
+    Args:
+        uploader: Stores one window file (``SasUploader`` in the service).
+        env: The environment in blob names (``qa``, ``production``).
+        model: Registered model name.
+        version: Registered model version.
+        fingerprint: The model's training-data fingerprint (``run.json``).
+        sample: Share of requests collected (0 to 1).
+        window_seconds: Longest a window stays open.
+        flush_rows: A window is cut as soon as this many rows wait.
+        max_rows: Most rows held in memory (waiting or awaiting a retry).
+        upload_attempts: Tries of one window before it is dropped.
+        retry_seconds: Wait between two tries of a window.
+        writer: This process's name in blob names (default: host, pid and a random tag).
+    """
+
+    def __init__(
+        self,
+        uploader: Uploader,
+        *,
+        env: str,
+        model: str,
+        version: str,
+        fingerprint: str,
+        sample: float = 1.0,
+        window_seconds: float = 60.0,
+        flush_rows: int = 20_000,
+        max_rows: int = 200_000,
+        upload_attempts: int = 5,
+        retry_seconds: float = 5.0,
+        writer: str | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.uploader = uploader
+        self.env = env
+        self.sample = sample
+        self.window_seconds = window_seconds
+        self.flush_rows = flush_rows
+        self.max_rows = max_rows
+        self.upload_attempts = upload_attempts
+        self.retry_seconds = retry_seconds
+        self.writer = writer or _writer_name()
+        self._model = model
+        self._version = version
+        self._fingerprint = fingerprint
+        self._clock = clock
+        self._rng = rng
+        self._cond = threading.Condition()
+        self._held = _Held()
+        self._failed: list[_Window] = []  # cut windows awaiting a retry (thread only)
+        self._unsent = 0  # rows cut and not yet uploaded or dropped
+        self._last_start = 0  # whole seconds of the last window start
+        self._closing = False
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ request path
+    def record(self, request_id: str, rows: np.ndarray, predictions: list[float]) -> None:
+        """Keep one scored request's rows for the next window; never blocks on I/O."""
+        counts = self._held.counts
+        if self.sample < 1.0 and self._rng() >= self.sample:
+            with self._cond:
+                counts["requests_sampled_out"] += 1
+            return
+        n = len(predictions)
+        with self._cond:
+            held = self._held
+            if self._closing or held.rows + self._unsent + n > self.max_rows:
+                counts["rows_dropped_full"] += n
+                return
+            if not held.requests:
+                held.opened = time.monotonic()
+            held.requests.append((request_id, self._clock(), rows, predictions))
+            held.rows += n
+            counts["requests_collected"] += 1
+            counts["rows_collected"] += n
+            if len(held.requests) == 1 or held.rows >= self.flush_rows:
+                self._cond.notify()
+
+    def stats(self) -> dict[str, Any]:
+        """Counters since start, plus what is held now (``queue_rows``) and the settings."""
+        with self._cond:
+            return {
+                **self._held.counts,
+                "queue_rows": self._held.rows + self._unsent,
+                "max_rows": self.max_rows,
+                "sample": self.sample,
+                "env": self.env,
+                "writer": self.writer,
+            }
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Start the writer thread (once)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="collector", daemon=True)
+            self._thread.start()
+
+    def close(self, timeout: float | None = None) -> None:
+        """Refuse new rows, write every held one (retries included), stop the thread."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                logger.error("collector: shutdown timed out with %d rows unsent", self._unsent)
+
+    # ------------------------------------------------------------------ writer thread
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait(self._wait_seconds())
+                closing = self._closing
+                cut = self._cut_if_due(closing)
+            if cut is not None:  # serialised outside the lock: record() never waits for it
+                self._failed.append(self._window(*cut))
+            self._upload_due(closing)
+            if closing and not self._failed:
+                with self._cond:
+                    if not self._held.requests:
+                        return
+
+    def _wait_seconds(self) -> float | None:
+        if self._closing:
+            return 0
+        waits = [w.next_try - time.monotonic() for w in self._failed]
+        held = self._held
+        if held.requests:
+            if held.rows >= self.flush_rows:
+                return 0
+            waits.append(held.opened + self.window_seconds - time.monotonic())
+        return max(0.0, min(waits)) if waits else None
+
+    def _cut_if_due(self, closing: bool) -> tuple[str, list[_Request], int] | None:
+        held = self._held
+        if not held.requests:
+            return None
+        age = time.monotonic() - held.opened
+        if not closing and held.rows < self.flush_rows and age < self.window_seconds:
+            return None
+        requests, rows = held.requests, held.rows
+        held.requests, held.rows = [], 0
+        self._unsent += rows
+        start = max(int(requests[0][1]), self._last_start + 1)
+        self._last_start = start
+        name = window_blob(self.env, datetime.fromtimestamp(start, UTC), self.writer)
+        return name, requests, rows
+
+    def _window(self, name: str, requests: list[_Request], rows: int) -> _Window:
+        lines = []
+        model, version, fingerprint = self._model, self._version, self._fingerprint
+        for request_id, when, features, predictions in requests:
+            iso = _iso(when)
+            for index, (values, prediction) in enumerate(
+                zip(features.tolist(), predictions, strict=True)
+            ):
+                lines.append(
+                    orjson.dumps(
+                        {
+                            "request_id": request_id,
+                            "row": index,
+                            "time": iso,
+                            "model": model,
+                            "version": version,
+                            "data_fingerprint": fingerprint,
+                            "features": dict(zip(FEATURES, values, strict=True)),
+                            "prediction": prediction,
+                        }
+                    )
+                )
+        return _Window(name, b"\n".join(lines) + b"\n", rows)
+
+    def _upload_due(self, closing: bool) -> None:
+        now = time.monotonic()
+        for window in list(self._failed):
+            if window.next_try > now and not closing:
+                continue
+            if closing and window.attempts and window.next_try > now:
+                time.sleep(min(window.next_try - now, 1.0))
+            window.attempts += 1
+            try:
+                self.uploader(window.name, window.body)
+            except Exception as exc:
+                self._after_failure(window, exc)
+                continue
+            self._failed.remove(window)
+            with self._cond:
+                self._unsent -= window.rows
+                self._held.counts["rows_uploaded"] += window.rows
+                self._held.counts["windows_uploaded"] += 1
+
+    def _after_failure(self, window: _Window, exc: Exception) -> None:
+        with self._cond:
+            self._held.counts["upload_failures"] += 1
+        if window.attempts < self.upload_attempts:
+            window.next_try = time.monotonic() + self.retry_seconds
+            logger.warning(
+                "collector: upload of %s failed (try %d of %d): %s",
+                window.name, window.attempts, self.upload_attempts, exc,
+            )  # fmt: skip
+            return
+        self._failed.remove(window)
+        with self._cond:
+            self._unsent -= window.rows
+            self._held.counts["rows_dropped_upload"] += window.rows
+        logger.error(
+            "collector: dropped %s (%d rows) after %d failed uploads: %s",
+            window.name, window.rows, window.attempts, exc,
+        )  # fmt: skip
+
+
+def _iso(when: float) -> str:
+    return datetime.fromtimestamp(when, UTC).isoformat()
+
+
+def collector_for(
+    settings: ScoringSettings, name: str, version: str, fingerprint: str
+) -> Collector | None:
+    """The service's collector, or None when collection is off (no SAS file, or sample 0)."""
+    if settings.collect_url_file is None or settings.collect_sample == 0:
+        return None
+    return Collector(
+        SasUploader(settings.collect_url_file),
+        env=settings.collect_env,
+        model=name,
+        version=version,
+        fingerprint=fingerprint,
+        sample=settings.collect_sample,
+        window_seconds=settings.collect_window_seconds,
+        flush_rows=settings.collect_flush_rows,
+        max_rows=settings.collect_max_rows,
+        upload_attempts=settings.collect_upload_attempts,
+        retry_seconds=settings.collect_retry_seconds,
+    )
+
+
+def _writer_name() -> str:
+    # Unique per process: replicas in containers share the host name (host network) and
+    # often the pid (1), so a random tag tells them apart.
+    host = "".join(c if c.isalnum() else "-" for c in socket.gethostname())[:40] or "host"
+    return f"{host}-{os.getpid()}-{secrets.token_hex(3)}"
