@@ -15,6 +15,7 @@ from core.interfaces import Compute, DataLake, DeploymentTarget, ImageBuilder, M
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
+    from backends.collect_sas import Collection
     from core.settings import Settings
 
 __all__ = ["Backends", "ReleaseBackends", "get_backends", "get_release_backends"]
@@ -116,6 +117,7 @@ def get_release_backends(settings: Settings, *, start_engine: bool = True) -> Re
     from backends.local.process_target import ProcessTarget
 
     ports = {"qa": settings.qa_port, "production": settings.production_port}
+    collection = _local_collection(settings)
     if settings.release_target in ("auto", "docker"):
         from backends.local.dockerd import DockerEngine, DockerEngineError
 
@@ -144,13 +146,32 @@ def get_release_backends(settings: Settings, *, start_engine: bool = True) -> Re
                     lambda: docker.DockerClient(base_url=host),
                     settings.targets_path / "docker",
                     ports,
+                    collection=collection,
                 ),
             )
     return ReleaseBackends(
         kind="process",
         builder=None,
-        target=ProcessTarget(settings.targets_path / "process", ports),
+        target=ProcessTarget(settings.targets_path / "process", ports, collection=collection),
     )
+
+
+def _local_collection(settings: Settings) -> Collection | None:
+    """Replicas write what they score to the lake's collected container with a SAS signed
+    by the account key of the connection string (Azurite's, locally)."""
+    if settings.collect_sample == 0:
+        return None
+    from functools import partial
+
+    from backends.collect_sas import Collection, container_sas_url
+
+    issue = partial(
+        container_sas_url,
+        settings.blob_connection,
+        settings.collected_container,
+        settings.collect_sas_days,
+    )
+    return Collection(issue, settings.collect_sample)
 
 
 def _azure_release_backends(settings: Settings, *, start_engine: bool) -> ReleaseBackends:
