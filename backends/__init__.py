@@ -174,6 +174,34 @@ def _local_collection(settings: Settings) -> Collection | None:
     return Collection(issue, settings.collect_sample)
 
 
+def _azure_collection(settings: Settings, credential: TokenCredential) -> Collection | None:
+    """QA's replicas write to the collected container with a user-delegation SAS: signed by
+    a key Azure issues to the release's identity, no account key anywhere (untested against
+    Azure: deployments/README.md)."""
+    if settings.collect_sample == 0:
+        return None
+    from functools import partial
+
+    from backends.collect_sas import Collection, container_sas_url, user_delegation_sas_url
+
+    if settings.blob_connection_string is not None:
+        issue = partial(
+            container_sas_url,
+            settings.blob_connection_string.get_secret_value(),
+            settings.collected_container,
+            settings.collect_sas_days,
+        )
+    else:
+        issue = partial(
+            user_delegation_sas_url,
+            settings.azure.storage_account_url,
+            credential,
+            settings.collected_container,
+            settings.collect_sas_days,
+        )
+    return Collection(issue, settings.collect_sample)
+
+
 def _azure_release_backends(settings: Settings, *, start_engine: bool) -> ReleaseBackends:
     """ACR for images, ACI (private, in the QA subnet) for QA, an Azure ML online endpoint
     for production: Kubernetes (AKS attached to the workspace) or managed, by one setting.
@@ -211,6 +239,7 @@ def _azure_release_backends(settings: Settings, *, start_engine: bool) -> Releas
         name_prefix=azure.endpoint_prefix,
         registry_server=azure.registry,
         registry_identity=azure.qa_identity,
+        collection=_azure_collection(settings, credential),
     )
     production = AksOnlineTarget(
         workspace_client(azure, credential),

@@ -179,10 +179,16 @@ class Collector:
         self.upload_attempts = upload_attempts
         self.retry_seconds = retry_seconds
         self.writer = writer or _writer_name()
-        self._model = model
-        self._version = version
-        self._fingerprint = fingerprint
         self._clock = clock
+        # A row after its request id: '%d' (row index), the time, the model, then the
+        # features and the prediction as JSON numbers (CollectedRow's fields, in order).
+        features = ",".join(f"{_json(feature)}:%s" for feature in FEATURES)
+        self._row_format = (
+            f'%d,"time":@TIME@,"model":{_json(model).replace("%", "%%")},'
+            f'"version":{_json(version).replace("%", "%%")},'
+            f'"data_fingerprint":{_json(fingerprint).replace("%", "%%")},'
+            f'"features":{{{features}}},"prediction":%s}}'
+        )
         self._rng = rng
         self._cond = threading.Condition()
         self._held = _Held()
@@ -286,28 +292,24 @@ class Collector:
         return name, requests, rows
 
     def _window(self, name: str, requests: list[_Request], rows: int) -> _Window:
+        # This thread shares the GIL with the requests, so the numbers are formatted by
+        # orjson in C (one call per request for all its rows) and each line is one %-format
+        # of those strings into a per-request template: several times faster than a dict
+        # and an orjson call per row.
         lines = []
-        model, version, fingerprint = self._model, self._version, self._fingerprint
         for request_id, when, features, predictions in requests:
-            iso = _iso(when)
-            for index, (values, prediction) in enumerate(
-                zip(features.tolist(), predictions, strict=True)
-            ):
-                lines.append(
-                    orjson.dumps(
-                        {
-                            "request_id": request_id,
-                            "row": index,
-                            "time": iso,
-                            "model": model,
-                            "version": version,
-                            "data_fingerprint": fingerprint,
-                            "features": dict(zip(FEATURES, values, strict=True)),
-                            "prediction": prediction,
-                        }
-                    )
-                )
-        return _Window(name, b"\n".join(lines) + b"\n", rows)
+            template = (
+                f'{{"request_id":{_json(request_id).replace("%", "%%")},"row":'
+                + self._row_format.replace("@TIME@", _json(_iso(when)))
+            )
+            matrix = orjson.dumps(
+                np.ascontiguousarray(features), option=orjson.OPT_SERIALIZE_NUMPY
+            ).decode()
+            values = matrix[2:-2].split("],[")
+            outputs = orjson.dumps(predictions).decode()[1:-1].split(",")
+            for index, (row, prediction) in enumerate(zip(values, outputs, strict=True)):
+                lines.append(template % (index, *row.split(","), prediction))
+        return _Window(name, ("\n".join(lines) + "\n").encode(), rows)
 
     def _upload_due(self, closing: bool) -> None:
         now = time.monotonic()
@@ -346,6 +348,10 @@ class Collector:
             "collector: dropped %s (%d rows) after %d failed uploads: %s",
             window.name, window.rows, window.attempts, exc,
         )  # fmt: skip
+
+
+def _json(text: str) -> str:
+    return orjson.dumps(text).decode()
 
 
 def _iso(when: float) -> str:
