@@ -230,6 +230,7 @@ def _azure_release_backends(settings: Settings, *, start_engine: bool) -> Releas
 
     credential = DefaultAzureCredential()
     vault = KeyVaultSecrets.from_url(azure.key_vault_url, credential)
+    collection = _azure_collection(settings, credential)
     qa = AciTarget(
         ContainerInstanceManagementClient(credential, azure.subscription_id),
         azure.resource_group,
@@ -239,7 +240,7 @@ def _azure_release_backends(settings: Settings, *, start_engine: bool) -> Releas
         name_prefix=azure.endpoint_prefix,
         registry_server=azure.registry,
         registry_identity=azure.qa_identity,
-        collection=_azure_collection(settings, credential),
+        collection=collection,
     )
     production = AksOnlineTarget(
         workspace_client(azure, credential),
@@ -250,6 +251,7 @@ def _azure_release_backends(settings: Settings, *, start_engine: bool) -> Releas
         instance_type=azure.online_instance_type,
         min_replicas=settings.production_replicas,
         kind=azure.production_target,
+        collection=collection,
         autoscale=Autoscale(
             min_instances=azure.autoscale_min_instances,
             max_instances=azure.autoscale_max_instances,

@@ -31,13 +31,13 @@ class Collection:
     issue_url: Callable[[], str]
     sample: float = 1.0
 
-    def env(self, environment: str, url_file: str) -> dict[str, str]:
-        """The replica's settings; the URL itself travels as the file ``url_file``."""
-        return {
-            "SCORING_COLLECT_URL_FILE": url_file,
-            "SCORING_COLLECT_ENV": environment,
-            "SCORING_COLLECT_SAMPLE": str(self.sample),
-        }
+    def env(self, environment: str, url_file: str | None) -> dict[str, str]:
+        """The replica's settings; the URL itself travels as the file ``url_file`` (None:
+        the caller delivers ``SCORING_COLLECT_URL`` its own way, e.g. Key Vault injection)."""
+        env = {"SCORING_COLLECT_ENV": environment, "SCORING_COLLECT_SAMPLE": str(self.sample)}
+        if url_file is not None:
+            env["SCORING_COLLECT_URL_FILE"] = url_file
+        return env
 
 
 def container_sas_url(connection_string: str, container: str, days: float) -> str:

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 import httpx
@@ -157,6 +158,12 @@ def measure(
     return {k: {n: report.summarize(rs) for n, rs in by_n.items()} for k, by_n in results.items()}
 
 
+def _model_info(system: systems.System) -> dict[str, Any]:
+    key = system.key_file.read_text().strip() if system.key_file else ""
+    answer = httpx.get(system.url + "/model", headers={"Authorization": f"Bearer {key}"})
+    return dict(answer.json()) if answer.status_code == 200 else {}
+
+
 def run_extra(quick: bool) -> None:
     """``bench/bench_pipeline.py`` and ``bench/bench_retraining.py``, each in its own
     process (their memory is their own), when the file exists."""
@@ -213,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         running = start_all(stack, args.only, work, key_file)
         check_same_answer(running, all_bodies[100])
         table = measure(running, bodies, args)
+        for key in (k for k in running if k.endswith("-collect")):
+            stats: dict[str, object] = _model_info(running[key]).get("collection", {})
+            print(f"{key}: " + ", ".join(f"{k} {v}" for k, v in stats.items()))
     print(
         f"\nmedians of {args.rounds} round(s) x {args.seconds:g} s, wrk -t1 -c{args.connections}"
         f" ({load_line()}):\n"

@@ -11,6 +11,10 @@ Bounds and losses, counted in ``Collector.stats()`` (also served in ``GET /model
 - memory: at most ``max_rows`` rows are held (waiting, or uploaded and failed). A request
   whose rows do not fit is not collected (``dropped_full``); the request itself is served
   as usual and never waits;
+- CPU: the writer thread serialises at most ``cpu_share`` of a core on average (it shares
+  the GIL with the requests); when rows come faster than that, the queue fills and the
+  excess is dropped (``dropped_full``), so collection costs the service a bounded share of
+  its throughput however many rows a request carries;
 - a failed upload is retried ``upload_attempts`` times, ``retry_seconds`` apart, then the
   window is dropped with a log line (``dropped_upload``);
 - sampling is per request (every row of a sampled request, so labels join whole requests):
@@ -37,7 +41,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from functools import partial
 from typing import Any, Protocol
 from urllib.error import HTTPError, URLError
 from urllib.parse import quote
@@ -65,17 +69,17 @@ class Uploader(Protocol):
 class SasUploader:
     """``PUT`` of a block blob to a container SAS URL (``https://<account>/<container>?<sas>``).
 
-    The URL is a secret: it is read from ``url_file`` at each upload (so a renewed SAS
-    written there is used at once) and never logged. Plain HTTP(S), no storage SDK: the same
-    request works against Azurite and Azure Blob Storage.
+    The URL is a secret: ``url`` returns it at each upload (``Path.read_text`` of the
+    file the deployment wrote, so a renewed SAS is used at once) and it is never logged.
+    Plain HTTP(S), no storage SDK: the same request works against Azurite and Azure Blob.
     """
 
-    def __init__(self, url_file: Path, timeout: float = 30.0) -> None:
-        self.url_file = url_file
+    def __init__(self, url: Callable[[], str], timeout: float = 30.0) -> None:
+        self.url = url
         self.timeout = timeout
 
     def __call__(self, name: str, body: bytes) -> None:
-        container, _, sas = self.url_file.read_text(encoding="utf-8").strip().partition("?")
+        container, _, sas = self.url().strip().partition("?")
         request = Request(
             f"{container.rstrip('/')}/{quote(name)}?{sas}",
             data=body,
@@ -149,6 +153,8 @@ class Collector:
         max_rows: Most rows held in memory (waiting or awaiting a retry).
         upload_attempts: Tries of one window before it is dropped.
         retry_seconds: Wait between two tries of a window.
+        cpu_share: Most of one core the writer thread uses for serialising, on average
+            (it shares the GIL with the requests): after a window it rests in proportion.
         writer: This process's name in blob names (default: host, pid and a random tag).
     """
 
@@ -166,6 +172,7 @@ class Collector:
         max_rows: int = 200_000,
         upload_attempts: int = 5,
         retry_seconds: float = 5.0,
+        cpu_share: float = 0.05,
         writer: str | None = None,
         clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
@@ -178,6 +185,7 @@ class Collector:
         self.max_rows = max_rows
         self.upload_attempts = upload_attempts
         self.retry_seconds = retry_seconds
+        self.cpu_share = cpu_share
         self.writer = writer or _writer_name()
         self._clock = clock
         # A row after its request id: '%d' (row index), the time, the model, then the
@@ -196,6 +204,7 @@ class Collector:
         self._unsent = 0  # rows cut and not yet uploaded or dropped
         self._last_start = 0  # whole seconds of the last window start
         self._closing = False
+        self._rest_until = 0.0  # monotonic time before which no window is cut (cpu_share)
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ request path
@@ -258,7 +267,12 @@ class Collector:
                 closing = self._closing
                 cut = self._cut_if_due(closing)
             if cut is not None:  # serialised outside the lock: record() never waits for it
+                started = time.thread_time()
                 self._failed.append(self._window(*cut))
+                busy = time.thread_time() - started
+                # Rest so that this thread's CPU stays within cpu_share (the GIL is shared
+                # with the requests); meanwhile rows gather, and past max_rows are dropped.
+                self._rest_until = time.monotonic() + busy * (1 / self.cpu_share - 1)
             self._upload_due(closing)
             if closing and not self._failed:
                 with self._cond:
@@ -271,9 +285,10 @@ class Collector:
         waits = [w.next_try - time.monotonic() for w in self._failed]
         held = self._held
         if held.requests:
+            due = held.opened + self.window_seconds
             if held.rows >= self.flush_rows:
-                return 0
-            waits.append(held.opened + self.window_seconds - time.monotonic())
+                due = 0.0
+            waits.append(max(due, self._rest_until) - time.monotonic())
         return max(0.0, min(waits)) if waits else None
 
     def _cut_if_due(self, closing: bool) -> tuple[str, list[_Request], int] | None:
@@ -282,6 +297,8 @@ class Collector:
             return None
         age = time.monotonic() - held.opened
         if not closing and held.rows < self.flush_rows and age < self.window_seconds:
+            return None
+        if not closing and time.monotonic() < self._rest_until:
             return None
         requests, rows = held.requests, held.rows
         held.requests, held.rows = [], 0
@@ -361,11 +378,18 @@ def _iso(when: float) -> str:
 def collector_for(
     settings: ScoringSettings, name: str, version: str, fingerprint: str
 ) -> Collector | None:
-    """The service's collector, or None when collection is off (no SAS file, or sample 0)."""
-    if settings.collect_url_file is None or settings.collect_sample == 0:
+    """The service's collector, or None when collection is off (no SAS URL, or sample 0)."""
+    url: Callable[[], str]
+    if settings.collect_url_file is not None:
+        url = partial(settings.collect_url_file.read_text, encoding="utf-8")
+    elif settings.collect_url is not None:
+        url = settings.collect_url.get_secret_value
+    else:
+        return None
+    if settings.collect_sample == 0:
         return None
     return Collector(
-        SasUploader(settings.collect_url_file),
+        SasUploader(url),
         env=settings.collect_env,
         model=name,
         version=version,
@@ -376,6 +400,7 @@ def collector_for(
         max_rows=settings.collect_max_rows,
         upload_attempts=settings.collect_upload_attempts,
         retry_seconds=settings.collect_retry_seconds,
+        cpu_share=settings.collect_cpu_share,
     )
 
 

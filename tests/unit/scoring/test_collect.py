@@ -208,7 +208,7 @@ def test_sas_uploader_puts_a_block_blob_and_keeps_the_sas_out_of_errors(
     url, handler = sink
     url_file = tmp_path / "collect_url"
     url_file.write_text(f"{url}?sv=2021&sig=SECRET\n")
-    upload = SasUploader(url_file)
+    upload = SasUploader(url_file.read_text)
     upload("scoring/qa/2026/12/02/13/x-w1.jsonl", b'{"a":1}\n')
     path, headers, body = handler.puts[0]
     assert path == "/acct/collected/scoring/qa/2026/12/02/13/x-w1.jsonl?sv=2021&sig=SECRET"
@@ -247,3 +247,19 @@ def test_the_service_collects_scored_rows_and_reports_counters(
     assert [(r.request_id, r.row) for r in rows] == [("abc-1", 0), ("abc-1", 1)]
     assert rows[0].prediction == scored.json()["predictions"][0]
     assert rows[0].data_fingerprint == "0" * 64  # from the model's run.json
+
+
+def test_the_writer_rests_to_stay_within_its_cpu_share_and_the_excess_is_dropped() -> None:
+    uploader = FakeUploader()
+    collector = make(uploader, flush_rows=1, max_rows=50, cpu_share=1e-6, window_seconds=3600)
+    collector.record(*request(0, n=100))  # too many for max_rows: dropped at once
+    collector.record(*request(1))
+    wait_for(lambda: len(uploader.blobs) == 1)  # cut, then a rest of ~busy * 1e6
+    for i in range(2, 80):
+        collector.record(*request(i))
+    time.sleep(0.3)
+    assert len(uploader.blobs) == 1  # resting: nothing more cut
+    stats = collector.stats()
+    assert stats["rows_collected"] == 51 and stats["rows_dropped_full"] == 100 + 28
+    collector.close(5)  # a shutdown does not rest
+    assert len(uploader.rows()) == 51
