@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from scoring.collect import Collector, SasUploader
+from scoring.collect import Collector
+from scoring.sas_upload import SasUploader
 from scoring.settings import ScoringSettings
 from training.collected import COLLECTED_PREFIX, CollectedRow, window_start_of
 from training.schema import FEATURES, N_FEATURES
