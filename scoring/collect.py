@@ -72,6 +72,9 @@ class _Window:
     next_try: float = 0.0
 
 
+# Longest burst of serialising before the writer rests (cpu_share).
+_PACE_SECONDS = 0.005
+
 # One recorded request: its id, when it was scored (epoch seconds), rows and predictions.
 _Request = tuple[str, float, np.ndarray, list[float]]
 
@@ -166,7 +169,7 @@ class Collector:
         self._unsent = 0  # rows cut and not yet uploaded or dropped
         self._last_start = 0  # whole seconds of the last window start
         self._closing = False
-        self._rest_until = 0.0  # monotonic time before which no window is cut (cpu_share)
+        self._stopping = threading.Event()  # set by close(): no more resting
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ request path
@@ -216,6 +219,7 @@ class Collector:
         with self._cond:
             self._closing = True
             self._cond.notify()
+        self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
@@ -229,12 +233,7 @@ class Collector:
                 closing = self._closing
                 cut = self._cut_if_due(closing)
             if cut is not None:  # serialised outside the lock: record() never waits for it
-                started = time.thread_time()
                 self._failed.append(self._window(*cut))
-                busy = time.thread_time() - started
-                # Rest so that this thread's CPU stays within cpu_share (the GIL is shared
-                # with the requests); meanwhile rows gather, and past max_rows are dropped.
-                self._rest_until = time.monotonic() + busy * (1 / self.cpu_share - 1)
             self._upload_due(closing)
             if closing and not self._failed:
                 with self._cond:
@@ -250,7 +249,7 @@ class Collector:
             due = held.opened + self.window_seconds
             if held.rows >= self.flush_rows:
                 due = 0.0
-            waits.append(max(due, self._rest_until) - time.monotonic())
+            waits.append(due - time.monotonic())
         return max(0.0, min(waits)) if waits else None
 
     def _cut_if_due(self, closing: bool) -> tuple[str, list[_Request], int] | None:
@@ -259,8 +258,6 @@ class Collector:
             return None
         age = time.monotonic() - held.opened
         if not closing and held.rows < self.flush_rows and age < self.window_seconds:
-            return None
-        if not closing and time.monotonic() < self._rest_until:
             return None
         requests, rows = held.requests, held.rows
         held.requests, held.rows = [], 0
@@ -276,6 +273,7 @@ class Collector:
         # of those strings into a per-request template: several times faster than a dict
         # and an orjson call per row.
         lines = []
+        started = time.thread_time()
         for request_id, when, features, predictions in requests:
             template = (
                 f'{{"request_id":{_json(request_id).replace("%", "%%")},"row":'
@@ -288,7 +286,20 @@ class Collector:
             outputs = orjson.dumps(predictions).decode()[1:-1].split(",")
             for index, (row, prediction) in enumerate(zip(values, outputs, strict=True)):
                 lines.append(template % (index, *row.split(","), prediction))
+            if time.thread_time() - started >= _PACE_SECONDS:
+                self._rest(started)
+                started = time.thread_time()
+        self._rest(started)
         return _Window(name, ("\n".join(lines) + "\n").encode(), rows)
+
+    def _rest(self, started: float) -> None:
+        """Sleep so that the CPU spent since ``started`` is ``cpu_share`` of the time: the
+        thread shares the GIL with the requests, so it works in short bursts (``_PACE_SECONDS``)
+        with rests between, never for seconds on end. Meanwhile rows gather (past
+        ``max_rows`` they are dropped). A shutdown does not rest."""
+        busy = time.thread_time() - started
+        if busy > 0 and not self._stopping.is_set():
+            self._stopping.wait(busy * (1 / self.cpu_share - 1))
 
     def _upload_due(self, closing: bool) -> None:
         now = time.monotonic()

