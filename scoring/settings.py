@@ -129,11 +129,11 @@ class ScoringSettings(BaseSettings):
     collect_env: str = Field(default="local", pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     collect_sample: float = Field(default=1.0, ge=0, le=1)
     collect_window_seconds: float = Field(default=60.0, gt=0, le=3600)
-    collect_flush_rows: int = Field(default=20_000, ge=1)
-    collect_max_rows: int = Field(default=200_000, ge=1)
+    collect_flush_rows: int = Field(default=10_000, ge=1)
+    collect_max_rows: int = Field(default=50_000, ge=1)
     collect_upload_attempts: int = Field(default=5, ge=1, le=100)
     collect_retry_seconds: float = Field(default=5.0, gt=0, le=600)
-    collect_cpu_share: float = Field(default=0.05, gt=0, le=1)
+    collect_cpu_share: float = Field(default=0.03, gt=0, le=1)
 
     @model_validator(mode="before")
     @classmethod
