@@ -14,7 +14,7 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 
 class BackendError(RuntimeError):
@@ -329,3 +329,42 @@ class DeploymentTarget(Protocol):
         ...
 
     def teardown(self, environment: str) -> None: ...
+
+
+# --------------------------------------------------------------------------- sweeps
+@dataclass(frozen=True)
+class SweepSpec:
+    """A hyperparameter sweep run as one job of the backend's own: the trials of ``job``
+    over the grid ``space`` (hyperparameter -> values), compared by ``metric``."""
+
+    job: TrainingJobSpec  # its params are the base every trial starts from
+    space: dict[str, list[object]]
+    max_trials: int
+    max_parallel: int
+    metric: str
+    goal: Literal["minimize", "maximize"]
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """A finished sweep: its trials (job id -> final status) and the best one's job id."""
+
+    sweep_id: str
+    best: str
+    trials: dict[str, JobStatus]
+    url: str = ""
+
+
+@runtime_checkable
+class SweepCompute(Compute, Protocol):
+    """A compute backend with a sweep service of its own (Azure ML's sweep jobs); others run
+    a sweep as separate training jobs (``tasks.sweep``)."""
+
+    def sweep(self, spec: SweepSpec, timeout: float) -> SweepRun:
+        """Run the sweep to its end (canceled after ``timeout`` seconds); each trial is a job
+        whose ``fetch_record`` and ``output_uri`` work as a training job's do.
+
+        Raises:
+            BackendError: The sweep failed, was canceled, or named no best trial.
+        """
+        ...

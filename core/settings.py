@@ -155,8 +155,9 @@ class Settings(BaseSettings):
     # Event Grid's failed deliveries, under other prefixes (deployments/azure/modules/lake.bicep).
     dead_letter_container: str = "dead-letter"
     max_file_attempts: int = Field(default=3, ge=1)
-    # What the scoring services collect (training/collected.py: inputs, predictions, model,
-    # request ids), written by the replicas themselves through a container SAS.
+    # What the scoring service collects (training/collected.py), the labels that arrive later
+    # and the monitoring flow's reports (flows/monitoring.py). The replicas write their rows
+    # themselves, through a write-only container SAS (backends/collect_sas.py).
     collected_container: str = "collected"
     # Days the SAS given to scoring replicas stays valid; each release issues a new one.
     collect_sas_days: float = Field(default=30.0, gt=0, le=365)
@@ -204,6 +205,21 @@ class Settings(BaseSettings):
 
     # Data validation
     min_rows: int = Field(default=50, ge=1)
+
+    # Monitoring (flows/monitoring.py): every ``monitoring_interval_minutes`` the deployment
+    # checks the last ``monitoring_window_minutes`` of ``monitoring_environment``'s collected
+    # rows. A feature drifts when the KS test rejects "same distribution" at
+    # ``drift_p_value`` AND its PSI is at least ``drift_psi`` (with thousands of rows KS alone
+    # flags differences too small to matter; PSI alone has no notion of sample size).
+    # Fewer than ``drift_min_rows`` rows: no verdict at all. Labels are joined to rows
+    # collected in the last ``label_lookback_hours``.
+    monitoring_environment: str = "production"
+    monitoring_interval_minutes: int = Field(default=10, ge=1, le=1440)
+    monitoring_window_minutes: int = Field(default=60, ge=1, le=10_080)
+    drift_p_value: float = Field(default=0.01, gt=0, lt=1)
+    drift_psi: float = Field(default=0.2, gt=0)
+    drift_min_rows: int = Field(default=200, ge=10)
+    label_lookback_hours: int = Field(default=24, ge=1, le=24 * 31)
 
     # Release: where scoring services run locally (auto = Docker when an engine can run)
     release_target: Literal["auto", "docker", "process"] = "auto"

@@ -128,7 +128,7 @@ def deploy() -> None:
     _use_local_prefect(settings)
     from backends.azure.code_storage import save_code_storage
     from mlops.automations import apply_automations
-    from mlops.deployments import configure_watcher
+    from mlops.deployments import configure_monitoring, configure_watcher
 
     try:
         publish(settings, code_storage=save_code_storage)
@@ -136,8 +136,10 @@ def deploy() -> None:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from None
     configure_watcher(settings)
+    cron = configure_monitoring(settings)
     typer.echo(f"deployments published: {settings.prefect_ui_url}/deployments")
     typer.echo(f"blob watcher: polls every {settings.watch_interval_seconds:g} s")
+    typer.echo(f"monitoring: {settings.monitoring_environment} on cron {cron!r} (UTC)")
     ids = apply_automations(settings.prefect_api_url, settings.notify_url)
     typer.echo(f"{len(ids)} automations applied; notifications -> {settings.notifications_path}")
 

@@ -20,7 +20,7 @@ from backends.local.docker_target import COLLECT_PATH, DockerTarget
 from backends.local.envstate import free_port
 from core.interfaces import ReleaseSpec
 from tests.utils.azurite import AzuriteInstance
-from tests.utils.collected_lake import CONTAINER, collect_url_file, collected_rows
+from tests.utils.scoring_collection import CONTAINER, collect_url_file, collected_rows
 from training.artifacts import sha256_file
 
 pytestmark = pytest.mark.docker

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from tests.utils.azurite import AzuriteInstance
-from tests.utils.collected_lake import collect_url_file, collected_rows
+from tests.utils.scoring_collection import collect_url_file, collected_rows
 from tests.utils.scoring_process import scoring_service
 from training.schema import FEATURES
 

@@ -1,13 +1,15 @@
-"""Reading what scoring services collected into a real lake, for tests."""
+"""What scoring services collected into a real lake, read the way monitoring reads it."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from backends.blob_datalake import BlobDataLake
 from backends.collect_sas import container_sas_url
-from training.collected import COLLECTED_PREFIX, CollectedRow
+from core.collected_lake import CollectedLake
+from training.collected import CollectedRow
 
 CONTAINER = "collected"
 
@@ -22,12 +24,9 @@ def collect_url_file(connection_string: str, folder: Path) -> Path:
 
 
 def collected_rows(connection_string: str, env: str) -> tuple[list[str], list[CollectedRow]]:
-    """The window files of ``env`` and every row in them, in blob-name order."""
-    lake = BlobDataLake(connection_string)
-    refs = sorted(lake.list(CONTAINER, f"{COLLECTED_PREFIX}/{env}/"), key=lambda ref: ref.name)
-    rows = [
-        CollectedRow.from_json(line)
-        for ref in refs
-        for line in lake.get(CONTAINER, ref.name)[0].decode().splitlines()
-    ]
-    return [ref.name for ref in refs], rows
+    """The window files of ``env`` started in the last hour and every row in them, through
+    ``core.collected_lake`` (the monitoring flow's reader)."""
+    lake = CollectedLake(BlobDataLake(connection_string), CONTAINER)
+    now = datetime.now(UTC)
+    refs = lake.window_blobs(env, now - timedelta(hours=1), now + timedelta(minutes=5))
+    return [ref.name for ref in refs], [CollectedRow.from_json(line) for line in lake.lines(refs)]
