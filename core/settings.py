@@ -159,8 +159,13 @@ class Settings(BaseSettings):
     dead_letter_container: str = "dead-letter"
     max_file_attempts: int = Field(default=3, ge=1)
     # What the scoring service collects (training/collected.py), the labels that arrive later
-    # and the monitoring flow's reports (flows/monitoring.py).
+    # and the monitoring flow's reports (flows/monitoring.py). The replicas write their rows
+    # themselves, through a write-only container SAS (backends/collect_sas.py).
     collected_container: str = "collected"
+    # Days the SAS given to scoring replicas stays valid; each release issues a new one.
+    collect_sas_days: float = Field(default=30.0, gt=0, le=365)
+    # Share of scoring requests whose rows are collected: 0 collects nothing, 1 every one.
+    collect_sample: float = Field(default=1.0, ge=0, le=1)
     # Larger landing files are quarantined unread. Files are streamed to disk and validated
     # and merged chunk by chunk (memory does not grow with them), so this bounds the disk
     # and time one file may take: 4 GiB is ~20M diabetes rows as CSV.

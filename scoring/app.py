@@ -8,6 +8,7 @@ the process exits non-zero instead of serving a wrong model.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
@@ -27,6 +28,7 @@ from scoring.asgi import (
     read_body,
     send_response,
 )
+from scoring.collect import Collector, collector_for
 from scoring.deps import LoadedModel, ModelLoadError, load_model
 from scoring.logs import log_request
 from scoring.openapi import DOCS_HTML, build_openapi
@@ -58,6 +60,7 @@ class ScoringApp:
         self._loader = loader
         self._keys = settings.api_keys()
         self._model: LoadedModel | None = None
+        self._collector: Collector | None = None
         self._model_ref = {"name": settings.model_name, "version": settings.model_version}
         spec = build_openapi(
             settings.model_name,
@@ -80,6 +83,11 @@ class ScoringApp:
     def model(self) -> LoadedModel | None:
         """The loaded model, or None before startup."""
         return self._model
+
+    @property
+    def collector(self) -> Collector | None:
+        """The collector of scored rows (``stats()`` holds its counters), None when off."""
+        return self._collector
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection (HTTP request or lifespan)."""
@@ -109,6 +117,8 @@ class ScoringApp:
                     raise  # servers (uvicorn, the test client) then stop
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self._collector is not None:  # every answered request is recorded by now
+                    await asyncio.to_thread(self._collector.close)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -118,6 +128,11 @@ class ScoringApp:
         started = time.perf_counter()
         model = self._loader(self._settings)
         self._model = model
+        self._collector = collector_for(
+            self._settings, model.name, model.version, model.data_fingerprint
+        )
+        if self._collector is not None:
+            self._collector.start()
         logger.info(
             "model loaded",
             extra={
@@ -207,6 +222,8 @@ class ScoringApp:
                 f"the prediction for row {first} overflows: its values are too large",
             )
         values = predictions.tolist()
+        if self._collector is not None:
+            self._collector.record(request.request_id, rows, values)
         if self._settings.log_payloads:
             request.payload = {"data": rows.tolist(), "predictions": values}
         return Response(
@@ -214,7 +231,10 @@ class ScoringApp:
         )
 
     async def _model_info(self, request: Request, model: LoadedModel | None) -> Response:
-        return Response(200, orjson.dumps(_require(model).info()))
+        info = _require(model).info()
+        if self._collector is not None:
+            info["collection"] = self._collector.stats()
+        return Response(200, orjson.dumps(info))
 
     async def _ready(self, request: Request, model: LoadedModel | None) -> Response:
         if model is None:

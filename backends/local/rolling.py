@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+from backends.collect_sas import Collection
 from backends.local import haproxy
 from backends.local.envstate import HOST, EnvFiles, free_port, http_ok, read_release
 from core.interfaces import BackendError, Endpoint, NotFoundError, ReleaseSpec
@@ -58,6 +59,8 @@ class RollingTarget(ABC):
         haproxy: The HAProxy executable (default: found on PATH or in /usr/sbin).
         health_timeout: Seconds a new release has to answer ``GET /`` with 200.
         drain_timeout: Seconds to wait for old replicas' in-flight requests before stopping.
+        collection: Gives each replica a fresh SAS of the ``collected`` container (a file)
+            and its ``SCORING_COLLECT_*`` settings; None: replicas collect nothing.
     """
 
     kind: ClassVar[str]
@@ -70,8 +73,10 @@ class RollingTarget(ABC):
         haproxy: str = "haproxy",
         health_timeout: float = 60.0,
         drain_timeout: float = 30.0,
+        collection: Collection | None = None,
     ) -> None:
         self.state_dir = Path(state_dir)
+        self.collection = collection  # replicas collect scored rows when set
         self.ports = dict(ports)
         self.haproxy = haproxy
         self.health_timeout = health_timeout
