@@ -29,6 +29,7 @@ from scoring.asgi import (
 )
 from scoring.deps import LoadedModel, ModelLoadError, load_model
 from scoring.logs import log_request
+from scoring.metrics import CONTENT_TYPE, QueueStatsSource, ServiceMetrics, no_queue
 from scoring.openapi import DOCS_HTML, build_openapi
 from scoring.schemas import ApiError, parse_rows
 from scoring.settings import ScoringSettings
@@ -53,7 +54,12 @@ class Route:
 class ScoringApp:
     """The scoring service as an ASGI application. Build it with ``create_app``."""
 
-    def __init__(self, settings: ScoringSettings, loader: Loader = load_model) -> None:
+    def __init__(
+        self,
+        settings: ScoringSettings,
+        loader: Loader = load_model,
+        queue_stats: QueueStatsSource = no_queue,
+    ) -> None:
         self._settings = settings
         self._loader = loader
         self._keys = settings.api_keys()
@@ -74,7 +80,17 @@ class ScoringApp:
             "/healthz": {"GET": Route(self._live)},
             "/swagger.json": {"GET": Route(self._openapi)},
             "/docs": {"GET": Route(self._docs)},
+            # No key: replicas listen on loopback (or a private network) for the scraper,
+            # and the environment's HAProxy refuses /metrics on the stable URL.
+            "/metrics": {"GET": Route(self._metrics_text)},
         }
+        self.metrics = ServiceMetrics(
+            settings.model_name,
+            settings.model_version,
+            settings.model_sha256,
+            self._routes,
+            queue_stats,
+        )
 
     @property
     def model(self) -> LoadedModel | None:
@@ -138,10 +154,20 @@ class ScoringApp:
         try:
             response = await self._dispatch(request)
         except ClientDisconnected:
-            log_request(request, 499, started, self._settings.model_version)
+            self._done(request, 499, started)
             return
         await send_response(send, response, request.request_id)
-        log_request(request, response.status, started, self._settings.model_version)
+        self._done(request, response.status, started)
+
+    def _done(self, request: Request, status: int, started: float) -> None:
+        self.metrics.observe(
+            request.path,
+            request.method,
+            status,
+            time.perf_counter() - started,
+            (request.rows or 0) if status == 200 else 0,
+        )
+        log_request(request, status, started, self._settings.model_version)
 
     async def _dispatch(self, request: Request) -> Response:
         try:
@@ -230,6 +256,9 @@ class ScoringApp:
     async def _docs(self, request: Request, model: LoadedModel | None) -> Response:
         return Response(200, DOCS_HTML, b"text/html; charset=utf-8")
 
+    async def _metrics_text(self, request: Request, model: LoadedModel | None) -> Response:
+        return Response(200, self.metrics.exposition(), CONTENT_TYPE)
+
 
 def _require(model: LoadedModel | None) -> LoadedModel:
     if model is None:
@@ -237,14 +266,19 @@ def _require(model: LoadedModel | None) -> LoadedModel:
     return model
 
 
-def create_app(settings: ScoringSettings, loader: Loader = load_model) -> ScoringApp:
+def create_app(
+    settings: ScoringSettings,
+    loader: Loader = load_model,
+    queue_stats: QueueStatsSource = no_queue,
+) -> ScoringApp:
     """Build the scoring service.
 
     Args:
         settings: The service settings.
         loader: Loads and verifies the model at startup (tests inject their own).
+        queue_stats: The collection queue's depth and drops, for ``/metrics``.
 
     Returns:
         An ASGI application; the model loads when its lifespan starts.
     """
-    return ScoringApp(settings, loader)
+    return ScoringApp(settings, loader, queue_stats)
