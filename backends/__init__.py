@@ -144,12 +144,15 @@ def get_release_backends(settings: Settings, *, start_engine: bool = True) -> Re
                     lambda: docker.DockerClient(base_url=host),
                     settings.targets_path / "docker",
                     ports,
+                    scrape_dir=settings.scrape_targets_path,
                 ),
             )
     return ReleaseBackends(
         kind="process",
         builder=None,
-        target=ProcessTarget(settings.targets_path / "process", ports),
+        target=ProcessTarget(
+            settings.targets_path / "process", ports, scrape_dir=settings.scrape_targets_path
+        ),
     )
 
 

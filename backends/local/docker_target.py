@@ -39,6 +39,7 @@ class DockerTarget(RollingTarget):
         haproxy: The HAProxy executable in front of the replicas.
         health_timeout: Seconds a new release has to answer ``GET /`` with 200.
         drain_timeout: Seconds to wait for in-flight requests before stopping old replicas.
+        scrape_dir: Where Prometheus' file_sd targets go (``RollingTarget``).
         stop_timeout: Seconds a container has to exit after SIGTERM before SIGKILL.
     """
 
@@ -53,6 +54,7 @@ class DockerTarget(RollingTarget):
         haproxy: str = "haproxy",
         health_timeout: float = 120.0,
         drain_timeout: float = 30.0,
+        scrape_dir: Path | None = None,
         stop_timeout: int = 10,
     ) -> None:
         super().__init__(
@@ -61,6 +63,7 @@ class DockerTarget(RollingTarget):
             haproxy=haproxy,
             health_timeout=health_timeout,
             drain_timeout=drain_timeout,
+            scrape_dir=scrape_dir,
         )
         self._factory = docker_client_factory
         self._client: Any = None

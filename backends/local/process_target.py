@@ -52,6 +52,7 @@ class ProcessTarget(RollingTarget):
         haproxy: The HAProxy executable in front of the replicas.
         health_timeout: Seconds a new release has to answer ``GET /`` with 200.
         drain_timeout: Seconds to wait for in-flight requests before stopping old replicas.
+        scrape_dir: Where Prometheus' file_sd targets go (``RollingTarget``).
     """
 
     kind = "process"
@@ -66,6 +67,7 @@ class ProcessTarget(RollingTarget):
         haproxy: str = "haproxy",
         health_timeout: float = 60.0,
         drain_timeout: float = 30.0,
+        scrape_dir: Path | None = None,
     ) -> None:
         super().__init__(
             state_dir,
@@ -73,6 +75,7 @@ class ProcessTarget(RollingTarget):
             haproxy=haproxy,
             health_timeout=health_timeout,
             drain_timeout=drain_timeout,
+            scrape_dir=scrape_dir,
         )
         self.service_argv = list(service_argv or [python, "-m", "scoring"])
 

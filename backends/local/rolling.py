@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from backends.local import haproxy
+from backends.local import haproxy, scrape_targets
 from backends.local.envstate import HOST, EnvFiles, free_port, http_ok, read_release
 from core.interfaces import BackendError, Endpoint, NotFoundError, ReleaseSpec
 
@@ -58,6 +58,8 @@ class RollingTarget(ABC):
         haproxy: The HAProxy executable (default: found on PATH or in /usr/sbin).
         health_timeout: Seconds a new release has to answer ``GET /`` with 200.
         drain_timeout: Seconds to wait for old replicas' in-flight requests before stopping.
+        scrape_dir: Where to write Prometheus' file_sd targets of each environment (its
+            replicas and its HAProxy, ``backends.local.scrape_targets``); None: nowhere.
     """
 
     kind: ClassVar[str]
@@ -70,8 +72,10 @@ class RollingTarget(ABC):
         haproxy: str = "haproxy",
         health_timeout: float = 60.0,
         drain_timeout: float = 30.0,
+        scrape_dir: Path | None = None,
     ) -> None:
         self.state_dir = Path(state_dir)
+        self.scrape_dir = scrape_dir
         self.ports = dict(ports)
         self.haproxy = haproxy
         self.health_timeout = health_timeout
@@ -132,6 +136,7 @@ class RollingTarget(ABC):
                     api.switch(serving)
                 self._retire(files, state, new, drain=True)
                 raise
+            self._publish(files, state, new + old, release)  # old ones still finish requests
             # Requests that chose the old backend before the switch finish there.
             api.wait_idle(serving, self.drain_timeout)
             if state["current"] and read_release(state["current"]["release"]) != release:
@@ -139,6 +144,7 @@ class RollingTarget(ABC):
             state["current"] = {"release": dataclasses.asdict(release), "replicas": new}
             state["retiring"] = [r for r in state["retiring"] if r not in new]
             self._retire(files, state, old, drain=True)
+            self._publish(files, state, new, release)
             logger.info(
                 "%s now serves %s %s on %s (%d replicas)",
                 environment, release.model_name, release.model_version, files.url, len(new),
@@ -213,6 +219,8 @@ class RollingTarget(ABC):
                 files.save(state)
                 raise BackendError(f"{environment}: {len(failed)} replica(s) could not be stopped")
             files.forget()
+            if self.scrape_dir is not None:
+                scrape_targets.withdraw(self.scrape_dir, self.kind, environment)
             logger.info("%s torn down", environment)
 
     # ------------------------------------------------------------------ steps
@@ -273,6 +281,22 @@ class RollingTarget(ABC):
             self._stop_replica(replica["handle"])
             state["retiring"].remove(replica)
             files.save(state)
+
+    def _publish(
+        self, files: EnvFiles, state: dict[str, Any], replicas: list[Replica], release: ReleaseSpec
+    ) -> None:
+        """Tell Prometheus which replicas (and which HAProxy exporter) to scrape now."""
+        if self.scrape_dir is None:
+            return
+        proxy = state["proxy"] or {}
+        scrape_targets.publish(
+            self.scrape_dir,
+            self.kind,
+            files.env,
+            [r["port"] for r in replicas],
+            release,
+            proxy.get("metrics_port"),
+        )
 
     # ------------------------------------------------------------------ state
     def _files(self, environment: str) -> EnvFiles:
