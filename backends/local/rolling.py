@@ -29,6 +29,7 @@ import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -141,7 +142,11 @@ class RollingTarget(ABC):
             api.wait_idle(serving, self.drain_timeout)
             if state["current"] and read_release(state["current"]["release"]) != release:
                 state["previous"] = state["current"]["release"]
-            state["current"] = {"release": dataclasses.asdict(release), "replicas": new}
+            state["current"] = {
+                "release": dataclasses.asdict(release),
+                "replicas": new,
+                "since": datetime.now(UTC).isoformat(),
+            }
             state["retiring"] = [r for r in state["retiring"] if r not in new]
             self._retire(files, state, old, drain=True)
             self._publish(files, state, new, release)
@@ -314,6 +319,7 @@ class RollingTarget(ABC):
 
     def _endpoint(self, files: EnvFiles, state: dict[str, Any]) -> Endpoint:
         release = read_release(state["current"]["release"])
+        since = state["current"].get("since")
         return Endpoint(
             environment=files.env,
             url=files.url,
@@ -321,4 +327,5 @@ class RollingTarget(ABC):
             model_name=release.model_name,
             model_version=release.model_version,
             image=release.image,
+            since=datetime.fromisoformat(since) if since else None,
         )

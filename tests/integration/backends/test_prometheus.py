@@ -16,6 +16,8 @@ from backends.local.envstate import free_port
 from backends.local.process_target import ProcessTarget
 from backends.local.prometheus import PrometheusApi, PrometheusService
 from core.interfaces import ReleaseSpec
+from core.status import EnvironmentStatus
+from mlops.status import gather
 from tests.utils.scoring import write_model_folder
 from training.artifacts import MODEL_FILE, sha256_file
 
@@ -101,6 +103,16 @@ def test_prometheus_counts_what_was_sent(tmp_path: Path, prometheus: PrometheusS
         # HAProxy saw the same traffic (and the one refused /metrics) at its frontend.
         wait_for(lambda: proxied("4xx") - before[2] == UNAUTHORIZED + INVALID + 1)
         assert proxied("2xx") - before[1] == OK
+
+        # mlops status reads the same: the model, since when, a rate and an error rate.
+        def production() -> EnvironmentStatus:
+            return gather(("production",), target, api, None).environments[0]
+
+        status = wait_for(lambda: (s := production()).request_rate and s.error_rate and s)
+        assert isinstance(status, EnvironmentStatus)
+        assert (status.model_version, status.url) == ("3", endpoint.url)
+        assert status.since is not None and status.problems == []
+        assert 0 < status.error_rate < status.request_rate  # type: ignore[operator]
     finally:
         target.teardown("production")
     assert not list(prometheus.targets_dir.glob("*-production.json"))
