@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import orjson
@@ -33,6 +34,7 @@ from scoring.metrics import CONTENT_TYPE, QueueStatsSource, ServiceMetrics, no_q
 from scoring.openapi import DOCS_HTML, build_openapi
 from scoring.schemas import ApiError, parse_rows
 from scoring.settings import ScoringSettings
+from scoring.telemetry import RequestTracer
 
 Loader = Callable[[ScoringSettings], LoadedModel]
 Handler = Callable[[Request, LoadedModel | None], Awaitable[Response]]
@@ -59,8 +61,10 @@ class ScoringApp:
         settings: ScoringSettings,
         loader: Loader = load_model,
         queue_stats: QueueStatsSource = no_queue,
+        tracer: RequestTracer | None = None,
     ) -> None:
         self._settings = settings
+        self._tracer = tracer
         self._loader = loader
         self._keys = settings.api_keys()
         self._model: LoadedModel | None = None
@@ -101,7 +105,11 @@ class ScoringApp:
         """Serve one ASGI connection (HTTP request or lifespan)."""
         kind = scope["type"]
         if kind == "http":
-            await self._http(scope, receive, send)
+            if self._tracer is None:
+                await self._http(scope, receive, send)
+            else:
+                with self._tracer.request(scope["method"], scope["path"]) as span:
+                    await self._http(scope, receive, send, span)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         elif kind == "websocket":  # refuse: a 403 at the handshake
@@ -148,18 +156,20 @@ class ScoringApp:
         )
 
     # ------------------------------------------------------------------ HTTP
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _http(self, scope: Scope, receive: Receive, send: Send, span: Any = None) -> None:
         started = time.perf_counter()
         request = Request.from_scope(scope, receive)
         try:
             response = await self._dispatch(request)
         except ClientDisconnected:
-            self._done(request, 499, started)
+            self._done(request, 499, started, span)
             return
         await send_response(send, response, request.request_id)
-        self._done(request, response.status, started)
+        self._done(request, response.status, started, span)
 
-    def _done(self, request: Request, status: int, started: float) -> None:
+    def _done(self, request: Request, status: int, started: float, span: Any) -> None:
+        if span is not None and self._tracer is not None:
+            self._tracer.finish(span, request.request_id, status, request.rows)
         self.metrics.observe(
             request.path,
             request.method,
@@ -270,6 +280,7 @@ def create_app(
     settings: ScoringSettings,
     loader: Loader = load_model,
     queue_stats: QueueStatsSource = no_queue,
+    tracer: RequestTracer | None = None,
 ) -> ScoringApp:
     """Build the scoring service.
 
@@ -277,8 +288,9 @@ def create_app(
         settings: The service settings.
         loader: Loads and verifies the model at startup (tests inject their own).
         queue_stats: The collection queue's depth and drops, for ``/metrics``.
+        tracer: Makes a span per request (``scoring.telemetry``); None: no tracing.
 
     Returns:
         An ASGI application; the model loads when its lifespan starts.
     """
-    return ScoringApp(settings, loader, queue_stats)
+    return ScoringApp(settings, loader, queue_stats, tracer)

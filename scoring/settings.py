@@ -76,6 +76,8 @@ class ScoringSettings(BaseSettings):
         log_level: Level of the service's logs.
         log_flush_interval: Longest time a log line waits to be written with others (one
             write per batch; 0: one write per line, see ``scoring.logs.BatchingHandler``).
+        appinsights_connection_string: Application Insights connection string: traces and
+            logs go there (``scoring.telemetry``); unset: no telemetry.
     """
 
     model_config = SettingsConfigDict(
@@ -108,6 +110,7 @@ class ScoringSettings(BaseSettings):
     log_payloads: bool = False
     log_level: str = Field(default="INFO", pattern=r"^(?i:debug|info|warning|error|critical)$")
     log_flush_interval: float = Field(default=0.2, ge=0, le=10)
+    appinsights_connection_string: SecretStr | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -132,7 +135,7 @@ class ScoringSettings(BaseSettings):
     def _lower_sha(cls, value: str) -> str:
         return value.lower()
 
-    @field_validator("secondary_api_key", mode="before")
+    @field_validator("secondary_api_key", "appinsights_connection_string", mode="before")
     @classmethod
     def _unset_when_empty(cls, value: object) -> object:
         return None if value == "" else value  # SCORING_SECONDARY_API_KEY= means "none"

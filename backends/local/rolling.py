@@ -61,6 +61,7 @@ class RollingTarget(ABC):
         drain_timeout: Seconds to wait for old replicas' in-flight requests before stopping.
         scrape_dir: Where to write Prometheus' file_sd targets of each environment (its
             replicas and its HAProxy, ``backends.local.scrape_targets``); None: nowhere.
+        service_env: ``SCORING_*`` settings every replica gets (e.g. the telemetry's).
     """
 
     kind: ClassVar[str]
@@ -74,9 +75,11 @@ class RollingTarget(ABC):
         health_timeout: float = 60.0,
         drain_timeout: float = 30.0,
         scrape_dir: Path | None = None,
+        service_env: Mapping[str, str] | None = None,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.scrape_dir = scrape_dir
+        self.service_env = dict(service_env or {})
         self.ports = dict(ports)
         self.haproxy = haproxy
         self.health_timeout = health_timeout
