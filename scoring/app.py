@@ -4,6 +4,9 @@
 lifespan startup, by an injectable loader; handlers receive it as an argument, and the only
 place it lives is the app instance. A model that fails verification stops the startup, so
 the process exits non-zero instead of serving a wrong model.
+
+Every answered request is counted for ``GET /metrics`` (``scoring.metrics``) and, when
+telemetry is on, traced in a span of its own (``scoring.telemetry``).
 """
 
 from __future__ import annotations
