@@ -160,12 +160,20 @@ def get_release_backends(settings: Settings, *, start_engine: bool = True) -> Re
                     settings.targets_path / "docker",
                     ports,
                     collection=collection,
+                    scrape_dir=settings.scrape_targets_path,
+                    service_env=_scoring_env(settings),
                 ),
             )
     return ReleaseBackends(
         kind="process",
         builder=None,
-        target=ProcessTarget(settings.targets_path / "process", ports, collection=collection),
+        target=ProcessTarget(
+            settings.targets_path / "process",
+            ports,
+            collection=collection,
+            scrape_dir=settings.scrape_targets_path,
+            service_env=_scoring_env(settings),
+        ),
     )
 
 
@@ -213,6 +221,14 @@ def _azure_collection(settings: Settings, credential: TokenCredential) -> Collec
             settings.collect_sas_days,
         )
     return Collection(issue, settings.collect_sample)
+
+
+def _scoring_env(settings: Settings) -> dict[str, str]:
+    """The settings every local scoring replica gets: telemetry, when configured."""
+    secret = settings.appinsights_connection_string
+    if secret is None or not secret.get_secret_value():
+        return {}
+    return {"SCORING_APPINSIGHTS_CONNECTION_STRING": secret.get_secret_value()}
 
 
 def _azure_release_backends(settings: Settings, *, start_engine: bool) -> ReleaseBackends:

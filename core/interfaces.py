@@ -291,6 +291,7 @@ class Endpoint:
     model_name: str = ""
     model_version: str = ""
     image: str = ""
+    since: datetime | None = None  # when this release started serving (None: not recorded)
 
 
 @runtime_checkable

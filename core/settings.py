@@ -199,6 +199,12 @@ class Settings(BaseSettings):
 
     worker_port: int = Field(default=8660, ge=1, le=65535)  # the worker's health endpoint
     docs_port: int = Field(default=8680, ge=1, le=65535)  # serves Data Docs on loopback
+    # Prometheus (the Debian package), started with the local stack: scrapes the replicas
+    # and HAProxy of every environment (mlops/prometheus.py)
+    prometheus_port: int = Field(default=9090, ge=1, le=65535)
+    # Traces and logs of the flows and the scoring service go to Application Insights when
+    # set (core/telemetry.py); empty: telemetry is off and costs nothing.
+    appinsights_connection_string: SecretStr | None = None
 
     # Notifications: the local stand-in for Teams/Slack (python -m mlops.notify)
     notify_port: int = Field(default=8650, ge=1, le=65535)
@@ -290,6 +296,9 @@ class Settings(BaseSettings):
                 env[f"MLOPS_{name.upper()}"] = str(value)
         if self.blob_connection_string is not None:
             env["MLOPS_BLOB_CONNECTION_STRING"] = self.blob_connection_string.get_secret_value()
+        if self.appinsights_connection_string is not None:
+            secret = self.appinsights_connection_string.get_secret_value()
+            env["MLOPS_APPINSIGHTS_CONNECTION_STRING"] = secret
         for name, value in self.azure.model_dump(mode="json").items():
             env[f"MLOPS_AZURE__{name.upper()}"] = str(value)
         env["MLOPS_STATE_DIR"] = str(self.state_path)  # absolute: workers run elsewhere
@@ -372,6 +381,21 @@ class Settings(BaseSettings):
     def targets_path(self) -> Path:
         """State of the local QA and production environments."""
         return self.state_path / "targets"
+
+    @property
+    def prometheus_path(self) -> Path:
+        """Prometheus' config, its data and the file_sd targets the environments write."""
+        return self.state_path / "prometheus"
+
+    @property
+    def scrape_targets_path(self) -> Path:
+        """The file_sd folder: one file per environment and job (backends/local/scrape_targets)."""
+        return self.prometheus_path / "targets"
+
+    @property
+    def prometheus_url(self) -> str:
+        """The local Prometheus: its UI, and its HTTP API under ``/api/v1``."""
+        return f"http://127.0.0.1:{self.prometheus_port}"
 
     @property
     def run_path(self) -> Path:

@@ -71,6 +71,7 @@ def up() -> None:
         )
         typer.echo(f"seeded the landing container with the diabetes data: {ref.uri}")
     typer.echo(f"Prefect UI: {settings.prefect_ui_url}")
+    typer.echo(f"Prometheus: {settings.prometheus_url}  (scoring and HAProxy metrics)")
 
 
 def _restore_environments(settings: Settings) -> None:
@@ -169,6 +170,7 @@ def demo() -> None:
         f"\nPrefect UI:   {settings.prefect_ui_url}/runs  (flow runs, artifacts, deployments)"
     )
     typer.echo(f"Data Docs:    http://127.0.0.1:{settings.docs_port}/index.html")
+    typer.echo(f"Prometheus:   {settings.prometheus_url}  (scoring and HAProxy metrics)")
     typer.echo(f"Notifications: {settings.notifications_path}")
     typer.echo(
         'Score:        curl -H "Authorization: Bearer $(.venv/bin/mlops key production)" '
@@ -385,17 +387,41 @@ def _require_prefect(settings: Settings) -> None:
 
 
 @app.command()
-def status() -> None:
-    """What runs, the curated data, and the registered versions with their stages."""
+def status(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Only the per-environment report, as JSON.")
+    ] = False,
+) -> None:
+    """What runs; per environment the model version and since when, request and error rates
+    (last minute, from Prometheus) and the last drift check; the registered versions."""
     from backends import get_backends
+    from backends.local.prometheus import PrometheusApi
+    from core.status import render
+    from mlops.environments import ENVIRONMENTS
     from mlops.stack import services
+    from mlops.status import gather
 
     settings = _settings()
+    try:
+        target: DeploymentTarget | None = _release_target(settings)
+    except Exception as exc:  # e.g. the Docker target without an engine
+        logger.warning("the release target cannot be read: %s", exc)
+        target = None
+    backends = get_backends(settings)
+    report = gather(
+        ENVIRONMENTS,
+        target,
+        PrometheusApi(settings.prometheus_url),
+        backends.datalake,
+        settings.collected_container,
+    )
+    if as_json:
+        typer.echo(report.model_dump_json(indent=2))
+        return
     typer.echo(f"profile: {settings.profile}")
     for service in services(settings):
         pid = service.pid()
         typer.echo(f"{service.name:15} {'running (pid ' + str(pid) + ')' if pid else 'stopped'}")
-    backends = get_backends(settings)
     versions = backends.registry.list_versions(settings.model_name)
     typer.echo(f"model {settings.model_name}: {len(versions)} version(s)")
     for v in versions:
@@ -404,21 +430,18 @@ def status() -> None:
             f"  v{v.version:4} {aliases:25} sha256 {v.sha256[:12]}  "
             f"data {v.tags.get('data_fingerprint', '')[:12]}"
         )
-    target = _release_target(settings)
-    for env in ("qa", "production"):
-        endpoint = target.current(env)
-        where = f"v{endpoint.model_version} at {endpoint.url}" if endpoint else "not deployed"
-        typer.echo(f"{env:15} {where}")
     try:
         curated = _lake(settings).curated_set()
     except Exception as exc:  # the lake may simply not be running
         typer.echo(f"curated data: unavailable ({type(exc).__name__})")
-        return
-    if curated:
-        typer.echo(
-            f"curated data: {curated.rows} rows from {len(curated.sources)} file(s), "
-            f"fingerprint {curated.fingerprint[:12]}"
-        )
+    else:
+        if curated:
+            typer.echo(
+                f"curated data: {curated.rows} rows from {len(curated.sources)} file(s), "
+                f"fingerprint {curated.fingerprint[:12]}"
+            )
+    typer.echo("")
+    typer.echo(render(report))
 
 
 def main() -> None:

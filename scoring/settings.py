@@ -92,6 +92,8 @@ class ScoringSettings(BaseSettings):
         collect_retry_seconds: Wait between two tries of a window file.
         collect_cpu_share: Most of a core spent writing collected rows, on average; rows
             that come faster are dropped (counted).
+        appinsights_connection_string: Application Insights connection string: traces and
+            logs go there (``scoring.telemetry``); unset: no telemetry.
     """
 
     model_config = SettingsConfigDict(
@@ -134,6 +136,7 @@ class ScoringSettings(BaseSettings):
     collect_upload_attempts: int = Field(default=5, ge=1, le=100)
     collect_retry_seconds: float = Field(default=5.0, gt=0, le=600)
     collect_cpu_share: float = Field(default=0.03, gt=0, le=1)
+    appinsights_connection_string: SecretStr | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -167,7 +170,9 @@ class ScoringSettings(BaseSettings):
     def _lower_sha(cls, value: str) -> str:
         return value.lower()
 
-    @field_validator("secondary_api_key", "collect_url", mode="before")
+    @field_validator(
+        "secondary_api_key", "collect_url", "appinsights_connection_string", mode="before"
+    )
     @classmethod
     def _unset_when_empty(cls, value: object) -> object:
         return None if value == "" else value  # SCORING_SECONDARY_API_KEY= means "none"

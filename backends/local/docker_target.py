@@ -43,6 +43,8 @@ class DockerTarget(RollingTarget):
         haproxy: The HAProxy executable in front of the replicas.
         health_timeout: Seconds a new release has to answer ``GET /`` with 200.
         drain_timeout: Seconds to wait for in-flight requests before stopping old replicas.
+        scrape_dir: Where Prometheus' file_sd targets go (``RollingTarget``).
+        service_env: ``SCORING_*`` settings every replica gets (``RollingTarget``).
         stop_timeout: Seconds a container has to exit after SIGTERM before SIGKILL.
         collection: Replicas collect scored rows; their SAS URL is a bind-mounted file.
     """
@@ -58,6 +60,8 @@ class DockerTarget(RollingTarget):
         haproxy: str = "haproxy",
         health_timeout: float = 120.0,
         drain_timeout: float = 30.0,
+        scrape_dir: Path | None = None,
+        service_env: Mapping[str, str] | None = None,
         stop_timeout: int = 10,
         collection: Collection | None = None,
     ) -> None:
@@ -68,6 +72,8 @@ class DockerTarget(RollingTarget):
             health_timeout=health_timeout,
             drain_timeout=drain_timeout,
             collection=collection,
+            scrape_dir=scrape_dir,
+            service_env=service_env,
         )
         self._factory = docker_client_factory
         self._client: Any = None
@@ -101,6 +107,7 @@ class DockerTarget(RollingTarget):
             f"{LABEL_PREFIX}port": str(port),
         }
         env = {
+            **self.service_env,
             "SCORING_HOST": HOST,  # host network: bind loopback only, never every interface
             "SCORING_PORT": str(port),
             "SCORING_API_KEY_FILE": SECRET_PATH,

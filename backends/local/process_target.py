@@ -55,6 +55,8 @@ class ProcessTarget(RollingTarget):
         health_timeout: Seconds a new release has to answer ``GET /`` with 200.
         drain_timeout: Seconds to wait for in-flight requests before stopping old replicas.
         collection: Replicas collect scored rows (``RollingTarget``).
+        scrape_dir: Where Prometheus' file_sd targets go (``RollingTarget``).
+        service_env: ``SCORING_*`` settings every replica gets (``RollingTarget``).
     """
 
     kind = "process"
@@ -70,6 +72,8 @@ class ProcessTarget(RollingTarget):
         health_timeout: float = 60.0,
         drain_timeout: float = 30.0,
         collection: Collection | None = None,
+        scrape_dir: Path | None = None,
+        service_env: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(
             state_dir,
@@ -78,6 +82,8 @@ class ProcessTarget(RollingTarget):
             health_timeout=health_timeout,
             drain_timeout=drain_timeout,
             collection=collection,
+            scrape_dir=scrape_dir,
+            service_env=service_env,
         )
         self.service_argv = list(service_argv or [python, "-m", "scoring"])
 
@@ -87,6 +93,7 @@ class ProcessTarget(RollingTarget):
     def _start_replica(self, environment: str, release: ReleaseSpec, port: int, key: str) -> Any:
         log = self.state_dir / environment / "logs" / f"replica-{port}.log"
         env = {
+            **self.service_env,
             "SCORING_MODEL_DIR": str(model_dir(release)),
             **release.model_env(),
             # The path of the 0600 key file, not the key: /proc/<pid>/environ shows no secret.

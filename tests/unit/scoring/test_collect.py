@@ -241,6 +241,10 @@ def test_the_service_collects_scored_rows_and_reports_counters(
         assert scored.status_code == 200
         collection = client.get("/model", headers=headers).json()["collection"]
         assert collection["rows_collected"] == 2 and collection["env"] == "production"
+        # /metrics reads the same collector: two rows held, none dropped
+        metrics = client.get("/metrics").text
+        assert "scoring_collect_queue_depth 2.0" in metrics
+        assert "scoring_collect_dropped_total 0.0" in metrics
     # the lifespan shutdown wrote the open window
     [(path, _, body)] = handler.puts
     assert path.startswith("/acct/collected/scoring/production/")
