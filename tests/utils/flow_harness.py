@@ -9,6 +9,7 @@ in this process, the registry is the local one in a temporary folder.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -58,8 +59,8 @@ def fast_validation(path: Path, file: str, docs_dir: Path) -> ValidationReport:
 ReleaseSettings = Callable[..., Settings]
 
 
-@pytest.fixture(autouse=True)
-def flows_prefect(flows_api: str) -> Iterator[None]:
+@contextmanager
+def prefect_on(flows_api: str) -> Iterator[None]:
     """Point the client at ``flows_api`` (tests/conftest.py: an API-only server), with no
     flow-run heartbeats (they let a worker's server notice a crashed run; in the test
     process, stopping the heartbeat thread costs up to 1 s a run)."""
@@ -71,6 +72,13 @@ def flows_prefect(flows_api: str) -> Iterator[None]:
         # to this server instead of that test's. Flush and stop them here.
         EventsWorker.drain_all(timeout=10)
         APILogWorker.drain_all(timeout=10)
+
+
+@pytest.fixture(autouse=True)
+def flows_prefect(flows_api: str) -> Iterator[None]:
+    """``prefect_on(flows_api)`` for each test."""
+    with prefect_on(flows_api):
+        yield
 
 
 @pytest.fixture

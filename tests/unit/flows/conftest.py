@@ -23,10 +23,19 @@ from expectations.validate import ExpectationFailure, ValidationReport, load_sui
 from tests.utils.flow_harness import (  # noqa: F401 (fixtures)
     backends,
     fast_retries,
-    flows_prefect,
+    prefect_on,
     settings,
 )
 from training.data import DataFormatError, load_dataset
+
+
+@pytest.fixture(scope="package", autouse=True)
+def flows_prefect(flows_api: str) -> Iterator[None]:
+    """The client on the flows' API server for the whole package, not test by test (as in
+    tests/faults/flows): every test here talks to that one server, so its events and log
+    workers need no flush in between, and the settings are copied once, not per test."""
+    with prefect_on(flows_api):
+        yield
 
 
 @pytest.fixture(autouse=True)
