@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prefect import task
@@ -20,8 +21,10 @@ from prefect.logging.handlers import APILogWorker
 from prefect.settings import (
     PREFECT_API_URL,
     PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+    PREFECT_LOGGING_TO_API_ENABLED,
     temporary_settings,
 )
+from prefect.settings.legacy import Setting
 
 from backends import Backends
 from backends.local.memory import InMemoryDataLake
@@ -60,11 +63,16 @@ ReleaseSettings = Callable[..., Settings]
 
 
 @contextmanager
-def prefect_on(flows_api: str) -> Iterator[None]:
+def prefect_on(flows_api: str, logs_to_api: bool = True) -> Iterator[None]:
     """Point the client at ``flows_api`` (tests/conftest.py: an API-only server), with no
     flow-run heartbeats (they let a worker's server notice a crashed run; in the test
-    process, stopping the heartbeat thread costs up to 1 s a run)."""
-    updates = {PREFECT_API_URL: flows_api, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+    process, stopping the heartbeat thread costs up to 1 s a run); ``logs_to_api=False``:
+    run logs stay in this process (for tests that read none back from the server)."""
+    updates: dict[Setting, Any] = {
+        PREFECT_API_URL: flows_api,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
+        PREFECT_LOGGING_TO_API_ENABLED: logs_to_api,
+    }
     with temporary_settings(updates=updates):
         yield
         # The events and log workers are process-wide and keep the API URL they started

@@ -33,8 +33,9 @@ from training.data import DataFormatError, load_dataset
 def flows_prefect(flows_api: str) -> Iterator[None]:
     """The client on the flows' API server for the whole package, not test by test (as in
     tests/faults/flows): every test here talks to that one server, so its events and log
-    workers need no flush in between, and the settings are copied once, not per test."""
-    with prefect_on(flows_api):
+    workers need no flush in between, and the settings are copied once, not per test. No
+    test here reads a run's logs back, so they are not shipped to the server either."""
+    with prefect_on(flows_api, logs_to_api=False):
         yield
 
 
