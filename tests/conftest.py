@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import tempfile
@@ -96,9 +97,12 @@ def _wants_flows_api(args: list[str]) -> bool:
 # Started here, while pytest is still importing the conftests below this one (the flows'
 # conftest imports Prefect, the flows and scikit-learn: seconds), so the server's own
 # seconds of imports run beside them on the second core. The command line is all there is
-# to go by this early; pytest_sessionstart checks the parsed arguments too.
-if _wants_flows_api(sys.argv[1:]):
+# to go by this early; pytest_sessionstart checks the parsed arguments too. Only when pytest
+# runs (``pytest`` or ``python -m pytest``), not when a script imports this module; and
+# stopped at exit whatever happens (pytest_sessionfinish stops it first on a normal end).
+if "pytest" in Path(sys.argv[0]).parts[-2:] and _wants_flows_api(sys.argv[1:]):
     _FLOWS_API.start()
+    atexit.register(_FLOWS_API.stop)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
