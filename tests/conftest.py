@@ -17,7 +17,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,12 +84,30 @@ _FLOWS_API = ApiOnlyServer(STATE / "docker" / "cache")
 _FLOWS_API_USERS = ("tests/unit/flows", "tests/faults/flows")
 
 
+def _wants_flows_api(args: list[str]) -> bool:
+    """Whether a run of these path arguments may need the flows' API server (no path
+    argument: pytest runs ``testpaths``, the whole suite)."""
+    root = Path(__file__).resolve().parents[1]
+    given = [Path(arg.split("::")[0]) for arg in args if not arg.startswith("-")]
+    paths = [str(path.resolve()) for path in given if path.exists()] or [str(root / "tests")]
+    wanted = [str(root / user) for user in _FLOWS_API_USERS]
+    return any(w.startswith(p) or p.startswith(w) for p in paths for w in wanted)
+
+
+# Started here, while pytest is still importing the conftests below this one (the flows'
+# conftest imports Prefect, the flows and scikit-learn: seconds), so the server's own
+# seconds of imports run beside them on the second core. The command line is all there is
+# to go by this early; pytest_sessionstart checks the parsed arguments too. Only when pytest
+# runs (``pytest`` or ``python -m pytest``), not when a script imports this module; and
+# stopped at exit whatever happens (pytest_sessionfinish stops it first on a normal end).
+if "pytest" in Path(sys.argv[0]).parts[-2:] and _wants_flows_api(sys.argv[1:]):
+    _FLOWS_API.start()
+    atexit.register(_FLOWS_API.stop)
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Start the flows' API server now, while pytest collects, when the run may need it."""
-    root = Path(__file__).resolve().parents[1]
-    paths = [str(Path(arg.split("::")[0]).resolve()) for arg in session.config.args]
-    wanted = [str(root / user) for user in _FLOWS_API_USERS]
-    if any(w.startswith(p) or p.startswith(w) for p in paths for w in wanted):
+    if _wants_flows_api(list(session.config.args)):
         _FLOWS_API.start()
 
 

@@ -9,7 +9,9 @@ in this process, the registry is the local one in a temporary folder.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prefect import task
@@ -19,8 +21,10 @@ from prefect.logging.handlers import APILogWorker
 from prefect.settings import (
     PREFECT_API_URL,
     PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+    PREFECT_LOGGING_TO_API_ENABLED,
     temporary_settings,
 )
+from prefect.settings.legacy import Setting
 
 from backends import Backends
 from backends.local.memory import InMemoryDataLake
@@ -58,12 +62,17 @@ def fast_validation(path: Path, file: str, docs_dir: Path) -> ValidationReport:
 ReleaseSettings = Callable[..., Settings]
 
 
-@pytest.fixture(autouse=True)
-def flows_prefect(flows_api: str) -> Iterator[None]:
+@contextmanager
+def prefect_on(flows_api: str, logs_to_api: bool = True) -> Iterator[None]:
     """Point the client at ``flows_api`` (tests/conftest.py: an API-only server), with no
     flow-run heartbeats (they let a worker's server notice a crashed run; in the test
-    process, stopping the heartbeat thread costs up to 1 s a run)."""
-    updates = {PREFECT_API_URL: flows_api, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+    process, stopping the heartbeat thread costs up to 1 s a run); ``logs_to_api=False``:
+    run logs stay in this process (for tests that read none back from the server)."""
+    updates: dict[Setting, Any] = {
+        PREFECT_API_URL: flows_api,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
+        PREFECT_LOGGING_TO_API_ENABLED: logs_to_api,
+    }
     with temporary_settings(updates=updates):
         yield
         # The events and log workers are process-wide and keep the API URL they started
@@ -71,6 +80,13 @@ def flows_prefect(flows_api: str) -> Iterator[None]:
         # to this server instead of that test's. Flush and stop them here.
         EventsWorker.drain_all(timeout=10)
         APILogWorker.drain_all(timeout=10)
+
+
+@pytest.fixture(autouse=True)
+def flows_prefect(flows_api: str) -> Iterator[None]:
+    """``prefect_on(flows_api)`` for each test."""
+    with prefect_on(flows_api):
+        yield
 
 
 @pytest.fixture

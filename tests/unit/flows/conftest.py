@@ -5,6 +5,23 @@ an API-only Prefect server. Two slow collaborators are replaced by stand-ins, ea
 for real elsewhere: Great Expectations (~5 s to import, ~1 s a file) by the suite's column
 and range rules in pandas, and the model lock (a Prefect global concurrency limit) by a
 lock of this process. Releases go to an in-memory target checked by a scripted probe.
+
+What the directory costs (2 cores, 2026-12-02; the machine was shared with other agents, so
+the only fair figures are interleaved runs of the two trees and CPU seconds, not wall time on
+an idle machine, which could not be had):
+
+- Before (main at 3514177): 24 tests; ``pytest`` reported 116.6 s on the first run (load 1
+  rising to 8), 142.4 s interleaved at load ~13; 59.5 CPU s in pytest and its API server,
+  plus ~8 s in the sweep's detached training jobs. Where it went: the server started only
+  after the conftests' imports (Prefect, the flows, scikit-learn), ran its migrations and
+  block registration again on a migrated template, and its health wait built a new HTTP
+  client (CA bundle) every 0.2 s beside it; each test copied the Prefect settings and
+  flushed the events and log workers; two of the four releases through the Azure fakes
+  repeated the other two; every run shipped its logs to the server.
+- After: 22 tests (the same assertions), ``pytest`` 87.4 s interleaved with the 142.4 s
+  above (0.61x; whole command 125 s vs 172 s, 0.73x); ~34 CPU s in pytest and the server.
+  The sweep's three training jobs (a new interpreter each, ~2.5 CPU s apiece, mostly
+  importing scikit-learn) and the server's own start-up (~4 CPU s) are now the largest items.
 """
 
 from __future__ import annotations
@@ -23,10 +40,20 @@ from expectations.validate import ExpectationFailure, ValidationReport, load_sui
 from tests.utils.flow_harness import (  # noqa: F401 (fixtures)
     backends,
     fast_retries,
-    flows_prefect,
+    prefect_on,
     settings,
 )
 from training.data import DataFormatError, load_dataset
+
+
+@pytest.fixture(scope="package", autouse=True)
+def flows_prefect(flows_api: str) -> Iterator[None]:
+    """The client on the flows' API server for the whole package, not test by test (as in
+    tests/faults/flows): every test here talks to that one server, so its events and log
+    workers need no flush in between, and the settings are copied once, not per test. No
+    test here reads a run's logs back, so they are not shipped to the server either."""
+    with prefect_on(flows_api, logs_to_api=False):
+        yield
 
 
 @pytest.fixture(autouse=True)
