@@ -10,14 +10,28 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from core.interfaces import Compute, DataLake, DeploymentTarget, ImageBuilder, ModelRegistry
+from core.interfaces import (
+    BatchScoring,
+    Compute,
+    DataLake,
+    DeploymentTarget,
+    ImageBuilder,
+    ModelRegistry,
+)
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
+    from backends.collect_sas import Collection
     from core.settings import Settings
 
-__all__ = ["Backends", "ReleaseBackends", "get_backends", "get_release_backends"]
+__all__ = [
+    "Backends",
+    "ReleaseBackends",
+    "get_backends",
+    "get_batch_scoring",
+    "get_release_backends",
+]
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +130,7 @@ def get_release_backends(settings: Settings, *, start_engine: bool = True) -> Re
     from backends.local.process_target import ProcessTarget
 
     ports = {"qa": settings.qa_port, "production": settings.production_port}
+    collection = _local_collection(settings)
     if settings.release_target in ("auto", "docker"):
         from backends.local.dockerd import DockerEngine, DockerEngineError
 
@@ -144,13 +159,76 @@ def get_release_backends(settings: Settings, *, start_engine: bool = True) -> Re
                     lambda: docker.DockerClient(base_url=host),
                     settings.targets_path / "docker",
                     ports,
+                    collection=collection,
+                    scrape_dir=settings.scrape_targets_path,
+                    service_env=_scoring_env(settings),
                 ),
             )
     return ReleaseBackends(
         kind="process",
         builder=None,
-        target=ProcessTarget(settings.targets_path / "process", ports),
+        target=ProcessTarget(
+            settings.targets_path / "process",
+            ports,
+            collection=collection,
+            scrape_dir=settings.scrape_targets_path,
+            service_env=_scoring_env(settings),
+        ),
     )
+
+
+def _local_collection(settings: Settings) -> Collection | None:
+    """Replicas write what they score to the lake's collected container with a SAS signed
+    by the account key of the connection string (Azurite's, locally)."""
+    if settings.collect_sample == 0:
+        return None
+    from functools import partial
+
+    from backends.collect_sas import Collection, container_sas_url
+
+    issue = partial(
+        container_sas_url,
+        settings.blob_connection,
+        settings.collected_container,
+        settings.collect_sas_days,
+    )
+    return Collection(issue, settings.collect_sample)
+
+
+def _azure_collection(settings: Settings, credential: TokenCredential) -> Collection | None:
+    """QA's replicas write to the collected container with a user-delegation SAS: signed by
+    a key Azure issues to the release's identity, no account key anywhere (untested against
+    Azure: deployments/README.md)."""
+    if settings.collect_sample == 0:
+        return None
+    from functools import partial
+
+    from backends.collect_sas import Collection, container_sas_url, user_delegation_sas_url
+
+    if settings.blob_connection_string is not None:
+        issue = partial(
+            container_sas_url,
+            settings.blob_connection_string.get_secret_value(),
+            settings.collected_container,
+            settings.collect_sas_days,
+        )
+    else:
+        issue = partial(
+            user_delegation_sas_url,
+            settings.azure.storage_account_url,
+            credential,
+            settings.collected_container,
+            settings.collect_sas_days,
+        )
+    return Collection(issue, settings.collect_sample)
+
+
+def _scoring_env(settings: Settings) -> dict[str, str]:
+    """The settings every local scoring replica gets: telemetry, when configured."""
+    secret = settings.appinsights_connection_string
+    if secret is None or not secret.get_secret_value():
+        return {}
+    return {"SCORING_APPINSIGHTS_CONNECTION_STRING": secret.get_secret_value()}
 
 
 def _azure_release_backends(settings: Settings, *, start_engine: bool) -> ReleaseBackends:
@@ -181,6 +259,7 @@ def _azure_release_backends(settings: Settings, *, start_engine: bool) -> Releas
 
     credential = DefaultAzureCredential()
     vault = KeyVaultSecrets.from_url(azure.key_vault_url, credential)
+    collection = _azure_collection(settings, credential)
     qa = AciTarget(
         ContainerInstanceManagementClient(credential, azure.subscription_id),
         azure.resource_group,
@@ -190,6 +269,7 @@ def _azure_release_backends(settings: Settings, *, start_engine: bool) -> Releas
         name_prefix=azure.endpoint_prefix,
         registry_server=azure.registry,
         registry_identity=azure.qa_identity,
+        collection=collection,
     )
     production = AksOnlineTarget(
         workspace_client(azure, credential),
@@ -200,6 +280,7 @@ def _azure_release_backends(settings: Settings, *, start_engine: bool) -> Releas
         instance_type=azure.online_instance_type,
         min_replicas=settings.production_replicas,
         kind=azure.production_target,
+        collection=collection,
         autoscale=Autoscale(
             min_instances=azure.autoscale_min_instances,
             max_instances=azure.autoscale_max_instances,
@@ -251,3 +332,26 @@ def _azure_image_builder(
         azure.registry,
         credential=credential,
     )
+
+
+def get_batch_scoring(settings: Settings, backends: Backends) -> BatchScoring:
+    """The batch-scoring backend of ``settings.profile``: ``training.batch_score`` as a local
+    process job, or as an Azure ML parallel job. Contacts nothing."""
+    if settings.profile == "azure":
+        from pathlib import Path
+
+        from azure.identity import DefaultAzureCredential
+
+        from backends.azure.batch import AmlBatchScoring
+        from backends.azure.client import workspace_client
+
+        return AmlBatchScoring(
+            workspace_client(settings.azure, DefaultAzureCredential()),
+            settings.azure,
+            backends.datalake,
+            code_dir=Path(__file__).resolve().parent.parent,
+            container=settings.batch_container,
+        )
+    from backends.local.batch import SubprocessBatchScoring
+
+    return SubprocessBatchScoring(settings.jobs_path, backends.datalake)

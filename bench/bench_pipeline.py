@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 MLOPS = Path(sys.executable).with_name("mlops")
 PORT_SETTINGS = (
     "AZURITE_PORT", "PREFECT_PORT", "NOTIFY_PORT", "WORKER_PORT", "DOCS_PORT", "QA_PORT",
-    "PRODUCTION_PORT",
+    "PRODUCTION_PORT", "PROMETHEUS_PORT",
 )  # fmt: skip
 # The measured file moves the target by this much (alternating sign each round), so the
 # retrained model beats the champion on the shared holdout and is released. Within the

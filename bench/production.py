@@ -56,8 +56,11 @@ def build_image(host: str, model_dir: Path, version: str = "bench") -> str:
 
 
 @contextlib.contextmanager
-def deployed(model_dir: Path, state_dir: Path, port: int) -> Iterator[Production]:
-    """Release ``model_dir`` to a production environment on ``port``; tear it down after."""
+def deployed(
+    model_dir: Path, state_dir: Path, port: int, collection: Any = None
+) -> Iterator[Production]:
+    """Release ``model_dir`` to a production environment on ``port``; tear it down after.
+    With a ``backends.collect_sas.Collection``, the replicas collect what they score."""
     import docker
 
     from backends.local.docker_target import DockerTarget
@@ -65,7 +68,10 @@ def deployed(model_dir: Path, state_dir: Path, port: int) -> Iterator[Production
     host = docker_host()
     image = build_image(host, model_dir)
     target = DockerTarget(
-        lambda: docker.DockerClient(base_url=host), state_dir, {ENVIRONMENT: port}
+        lambda: docker.DockerClient(base_url=host),
+        state_dir,
+        {ENVIRONMENT: port},
+        collection=collection,
     )
     release = ReleaseSpec(MODEL_NAME, "bench", sha256_file(model_dir / MODEL_FILE), image=image)
     try:

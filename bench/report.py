@@ -23,6 +23,7 @@ OURS_2 = "ours-2"
 P99_LIMIT_MS = 10.0
 VS_AML = {1: 8.0, 100: 5.0}  # rows -> least production/AML-2 ratio
 VS_DIRECT = 0.80
+COLLECT_COST = 0.95  # collection on keeps 95% of the throughput (issue 12)
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,12 @@ def checks(table: Table) -> list[Check]:
             ratio = _ratio(summary.rps, table[OURS_2][rows].rps)
             found.append(Check(f"production / our 2 direct processes, {rows} row(s)", ratio,
                                VS_DIRECT, ratio >= VS_DIRECT))  # fmt: skip
+    for on, off in (("ours-1-collect", "ours-1"), ("production-collect", PRODUCTION)):
+        for rows, summary in sorted(table.get(on, {}).items()):
+            if rows in table.get(off, {}):
+                ratio = _ratio(summary.rps, table[off][rows].rps)
+                found.append(Check(f"{on} / {off}, {rows} row(s)", ratio, COLLECT_COST,
+                                   ratio >= COLLECT_COST))  # fmt: skip
     return found
 
 

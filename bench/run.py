@@ -29,6 +29,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -43,6 +44,8 @@ LABELS = {
     "ours-1": "our service, 1 process, direct",
     "ours-2": "our service, 2 processes, direct",
     "production": "**production URL** (HAProxy + 2 Docker replicas)",
+    "ours-1-collect": "our service, 1 process, direct, collecting every row",
+    "production-collect": "production URL, collecting every row",
     "ceiling": "raw ASGI + orjson + numpy dot, 2 workers (ceiling)",
 }
 
@@ -102,13 +105,23 @@ def start_all(
         "ours-2": lambda port: systems.ours_direct(2, port, model_dir, sha, key_file, work),
         "ceiling": lambda port: systems.ceiling(2, port, model_dir, key_file, work),
     }
+    sink = None
+    if any(key.endswith("-collect") for key in wanted):
+        from bench.collect import azurite_sink
+
+        sink = stack.enter_context(azurite_sink(work))
+        makers["ours-1-collect"] = lambda port: systems.ours_direct(
+            1, port, model_dir, sha, key_file, work, sink.env("ours-1-collect", work)
+        )
     running: dict[str, systems.System] = {}
     for key in wanted:
-        if key == "production":
+        if key in ("production", "production-collect"):
             from bench.production import deployed
 
-            prod = stack.enter_context(deployed(model_dir, work / "targets", free_port()))
-            prod_key = work / "production_key"
+            collection = sink.collection if sink and key == "production-collect" else None
+            targets = work / f"targets-{key}"
+            prod = stack.enter_context(deployed(model_dir, targets, free_port(), collection))
+            prod_key = work / f"{key}_key"
             prod_key.touch(mode=0o600)
             prod_key.write_text(prod.endpoint.key)
             running[key] = systems.System(LABELS[key], prod.endpoint.url, prod_key)
@@ -145,6 +158,12 @@ def measure(
     return {k: {n: report.summarize(rs) for n, rs in by_n.items()} for k, by_n in results.items()}
 
 
+def _model_info(system: systems.System) -> dict[str, Any]:
+    key = system.key_file.read_text().strip() if system.key_file else ""
+    answer = httpx.get(system.url + "/model", headers={"Authorization": f"Bearer {key}"})
+    return dict(answer.json()) if answer.status_code == 200 else {}
+
+
 def run_extra(quick: bool) -> None:
     """``bench/bench_pipeline.py`` and ``bench/bench_retraining.py``, each in its own
     process (their memory is their own), when the file exists."""
@@ -167,13 +186,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians)")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up per pair")
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--only", default=",".join(LABELS), help="systems, comma-separated")
+    default = ",".join(key for key in LABELS if not key.endswith("-collect"))
+    parser.add_argument("--only", default=default, help="systems, comma-separated")
     parser.add_argument("--sizes", default="1,100", help="rows per request, comma-separated")
     parser.add_argument("--no-extra", action="store_true", help="skip pipeline and retraining")
+    parser.add_argument(
+        "--collect", action="store_true", help="add ours-1 and production collecting every row"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds, args.rounds, args.warmup = 3.0, 1, 1.0
     args.only = [key.strip() for key in args.only.split(",") if key.strip()]
+    if args.collect:
+        args.only += [f"{key}-collect" for key in ("ours-1", "production") if key in args.only]
     unknown = set(args.only) - set(LABELS)
     if unknown:
         parser.error(f"unknown systems {sorted(unknown)}; known: {', '.join(LABELS)}")
@@ -195,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         running = start_all(stack, args.only, work, key_file)
         check_same_answer(running, all_bodies[100])
         table = measure(running, bodies, args)
+        for key in (k for k in running if k.endswith("-collect")):
+            stats: dict[str, object] = _model_info(running[key]).get("collection", {})
+            print(f"{key}: " + ", ".join(f"{k} {v}" for k, v in stats.items()))
     print(
         f"\nmedians of {args.rounds} round(s) x {args.seconds:g} s, wrk -t1 -c{args.connections}"
         f" ({load_line()}):\n"

@@ -134,10 +134,17 @@ def scoring_env(model_dir: Path, sha: str, key_file: Path, port: int) -> dict[st
 
 
 def ours_direct(
-    processes: int, port: int, model_dir: Path, sha: str, key_file: Path, work: Path
+    processes: int,
+    port: int,
+    model_dir: Path,
+    sha: str,
+    key_file: Path,
+    work: Path,
+    extra_env: dict[str, str] | None = None,
 ) -> System:
-    """Our service as ``processes`` host processes sharing one port (request logs on)."""
-    env = scoring_env(model_dir, sha, key_file, port)
+    """Our service as ``processes`` host processes sharing one port (request logs on;
+    ``extra_env``: more ``SCORING_*`` settings, e.g. collection)."""
+    env = scoring_env(model_dir, sha, key_file, port) | (extra_env or {})
     script = str(REPO / "bench" / "serve_direct.py")
     procs = [
         _spawn([sys.executable, script], env, work / f"ours-{processes}-{i}.log")

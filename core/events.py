@@ -26,6 +26,9 @@ CHALLENGER_REJECTED = "mlops.challenger.rejected"
 DATA_QUARANTINED = "mlops.data.quarantined"
 # A landing file crashed its runs too often and moved to the dead-letter container: notify.
 DATA_DEAD_LETTERED = "mlops.data.dead-lettered"
+# The monitoring flow found drift past the thresholds (payload: the drifted features): the
+# retraining deployment's ``retrain-on-drift`` trigger.
+DRIFT_DETECTED = "mlops.drift.detected"
 
 ALL_EVENTS = (
     BLOB_CREATED,
@@ -33,6 +36,7 @@ ALL_EVENTS = (
     CHALLENGER_REJECTED,
     DATA_QUARANTINED,
     DATA_DEAD_LETTERED,
+    DRIFT_DETECTED,
 )
 
 
@@ -105,5 +109,32 @@ def data_dead_lettered(
             "reason": reason,
             "attempts": attempts,
             "dead_lettered_as": dead_lettered_as,
+        },
+    )
+
+
+def drift_detected(
+    model: str,
+    environment: str,
+    drifted_features: list[str],
+    prediction_drift: bool,
+    window: tuple[str, str],
+    labelled_data: list[str],
+) -> EventSpec:
+    """``mlops.drift.detected`` for ``model`` as served in ``environment``: what drifted in
+    which window, and the labelled landing files written by the same check."""
+    return EventSpec(
+        event=DRIFT_DETECTED,
+        resource={
+            "prefect.resource.id": model_resource_id(model),
+            "prefect.resource.name": model,
+            "mlops.environment": environment,
+        },
+        payload={
+            "drifted_features": drifted_features,
+            "prediction_drift": prediction_drift,
+            "window_start": window[0],
+            "window_end": window[1],
+            "labelled_data": labelled_data,
         },
     )

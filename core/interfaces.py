@@ -14,7 +14,7 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 
 class BackendError(RuntimeError):
@@ -291,6 +291,7 @@ class Endpoint:
     model_name: str = ""
     model_version: str = ""
     image: str = ""
+    since: datetime | None = None  # when this release started serving (None: not recorded)
 
 
 @runtime_checkable
@@ -329,3 +330,82 @@ class DeploymentTarget(Protocol):
         ...
 
     def teardown(self, environment: str) -> None: ...
+
+
+# --------------------------------------------------------------------------- sweeps
+@dataclass(frozen=True)
+class SweepSpec:
+    """A hyperparameter sweep run as one job of the backend's own: the trials of ``job``
+    over the grid ``space`` (hyperparameter -> values), compared by ``metric``."""
+
+    job: TrainingJobSpec  # its params are the base every trial starts from
+    space: dict[str, list[object]]
+    max_trials: int
+    max_parallel: int
+    metric: str
+    goal: Literal["minimize", "maximize"]
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """A finished sweep: its trials (job id -> final status) and the best one's job id."""
+
+    sweep_id: str
+    best: str
+    trials: dict[str, JobStatus]
+    url: str = ""
+
+
+@runtime_checkable
+class SweepCompute(Compute, Protocol):
+    """A compute backend with a sweep service of its own (Azure ML's sweep jobs); others run
+    a sweep as separate training jobs (``tasks.sweep``)."""
+
+    def sweep(self, spec: SweepSpec, timeout: float) -> SweepRun:
+        """Run the sweep to its end (canceled after ``timeout`` seconds); each trial is a job
+        whose ``fetch_record`` and ``output_uri`` work as a training job's do.
+
+        Raises:
+            BackendError: The sweep failed, was canceled, or named no best trial.
+        """
+        ...
+
+
+# --------------------------------------------------------------------------- batch scoring
+@dataclass(frozen=True)
+class BatchScoringSpec:
+    """A file of features in the lake to score with a registered model.
+
+    ``output_uri`` is a folder of the lake (``<container>/<prefix>/``): the job leaves
+    ``predictions.<format>`` in it, then ``lineage.json`` (the mark of a complete output).
+    """
+
+    input_uri: str
+    output_uri: str
+    model: ModelInput
+    chunk_rows: int
+    output_format: str = "parquet"  # or "csv"
+    display_name: str = ""
+
+
+@runtime_checkable
+class BatchScoring(Protocol):
+    """Runs ``training.batch_score`` on a lake file: a local process here, an Azure ML
+    parallel job in Azure. Same job states as ``Compute``."""
+
+    def submit(self, spec: BatchScoringSpec) -> str:
+        """Start the job; returns its id at once."""
+        ...
+
+    def status(self, job_id: str) -> JobStatus: ...
+
+    def wait(self, job_id: str, timeout: float) -> JobStatus:
+        """Poll until the job finishes or ``timeout`` seconds pass (then cancel, FAILED)."""
+        ...
+
+    def collect(self, job_id: str) -> dict[str, object]:
+        """Make a completed job's outputs final at its ``output_uri`` (predictions, then
+        lineage) and return the lineage record. Safe to call again."""
+        ...
+
+    def logs(self, job_id: str) -> str: ...

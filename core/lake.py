@@ -129,6 +129,7 @@ class Lake:
         quarantine: str,
         dead_letter: str = "dead-letter",
         max_bytes: int | None = None,
+        collected: str = "collected",
     ) -> None:
         self.datalake = datalake
         self.landing = landing
@@ -136,6 +137,7 @@ class Lake:
         self.quarantine_container = quarantine
         self.dead_letter = dead_letter
         self.max_bytes = max_bytes
+        self.collected = collected  # written by the scoring services (training/collected.py)
 
     @classmethod
     def of(cls, datalake: DataLake, settings: Settings) -> Lake:
@@ -147,11 +149,12 @@ class Lake:
             settings.quarantine_container,
             settings.dead_letter_container,
             settings.max_file_bytes,
+            settings.collected_container,
         )
 
     def ensure(self) -> None:
         self.datalake.ensure_containers(
-            self.landing, self.curated, self.quarantine_container, self.dead_letter
+            self.landing, self.curated, self.quarantine_container, self.dead_letter, self.collected
         )
 
     def landed(self) -> list[BlobRef]:

@@ -129,3 +129,86 @@ class WatchReport(_Record):
     announced: list[str]
     reannounced: list[str]
     forgotten: list[str]
+
+
+MonitoringOutcome = Literal["no data", "too few rows", "no drift", "drift"]
+
+
+class ColumnDriftRecord(_Record):
+    """One column of a monitoring check: reference vs live, the tests, the verdict.
+
+    The fields of ``training.drift.ColumnDrift``, repeated on purpose: importing that module
+    here would load scipy and pandas into every flow that reads a result (the release flow
+    keeps them out of its start-up).
+    """
+
+    column: str
+    reference_mean: float
+    live_mean: float
+    ks_statistic: float
+    p_value: float
+    psi: float
+    drifted: bool
+
+
+class MonitoringReport(_Record):
+    """The conclusion of one monitoring check.
+
+    Attributes:
+        outcome: ``no data`` (nothing collected in the window), ``too few rows`` (fewer than
+            ``MLOPS_DRIFT_MIN_ROWS``: no verdict), ``no drift`` or ``drift``.
+        inputs_valid: Whether the window passed the ``scoring_inputs`` suite (None: not run).
+        prediction_drift: None when the model version has no prediction reference yet.
+        live_rmse: Error of the predictions labelled in this check (None: no new labels).
+        labelled_data: Landing blobs written from newly joined labels.
+    """
+
+    environment: str
+    outcome: MonitoringOutcome
+    message: str
+    checked_at: str
+    window_start: str
+    window_end: str
+    rows: int = 0
+    model_versions: tuple[str, ...] = ()
+    inputs_valid: bool | None = None
+    validation: str | None = None
+    data_docs: str | None = None
+    features: tuple[ColumnDriftRecord, ...] = ()
+    prediction: ColumnDriftRecord | None = None
+    drifted_features: tuple[str, ...] = ()
+    prediction_drift: bool | None = None
+    live_rmse: float | None = None
+    live_mae: float | None = None
+    labelled_rows: int = 0
+    labelled_data: tuple[str, ...] = ()
+
+    @property
+    def drifted(self) -> bool:
+        return self.outcome == "drift"
+
+
+BatchOutcome = Literal["scored", "failed"]
+
+
+class BatchScoringReport(_Record):
+    """The conclusion of one batch-scoring run.
+
+    Attributes:
+        outcome: ``scored`` (predictions and lineage are in the lake) or ``failed`` (nothing
+            complete was written; the input stays where it was).
+        output_uri: The folder holding ``predictions.<format>`` and ``lineage.json``.
+        lineage: The job's lineage record (model, input, output, times), as written.
+    """
+
+    model: str
+    version: str
+    outcome: BatchOutcome
+    message: str
+    input_uri: str
+    output_uri: str
+    job_id: str | None = None
+    rows: int | None = None
+    seconds: float | None = None
+    predictions_uri: str | None = None
+    lineage: dict[str, object] | None = None

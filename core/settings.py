@@ -28,6 +28,8 @@ CONTAINER_ROLES = (
     "quarantine_container",
     "dead_letter_container",
     "code_container",
+    "collected_container",
+    "batch_container",
 )
 
 
@@ -51,6 +53,8 @@ class AzureSettings(BaseModel):
     # Nodes per training job (command job ``resources.instanceCount``), for estimators that
     # train on several nodes; the scikit-learn ones use one.
     instance_count: int = Field(default=1, ge=1)
+    # Batch scoring's outputs: the Azure ML datastore registered over the batch container.
+    batch_datastore: str = "batch"
 
     # Release (read only by the release): images in Azure Container Registry, QA on Azure
     # Container Instances in a private subnet, production on an Azure ML online endpoint:
@@ -154,6 +158,14 @@ class Settings(BaseSettings):
     # Event Grid's failed deliveries, under other prefixes (deployments/azure/modules/lake.bicep).
     dead_letter_container: str = "dead-letter"
     max_file_attempts: int = Field(default=3, ge=1)
+    # What the scoring service collects (training/collected.py), the labels that arrive later
+    # and the monitoring flow's reports (flows/monitoring.py). The replicas write their rows
+    # themselves, through a write-only container SAS (backends/collect_sas.py).
+    collected_container: str = "collected"
+    # Days the SAS given to scoring replicas stays valid; each release issues a new one.
+    collect_sas_days: float = Field(default=30.0, gt=0, le=365)
+    # Share of scoring requests whose rows are collected: 0 collects nothing, 1 every one.
+    collect_sample: float = Field(default=1.0, ge=0, le=1)
     # Larger landing files are quarantined unread. Files are streamed to disk and validated
     # and merged chunk by chunk (memory does not grow with them), so this bounds the disk
     # and time one file may take: 4 GiB is ~20M diabetes rows as CSV.
@@ -187,6 +199,12 @@ class Settings(BaseSettings):
 
     worker_port: int = Field(default=8660, ge=1, le=65535)  # the worker's health endpoint
     docs_port: int = Field(default=8680, ge=1, le=65535)  # serves Data Docs on loopback
+    # Prometheus (the Debian package), started with the local stack: scrapes the replicas
+    # and HAProxy of every environment (mlops/prometheus.py)
+    prometheus_port: int = Field(default=9090, ge=1, le=65535)
+    # Traces and logs of the flows and the scoring service go to Application Insights when
+    # set (core/telemetry.py); empty: telemetry is off and costs nothing.
+    appinsights_connection_string: SecretStr | None = None
 
     # Notifications: the local stand-in for Teams/Slack (python -m mlops.notify)
     notify_port: int = Field(default=8650, ge=1, le=65535)
@@ -197,6 +215,21 @@ class Settings(BaseSettings):
     # Data validation
     min_rows: int = Field(default=50, ge=1)
 
+    # Monitoring (flows/monitoring.py): every ``monitoring_interval_minutes`` the deployment
+    # checks the last ``monitoring_window_minutes`` of ``monitoring_environment``'s collected
+    # rows. A feature drifts when the KS test rejects "same distribution" at
+    # ``drift_p_value`` AND its PSI is at least ``drift_psi`` (with thousands of rows KS alone
+    # flags differences too small to matter; PSI alone has no notion of sample size).
+    # Fewer than ``drift_min_rows`` rows: no verdict at all. Labels are joined to rows
+    # collected in the last ``label_lookback_hours``.
+    monitoring_environment: str = "production"
+    monitoring_interval_minutes: int = Field(default=10, ge=1, le=1440)
+    monitoring_window_minutes: int = Field(default=60, ge=1, le=10_080)
+    drift_p_value: float = Field(default=0.01, gt=0, lt=1)
+    drift_psi: float = Field(default=0.2, gt=0)
+    drift_min_rows: int = Field(default=200, ge=10)
+    label_lookback_hours: int = Field(default=24, ge=1, le=24 * 31)
+
     # Release: where scoring services run locally (auto = Docker when an engine can run)
     release_target: Literal["auto", "docker", "process"] = "auto"
     docker_host: str | None = None  # an engine to use instead of starting our own
@@ -206,6 +239,13 @@ class Settings(BaseSettings):
     production_replicas: int = Field(default=2, ge=2)
     smoke_requests: int = Field(default=200, ge=1, le=10_000)
     smoke_p95_budget_ms: float = Field(default=250.0, gt=0)
+
+    # Batch scoring (flows/batch_scoring.py): where `mlops batch-score FILE` uploads a local
+    # file, rows read and scored at a time (memory grows with this, never with the file),
+    # and how long one job may run.
+    batch_container: str = "batch"
+    batch_chunk_rows: int = Field(default=100_000, ge=1)
+    batch_timeout_seconds: float = Field(default=3600.0, gt=0)
 
     azure: AzureSettings = AzureSettings()
 
@@ -256,6 +296,9 @@ class Settings(BaseSettings):
                 env[f"MLOPS_{name.upper()}"] = str(value)
         if self.blob_connection_string is not None:
             env["MLOPS_BLOB_CONNECTION_STRING"] = self.blob_connection_string.get_secret_value()
+        if self.appinsights_connection_string is not None:
+            secret = self.appinsights_connection_string.get_secret_value()
+            env["MLOPS_APPINSIGHTS_CONNECTION_STRING"] = secret
         for name, value in self.azure.model_dump(mode="json").items():
             env[f"MLOPS_AZURE__{name.upper()}"] = str(value)
         env["MLOPS_STATE_DIR"] = str(self.state_path)  # absolute: workers run elsewhere
@@ -338,6 +381,21 @@ class Settings(BaseSettings):
     def targets_path(self) -> Path:
         """State of the local QA and production environments."""
         return self.state_path / "targets"
+
+    @property
+    def prometheus_path(self) -> Path:
+        """Prometheus' config, its data and the file_sd targets the environments write."""
+        return self.state_path / "prometheus"
+
+    @property
+    def scrape_targets_path(self) -> Path:
+        """The file_sd folder: one file per environment and job (backends/local/scrape_targets)."""
+        return self.prometheus_path / "targets"
+
+    @property
+    def prometheus_url(self) -> str:
+        """The local Prometheus: its UI, and its HTTP API under ``/api/v1``."""
+        return f"http://127.0.0.1:{self.prometheus_port}"
 
     @property
     def run_path(self) -> Path:

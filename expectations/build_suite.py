@@ -22,12 +22,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.schema import COLUMNS, DTYPE
+from training.schema import COLUMNS, DTYPE, FEATURES
 
 logger = logging.getLogger(__name__)
 
 SUITE_NAME = "training_data"
 SUITE_PATH = Path(__file__).resolve().parent / "suites" / f"{SUITE_NAME}.json"
+SCORING_SUITE_NAME = "scoring_inputs"
+SCORING_SUITE_PATH = SUITE_PATH.with_name(f"{SCORING_SUITE_NAME}.json")
+# The expectations of the training suite that hold for any single scoring input. The batch
+# statistics (mean, standard deviation) and the row floor are left to drift detection, which
+# judges them with sample sizes in mind (training/drift.py).
+SCORING_TYPES = (
+    "expect_column_values_to_not_be_null",
+    "expect_column_values_to_be_in_type_list",
+    "expect_column_values_to_be_between",
+)
 DEFAULT_MIN_ROWS = 50
 REFERENCE_SOURCE = "sklearn load_diabetes"
 
@@ -107,6 +117,40 @@ def build_training_suite(
         },
         "notes": (
             "Contract for raw training-data files, learned from the reference data set. "
+            "Do not edit by hand: change expectations/build_suite.py and regenerate."
+        ),
+    }
+
+
+def build_scoring_suite(training_suite: dict[str, Any]) -> dict[str, Any]:
+    """The ``scoring_inputs`` suite: the training suite's row-level rules on the features.
+
+    Derived from the committed training suite (one schema source), without the target and
+    without batch statistics: a collected window is validated for what each input must be.
+    """
+    expectations: list[dict[str, Any]] = [
+        _expectation(
+            "expect_table_columns_to_match_set",
+            {"column_set": list(FEATURES), "exact_match": True},
+            learned_from="training.schema.FEATURES",
+            rule="exactly the schema's features",
+            why="the scoring service accepts the features only; the target comes later",
+        )
+    ]
+    for expectation in training_suite["expectations"]:
+        column = expectation["kwargs"].get("column")
+        if expectation["type"] in SCORING_TYPES and column in FEATURES:
+            expectations.append(expectation)
+    return {
+        "name": SCORING_SUITE_NAME,
+        "expectations": expectations,
+        "meta": {
+            "derived_from": training_suite["name"],
+            "generated_by": "python -m expectations.build_suite",
+            "schema": "training.schema",
+        },
+        "notes": (
+            "Contract for collected scoring inputs, derived from the training_data suite. "
             "Do not edit by hand: change expectations/build_suite.py and regenerate."
         ),
     }
@@ -217,11 +261,14 @@ def suite_json(suite: dict[str, Any]) -> str:
 
 
 def write_suite(path: Path = SUITE_PATH, min_rows: int = DEFAULT_MIN_ROWS) -> Path:
-    """Learn the suite from the reference data and write it to ``path``."""
+    """Learn the suite from the reference data and write it to ``path``, and the scoring
+    suite derived from it beside it."""
     suite = build_training_suite(reference_frame(), min_rows)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(suite_json(suite), encoding="utf-8")
-    logger.info("wrote %s (%d expectations)", path, len(suite["expectations"]))
+    scoring = path.with_name(SCORING_SUITE_PATH.name)
+    scoring.write_text(suite_json(build_scoring_suite(suite)), encoding="utf-8")
+    logger.info("wrote %s (%d expectations) and %s", path, len(suite["expectations"]), scoring)
     return path
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from backends import Backends, get_backends, get_release_backends
-from core.interfaces import DeploymentTarget, ImageBuilder, ModelRegistry
+from backends import Backends, get_backends, get_batch_scoring, get_release_backends
+from backends.telemetry import configure_telemetry
+from core.interfaces import BatchScoring, DataLake, DeploymentTarget, ImageBuilder, ModelRegistry
 from core.probe import HttpProbe, ServiceProbe
 from core.settings import Settings
 
@@ -26,13 +27,34 @@ class ReleaseResources:
 
 
 def default_backends(settings: Settings) -> Backends:
-    """The data lake, compute and registry of the settings' profile."""
+    """The data lake, compute and registry of the settings' profile (and, when configured,
+    telemetry to Application Insights for the rest of the run)."""
+    configure_telemetry(settings)
     return get_backends(settings)
 
 
 def default_release_resources(settings: Settings) -> ReleaseResources:
-    """The registry, builder and target of the settings' profile (may start the local engine)."""
+    """The registry, builder and target of the settings' profile (may start the local engine);
+    telemetry as ``default_backends``."""
+    configure_telemetry(settings)
     release = get_release_backends(settings)
     return ReleaseResources(
         registry=get_backends(settings).registry, builder=release.builder, target=release.target
+    )
+
+
+@dataclass(frozen=True)
+class BatchResources:
+    """What batch scoring works with: the lake, the registry and the batch backend."""
+
+    datalake: DataLake
+    registry: ModelRegistry
+    batch: BatchScoring
+
+
+def default_batch_resources(settings: Settings) -> BatchResources:
+    """The lake, registry and batch backend of the settings' profile (contacts nothing)."""
+    backends = get_backends(settings)
+    return BatchResources(
+        backends.datalake, backends.registry, get_batch_scoring(settings, backends)
     )

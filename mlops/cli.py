@@ -71,6 +71,7 @@ def up() -> None:
         )
         typer.echo(f"seeded the landing container with the diabetes data: {ref.uri}")
     typer.echo(f"Prefect UI: {settings.prefect_ui_url}")
+    typer.echo(f"Prometheus: {settings.prometheus_url}  (scoring and HAProxy metrics)")
 
 
 def _restore_environments(settings: Settings) -> None:
@@ -128,7 +129,7 @@ def deploy() -> None:
     _use_local_prefect(settings)
     from backends.azure.code_storage import save_code_storage
     from mlops.automations import apply_automations
-    from mlops.deployments import configure_watcher
+    from mlops.deployments import configure_monitoring, configure_watcher
 
     try:
         publish(settings, code_storage=save_code_storage)
@@ -136,8 +137,10 @@ def deploy() -> None:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from None
     configure_watcher(settings)
+    cron = configure_monitoring(settings)
     typer.echo(f"deployments published: {settings.prefect_ui_url}/deployments")
     typer.echo(f"blob watcher: polls every {settings.watch_interval_seconds:g} s")
+    typer.echo(f"monitoring: {settings.monitoring_environment} on cron {cron!r} (UTC)")
     ids = apply_automations(settings.prefect_api_url, settings.notify_url)
     typer.echo(f"{len(ids)} automations applied; notifications -> {settings.notifications_path}")
 
@@ -167,6 +170,7 @@ def demo() -> None:
         f"\nPrefect UI:   {settings.prefect_ui_url}/runs  (flow runs, artifacts, deployments)"
     )
     typer.echo(f"Data Docs:    http://127.0.0.1:{settings.docs_port}/index.html")
+    typer.echo(f"Prometheus:   {settings.prometheus_url}  (scoring and HAProxy metrics)")
     typer.echo(f"Notifications: {settings.notifications_path}")
     typer.echo(
         'Score:        curl -H "Authorization: Bearer $(.venv/bin/mlops key production)" '
@@ -254,6 +258,54 @@ def retrain(
         raise typer.Exit(1)
 
 
+@app.command("batch-score")
+def batch_score(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A lake blob (URL or <container>/<name>) or a local CSV/Parquet file, "
+            "uploaded to the batch container first."
+        ),
+    ],
+    version: Annotated[
+        str | None, typer.Option(help="The model version. Default: production's.")
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option(help="Lake folder for the outputs. Default: <stem>.predictions/ beside it."),
+    ] = None,
+    output_format: Annotated[str, typer.Option("--format", help="parquet or csv")] = "parquet",
+) -> None:
+    """Score a file of features with a registered model: predictions and lineage in the lake."""
+    settings = _settings()
+    _use_local_prefect(settings)
+    _require_prefect(settings)
+    from core.interfaces import BackendError
+    from core.results import BatchScoringReport
+    from mlops.runs import run_flow, upload_once
+
+    lake = _lake(settings)
+    if Path(source).is_file():
+        try:
+            lake.datalake.ensure_containers(settings.batch_container)
+            ref = upload_once(lake, Path(source).name, Path(source), settings.batch_container)
+        except (BackendError, ValueError) as exc:
+            _usage_error(str(exc))
+        typer.echo(f"uploaded {source} -> {ref.uri}")
+        source = ref.uri
+    parameters = {"input_uri": source, "model_version": version, "output_uri": output}
+    parameters["output_format"] = output_format
+    state, report = run_flow("batch-scoring/batch-scoring", parameters, BatchScoringReport)
+    color = "green" if state.is_completed() else "red"
+    typer.secho(f"batch scoring {state.name}: {state.message}", fg=color)
+    if report is not None and report.predictions_uri:
+        typer.echo(f"  predictions: {report.predictions_uri}")
+        typer.echo(f"  lineage:     {report.output_uri.rstrip('/')}/lineage.json")
+    typer.echo(f"Prefect UI: {settings.prefect_ui_url}/runs")
+    if not state.is_completed():
+        raise typer.Exit(1)
+
+
 def _usage_error(message: str) -> NoReturn:
     """A clear one-line error for a bad argument or setting: exit 2, no traceback."""
     typer.secho(message, fg="red", err=True)
@@ -335,17 +387,41 @@ def _require_prefect(settings: Settings) -> None:
 
 
 @app.command()
-def status() -> None:
-    """What runs, the curated data, and the registered versions with their stages."""
+def status(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Only the per-environment report, as JSON.")
+    ] = False,
+) -> None:
+    """What runs; per environment the model version and since when, request and error rates
+    (last minute, from Prometheus) and the last drift check; the registered versions."""
     from backends import get_backends
+    from backends.local.prometheus import PrometheusApi
+    from core.status import render
+    from mlops.environments import ENVIRONMENTS
     from mlops.stack import services
+    from mlops.status import gather
 
     settings = _settings()
+    try:
+        target: DeploymentTarget | None = _release_target(settings)
+    except Exception as exc:  # e.g. the Docker target without an engine
+        logger.warning("the release target cannot be read: %s", exc)
+        target = None
+    backends = get_backends(settings)
+    report = gather(
+        ENVIRONMENTS,
+        target,
+        PrometheusApi(settings.prometheus_url),
+        backends.datalake,
+        settings.collected_container,
+    )
+    if as_json:
+        typer.echo(report.model_dump_json(indent=2))
+        return
     typer.echo(f"profile: {settings.profile}")
     for service in services(settings):
         pid = service.pid()
         typer.echo(f"{service.name:15} {'running (pid ' + str(pid) + ')' if pid else 'stopped'}")
-    backends = get_backends(settings)
     versions = backends.registry.list_versions(settings.model_name)
     typer.echo(f"model {settings.model_name}: {len(versions)} version(s)")
     for v in versions:
@@ -354,21 +430,18 @@ def status() -> None:
             f"  v{v.version:4} {aliases:25} sha256 {v.sha256[:12]}  "
             f"data {v.tags.get('data_fingerprint', '')[:12]}"
         )
-    target = _release_target(settings)
-    for env in ("qa", "production"):
-        endpoint = target.current(env)
-        where = f"v{endpoint.model_version} at {endpoint.url}" if endpoint else "not deployed"
-        typer.echo(f"{env:15} {where}")
     try:
         curated = _lake(settings).curated_set()
     except Exception as exc:  # the lake may simply not be running
         typer.echo(f"curated data: unavailable ({type(exc).__name__})")
-        return
-    if curated:
-        typer.echo(
-            f"curated data: {curated.rows} rows from {len(curated.sources)} file(s), "
-            f"fingerprint {curated.fingerprint[:12]}"
-        )
+    else:
+        if curated:
+            typer.echo(
+                f"curated data: {curated.rows} rows from {len(curated.sources)} file(s), "
+                f"fingerprint {curated.fingerprint[:12]}"
+            )
+    typer.echo("")
+    typer.echo(render(report))
 
 
 def main() -> None:

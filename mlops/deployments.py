@@ -39,3 +39,39 @@ def configure_watcher(settings: Settings) -> dict[str, object]:
         stored: dict[str, object] = client.read_deployment(deployment.id).parameters
     logger.info("%s polls every %g s", WATCHER_DEPLOYMENT, settings.watch_interval_seconds)
     return stored
+
+
+MONITORING_DEPLOYMENT = "monitoring/monitoring"
+
+
+def configure_monitoring(settings: Settings) -> str:
+    """Give the published monitoring deployment a cron schedule every
+    ``monitoring_interval_minutes`` (prefect.yaml's says every 10 minutes).
+
+    Returns:
+        The cron expression now stored.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.schedules import CronSchedule
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    cron = monitoring_cron(settings.monitoring_interval_minutes)
+    with (
+        temporary_settings(updates={PREFECT_API_URL: settings.prefect_api_url}),
+        get_client(sync_client=True) as client,
+    ):
+        deployment = client.read_deployment_by_name(MONITORING_DEPLOYMENT)
+        for schedule in client.read_deployment_schedules(deployment.id):
+            client.update_deployment_schedule(
+                deployment.id, schedule.id, schedule=CronSchedule(cron=cron, timezone="UTC")
+            )
+    logger.info("%s runs on %r", MONITORING_DEPLOYMENT, cron)
+    return cron
+
+
+def monitoring_cron(minutes: int) -> str:
+    """A cron expression for every ``minutes`` (whole hours past 59 minutes)."""
+    if minutes < 60:
+        return f"*/{minutes} * * * *"
+    hours = max(minutes // 60, 1)
+    return f"0 */{hours} * * *" if hours < 24 else "0 0 * * *"

@@ -57,21 +57,24 @@ def typed_result(state: State[Any], kind: type[R]) -> R | None:
         return None
 
 
-def upload_once(lake: Lake, name: str, source: Path) -> BlobRef:
-    """Upload a local file into landing (streamed) without overwriting a different file of
-    that name still waiting there: on a conflict it lands as ``<stem>-<sha8><ext>`` (the same
-    content under that name is the same upload: reused)."""
+def upload_once(lake: Lake, name: str, source: Path, container: str | None = None) -> BlobRef:
+    """Upload a local file into landing (or ``container``), streamed, without overwriting a
+    different file of that name still waiting there: on a conflict it lands as
+    ``<stem>-<sha8><ext>`` (the same content under that name is the same upload: reused)."""
+    container = container or lake.landing
     try:
-        return lake.datalake.upload(lake.landing, name, source, if_none_match=True)
+        return lake.datalake.upload(container, name, source, if_none_match=True)
     except ConflictError:
         pass
     digest = file_sha256(source)[:8]
     stem, dot, ext = name.rpartition(".")
     unique = f"{stem}-{digest}.{ext}" if dot else f"{name}-{digest}"
     try:
-        return lake.datalake.upload(lake.landing, unique, source, if_none_match=True)
+        return lake.datalake.upload(container, unique, source, if_none_match=True)
     except ConflictError:
-        return lake.resolve(f"{lake.landing}/{unique}")
+        if container == lake.landing:
+            return lake.resolve(f"{lake.landing}/{unique}")
+        return lake.datalake.ref(f"{container}/{unique}")
 
 
 def run_flow(
@@ -88,6 +91,10 @@ def run_flow(
 
 
 def _flow(deployment: str) -> Any:
+    if deployment.startswith("batch-scoring/"):
+        from flows.batch_scoring import batch_scoring
+
+        return batch_scoring
     if deployment.startswith("retraining/"):
         from flows.retraining import retraining
 

@@ -8,6 +8,7 @@ from functools import partial
 from pathlib import Path
 
 from backends.local.azurite import AzuriteService
+from backends.local.prometheus import PrometheusService
 from core.deploy import WORK_POOL, prefect_env, server_env
 from core.interfaces import DeploymentTarget
 from core.settings import Settings
@@ -131,6 +132,17 @@ def docs_server(settings: Settings) -> ManagedProcess:
     )
 
 
+def prometheus(settings: Settings) -> PrometheusService:
+    """Prometheus, scraping the scoring replicas and HAProxy of every environment (their
+    file_sd targets, written by the local deployment targets); data under the state folder."""
+    return PrometheusService(
+        settings.prometheus_path,
+        settings.run_path,
+        settings.prometheus_port,
+        targets_dir=settings.scrape_targets_path,
+    )
+
+
 def services(settings: Settings) -> list[ManagedProcess]:
     """The services of the local profile, in start order (the worker last: it needs the
     server, and creates its work pool when missing)."""
@@ -139,6 +151,7 @@ def services(settings: Settings) -> list[ManagedProcess]:
         prefect_server(settings),
         notify_receiver(settings),
         docs_server(settings),
+        prometheus(settings),
         prefect_worker(settings),
     ]
 

@@ -43,8 +43,15 @@ def main() -> int:
 
     from scoring.app import create_app
     from scoring.server import uvicorn_config
+    from scoring.telemetry import configure
 
-    config = uvicorn_config(create_app(settings), settings)
+    secret = settings.appinsights_connection_string
+    tracer = configure(
+        secret.get_secret_value() if secret else None,
+        role=f"scoring-{settings.model_name}",
+        instance=f"{settings.host}:{settings.port}",
+    )
+    config = uvicorn_config(create_app(settings, tracer=tracer), settings)
     # uvicorn handles SIGINT/SIGTERM (graceful shutdown), then re-raises the signal once it
     # is done; these make that re-raise a clean exit 0 instead of a death by signal.
     signal.signal(signal.SIGTERM, _exit_cleanly)

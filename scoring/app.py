@@ -4,15 +4,20 @@
 lifespan startup, by an injectable loader; handlers receive it as an argument, and the only
 place it lives is the app instance. A model that fails verification stops the startup, so
 the process exits non-zero instead of serving a wrong model.
+
+Every answered request is counted for ``GET /metrics`` (``scoring.metrics``) and, when
+telemetry is on, traced in a span of its own (``scoring.telemetry``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import orjson
@@ -27,11 +32,20 @@ from scoring.asgi import (
     read_body,
     send_response,
 )
+from scoring.collect import Collector, collector_for
 from scoring.deps import LoadedModel, ModelLoadError, load_model
 from scoring.logs import log_request
+from scoring.metrics import (
+    CONTENT_TYPE,
+    QueueStats,
+    QueueStatsSource,
+    ServiceMetrics,
+    no_queue,
+)
 from scoring.openapi import DOCS_HTML, build_openapi
 from scoring.schemas import ApiError, parse_rows
 from scoring.settings import ScoringSettings
+from scoring.telemetry import RequestTracer
 
 Loader = Callable[[ScoringSettings], LoadedModel]
 Handler = Callable[[Request, LoadedModel | None], Awaitable[Response]]
@@ -53,11 +67,19 @@ class Route:
 class ScoringApp:
     """The scoring service as an ASGI application. Build it with ``create_app``."""
 
-    def __init__(self, settings: ScoringSettings, loader: Loader = load_model) -> None:
+    def __init__(
+        self,
+        settings: ScoringSettings,
+        loader: Loader = load_model,
+        queue_stats: QueueStatsSource | None = None,
+        tracer: RequestTracer | None = None,
+    ) -> None:
         self._settings = settings
+        self._tracer = tracer
         self._loader = loader
         self._keys = settings.api_keys()
         self._model: LoadedModel | None = None
+        self._collector: Collector | None = None
         self._model_ref = {"name": settings.model_name, "version": settings.model_version}
         spec = build_openapi(
             settings.model_name,
@@ -74,18 +96,46 @@ class ScoringApp:
             "/healthz": {"GET": Route(self._live)},
             "/swagger.json": {"GET": Route(self._openapi)},
             "/docs": {"GET": Route(self._docs)},
+            # No key: replicas listen on loopback (or a private network) for the scraper,
+            # and the environment's HAProxy refuses /metrics on the stable URL.
+            "/metrics": {"GET": Route(self._metrics_text)},
         }
+        self.metrics = ServiceMetrics(
+            settings.model_name,
+            settings.model_version,
+            settings.model_sha256,
+            self._routes,
+            queue_stats or self._collection_queue,
+        )
+
+    def _collection_queue(self) -> QueueStats:
+        """The collector's queue for ``/metrics``: rows held, rows dropped (full or upload)."""
+        if self._collector is None:
+            return no_queue()
+        stats = self._collector.stats()
+        return QueueStats(
+            stats["queue_rows"], stats["rows_dropped_full"] + stats["rows_dropped_upload"]
+        )
 
     @property
     def model(self) -> LoadedModel | None:
         """The loaded model, or None before startup."""
         return self._model
 
+    @property
+    def collector(self) -> Collector | None:
+        """The collector of scored rows (``stats()`` holds its counters), None when off."""
+        return self._collector
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection (HTTP request or lifespan)."""
         kind = scope["type"]
         if kind == "http":
-            await self._http(scope, receive, send)
+            if self._tracer is None:
+                await self._http(scope, receive, send)
+            else:
+                with self._tracer.request(scope["method"], scope["path"]) as span:
+                    await self._http(scope, receive, send, span)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         elif kind == "websocket":  # refuse: a 403 at the handshake
@@ -109,6 +159,8 @@ class ScoringApp:
                     raise  # servers (uvicorn, the test client) then stop
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self._collector is not None:  # every answered request is recorded by now
+                    await asyncio.to_thread(self._collector.close)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -118,6 +170,11 @@ class ScoringApp:
         started = time.perf_counter()
         model = self._loader(self._settings)
         self._model = model
+        self._collector = collector_for(
+            self._settings, model.name, model.version, model.data_fingerprint
+        )
+        if self._collector is not None:
+            self._collector.start()
         logger.info(
             "model loaded",
             extra={
@@ -132,16 +189,28 @@ class ScoringApp:
         )
 
     # ------------------------------------------------------------------ HTTP
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _http(self, scope: Scope, receive: Receive, send: Send, span: Any = None) -> None:
         started = time.perf_counter()
         request = Request.from_scope(scope, receive)
         try:
             response = await self._dispatch(request)
         except ClientDisconnected:
-            log_request(request, 499, started, self._settings.model_version)
+            self._done(request, 499, started, span)
             return
         await send_response(send, response, request.request_id)
-        log_request(request, response.status, started, self._settings.model_version)
+        self._done(request, response.status, started, span)
+
+    def _done(self, request: Request, status: int, started: float, span: Any) -> None:
+        if span is not None and self._tracer is not None:
+            self._tracer.finish(span, request.request_id, status, request.rows)
+        self.metrics.observe(
+            request.path,
+            request.method,
+            status,
+            time.perf_counter() - started,
+            (request.rows or 0) if status == 200 else 0,
+        )
+        log_request(request, status, started, self._settings.model_version)
 
     async def _dispatch(self, request: Request) -> Response:
         try:
@@ -207,6 +276,8 @@ class ScoringApp:
                 f"the prediction for row {first} overflows: its values are too large",
             )
         values = predictions.tolist()
+        if self._collector is not None:
+            self._collector.record(request.request_id, rows, values)
         if self._settings.log_payloads:
             request.payload = {"data": rows.tolist(), "predictions": values}
         return Response(
@@ -214,7 +285,10 @@ class ScoringApp:
         )
 
     async def _model_info(self, request: Request, model: LoadedModel | None) -> Response:
-        return Response(200, orjson.dumps(_require(model).info()))
+        info = _require(model).info()
+        if self._collector is not None:
+            info["collection"] = self._collector.stats()
+        return Response(200, orjson.dumps(info))
 
     async def _ready(self, request: Request, model: LoadedModel | None) -> Response:
         if model is None:
@@ -230,6 +304,9 @@ class ScoringApp:
     async def _docs(self, request: Request, model: LoadedModel | None) -> Response:
         return Response(200, DOCS_HTML, b"text/html; charset=utf-8")
 
+    async def _metrics_text(self, request: Request, model: LoadedModel | None) -> Response:
+        return Response(200, self.metrics.exposition(), CONTENT_TYPE)
+
 
 def _require(model: LoadedModel | None) -> LoadedModel:
     if model is None:
@@ -237,14 +314,22 @@ def _require(model: LoadedModel | None) -> LoadedModel:
     return model
 
 
-def create_app(settings: ScoringSettings, loader: Loader = load_model) -> ScoringApp:
+def create_app(
+    settings: ScoringSettings,
+    loader: Loader = load_model,
+    queue_stats: QueueStatsSource | None = None,
+    tracer: RequestTracer | None = None,
+) -> ScoringApp:
     """Build the scoring service.
 
     Args:
         settings: The service settings.
         loader: Loads and verifies the model at startup (tests inject their own).
+        queue_stats: The collection queue's depth and drops, for ``/metrics`` (default:
+            the service's own collector's).
+        tracer: Makes a span per request (``scoring.telemetry``); None: no tracing.
 
     Returns:
         An ASGI application; the model loads when its lifespan starts.
     """
-    return ScoringApp(settings, loader)
+    return ScoringApp(settings, loader, queue_stats, tracer)

@@ -59,6 +59,7 @@ class LoadedModel:
         trained_with: Library versions recorded at training time.
         params: Training parameters from ``run.json``.
         metrics: Evaluation metrics from ``metrics.json`` (empty when absent).
+        data_fingerprint: Fingerprint of the training data (``run.json``; empty if absent).
     """
 
     name: str
@@ -72,6 +73,7 @@ class LoadedModel:
     trained_with: dict[str, str] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    data_fingerprint: str = ""  # of the training data, from run.json
 
     def info(self) -> dict[str, Any]:
         """Return the JSON-ready description served at ``GET /model``."""
@@ -87,6 +89,7 @@ class LoadedModel:
             "serving_with": {lib: installed_version(lib) for lib in sorted(self.trained_with)},
             "params": self.params,
             "metrics": self.metrics,
+            "data_fingerprint": self.data_fingerprint,
         }
 
 
@@ -148,6 +151,7 @@ def load_model(settings: ScoringSettings) -> LoadedModel:
         trained_with=trained_with,
         params=dict(run.get("params") or {}),
         metrics=_read_json(folder / METRICS_FILE, required=False),
+        data_fingerprint=str(run.get("data_fingerprint", "")),
     )
 
 

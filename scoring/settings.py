@@ -76,6 +76,24 @@ class ScoringSettings(BaseSettings):
         log_level: Level of the service's logs.
         log_flush_interval: Longest time a log line waits to be written with others (one
             write per batch; 0: one write per line, see ``scoring.logs.BatchingHandler``).
+        collect_url_file: A file holding the ``collected`` container's SAS URL; unset,
+            nothing is collected (``scoring.collect``). A file, never a variable: it is a
+            secret, and the file is re-read at each upload so a renewed SAS takes effect.
+        collect_url: The SAS URL itself, for platforms that inject secrets only as variables
+            (Azure ML online endpoints resolve a Key Vault reference into it); anywhere
+            else use ``collect_url_file``.
+        collect_env: The environment named in collected blob names (``qa``, ``production``).
+        collect_sample: Share of requests collected: 1 every one, 0 none.
+        collect_window_seconds: Longest a collection window stays open before it is written.
+        collect_flush_rows: A window is written as soon as this many rows wait.
+        collect_max_rows: Most rows held in memory; past it requests are not collected
+            (counted, never slowed).
+        collect_upload_attempts: Tries of one window file before it is dropped (logged).
+        collect_retry_seconds: Wait between two tries of a window file.
+        collect_cpu_share: Most of a core spent writing collected rows, on average; rows
+            that come faster are dropped (counted).
+        appinsights_connection_string: Application Insights connection string: traces and
+            logs go there (``scoring.telemetry``); unset: no telemetry.
     """
 
     model_config = SettingsConfigDict(
@@ -108,6 +126,17 @@ class ScoringSettings(BaseSettings):
     log_payloads: bool = False
     log_level: str = Field(default="INFO", pattern=r"^(?i:debug|info|warning|error|critical)$")
     log_flush_interval: float = Field(default=0.2, ge=0, le=10)
+    collect_url_file: Path | None = None
+    collect_url: SecretStr | None = None
+    collect_env: str = Field(default="local", pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    collect_sample: float = Field(default=1.0, ge=0, le=1)
+    collect_window_seconds: float = Field(default=60.0, gt=0, le=3600)
+    collect_flush_rows: int = Field(default=10_000, ge=1)
+    collect_max_rows: int = Field(default=50_000, ge=1)
+    collect_upload_attempts: int = Field(default=5, ge=1, le=100)
+    collect_retry_seconds: float = Field(default=5.0, gt=0, le=600)
+    collect_cpu_share: float = Field(default=0.03, gt=0, le=1)
+    appinsights_connection_string: SecretStr | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -127,15 +156,32 @@ class ScoringSettings(BaseSettings):
             data = {**data, field: text.rstrip("\r\n")}
         return data
 
+    @field_validator("collect_url_file", mode="before")
+    @classmethod
+    def _readable_url_file(cls, value: object) -> object:
+        if value in (None, ""):
+            return None
+        if not Path(str(value)).is_file():  # refuse at start rather than fail every upload
+            raise ValueError(f"SCORING_COLLECT_URL_FILE: {value} is not a readable file")
+        return value
+
     @field_validator("model_sha256")
     @classmethod
     def _lower_sha(cls, value: str) -> str:
         return value.lower()
 
-    @field_validator("secondary_api_key", mode="before")
+    @field_validator(
+        "secondary_api_key", "collect_url", "appinsights_connection_string", mode="before"
+    )
     @classmethod
     def _unset_when_empty(cls, value: object) -> object:
         return None if value == "" else value  # SCORING_SECONDARY_API_KEY= means "none"
+
+    @model_validator(mode="after")
+    def _one_collect_url(self) -> ScoringSettings:
+        if self.collect_url_file is not None and self.collect_url is not None:
+            raise ValueError("set SCORING_COLLECT_URL_FILE or SCORING_COLLECT_URL, not both")
+        return self
 
     @model_validator(mode="after")
     def _refuse_weak_keys(self) -> ScoringSettings:

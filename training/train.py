@@ -4,6 +4,9 @@ Reads a CSV or Parquet file, splits it by row hash, fits the estimator the param
 (``ridge`` by default), scores it on the holdout and writes ``model.joblib``, ``metrics.json``,
 ``run.json`` and ``golden.json`` (``training.artifacts``) to DIR.
 
+``--hyperparameter NAME=VALUE`` (repeatable) sets one hyperparameter on top of ``--params``
+(an Azure ML sweep passes each trial's values so); ``--mlflow`` also logs the holdout
+metrics to MLflow (``training.tracking``), which a sweep job reads its objective from.
 With ``--decision DIR2`` it also writes the decision record ``DIR2/decision.json``
 (``training.decision``); with ``--champion FOLDER`` (plus ``--champion-version`` and
 ``--champion-sha256``) the record holds the champion scored on the same holdout. Every
@@ -36,6 +39,7 @@ from training.decision import ChampionScore, build_record, score_champion, write
 from training.evaluate import Metrics, score
 from training.params import TrainingParams, describe
 from training.schema import FEATURES, TARGET
+from training.tracking import log_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +189,43 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--champion", type=Path, help="the champion's model folder")
     parser.add_argument("--champion-version", help="the champion's registry version")
     parser.add_argument("--champion-sha256", help="the registry's digest of its model file")
+    parser.add_argument(
+        "--hyperparameter",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set one hyperparameter (a JSON value, else text); repeatable",
+    )
+    parser.add_argument("--mlflow", action="store_true", help="log the metrics to MLflow")
     return parser
+
+
+def with_hyperparameters(params: TrainingParams, pairs: list[str]) -> TrainingParams:
+    """``params`` with each ``NAME=VALUE`` of ``pairs`` set as a hyperparameter.
+
+    A value is read as JSON (``0.5``, ``3``, ``true``), else as text; ``True``/``False`` (how
+    Azure ML writes a boolean choice) are booleans.
+
+    Raises:
+        ValueError: A pair has no ``=``, or the result is not valid for the estimator.
+    """
+    if not pairs:
+        return params
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--hyperparameter wants NAME=VALUE, got {pair!r}")
+        try:
+            overrides[name] = json.loads(text)
+        except json.JSONDecodeError:
+            overrides[name] = {"True": True, "False": False}.get(text, text)
+    raw = params.model_dump(mode="json")
+    raw["hyperparameters"] = {**raw["hyperparameters"], **overrides}
+    try:
+        return TrainingParams.model_validate(raw)
+    except ValidationError as exc:
+        raise ValueError(f"invalid hyperparameters: {describe(exc)}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -205,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits on usage errors and --help
         return exc.code if isinstance(exc.code, int) else 2
     try:
-        params = parse_params(args.params)
+        params = with_hyperparameters(parse_params(args.params), args.hyperparameter)
         # Parquet (the curated set): only the schema columns are read. No name holds the
         # frame here, so train() can free it once split.
         result = train(read_training_frame(args.data, args.data.name), params)
@@ -230,6 +270,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         paths["decision"] = write_record(record, args.decision)
     logger.info("wrote %s", ", ".join(str(path) for path in paths.values()))
+    if args.mlflow:
+        try:
+            log_metrics(result.metrics)
+        except ImportError as exc:  # an environment built without the tracking packages
+            sys.stderr.write(f"training: error: --mlflow needs mlflow installed: {exc}\n")
+            return 2
     return 0
 
 

@@ -49,6 +49,7 @@ from azure.mgmt.containerinstance.models import (
 )
 
 from backends.azure._release_tags import release_from_tags, release_tags
+from backends.collect_sas import Collection
 from core.interfaces import BackendError, Endpoint, ReleaseSpec
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ log = logging.getLogger(__name__)
 PORT = 5001
 SECRETS_MOUNT = "/mnt/secrets"  # the secret volume, read-only in the container
 KEY_FILE = "api-key"
+COLLECT_FILE = "collect-url"  # the collected container's SAS URL, when the group collects
 
 
 class AciTarget:
@@ -76,6 +78,9 @@ class AciTarget:
         cpu: Cores per group.
         memory_gb: Memory per group.
         timeout: Seconds to wait for a create, update or delete.
+        collection: The group collects what it scores: a fresh SAS URL of the ``collected``
+            container (a user-delegation SAS in practice) is a second file on the secret
+            volume (``SCORING_COLLECT_URL_FILE``), issued at each deploy.
     """
 
     def __init__(
@@ -93,6 +98,7 @@ class AciTarget:
         cpu: float = 1.0,
         memory_gb: float = 1.5,
         timeout: float = 900.0,
+        collection: Collection | None = None,
     ) -> None:
         if "/subnets/" not in subnet_id.lower():
             raise ValueError(f"subnet_id must be a subnet's resource id, not {subnet_id!r}")
@@ -108,6 +114,7 @@ class AciTarget:
         self.cpu = cpu
         self.memory_gb = memory_gb
         self.timeout = timeout
+        self.collection = collection
 
     def deploy(self, environment: str, release: ReleaseSpec) -> Endpoint:
         """Create or update the environment's group to run ``release``; the release it
@@ -216,7 +223,11 @@ class AciTarget:
         env.append(
             EnvironmentVariable(name="SCORING_API_KEY_FILE", value=f"{SECRETS_MOUNT}/{KEY_FILE}")
         )
-        key = base64.b64encode(self._keys(environment).encode()).decode()
+        secrets = {KEY_FILE: _b64(self._keys(environment))}
+        if self.collection is not None:
+            secrets[COLLECT_FILE] = _b64(self.collection.issue_url())
+            collect_env = self.collection.env(environment, f"{SECRETS_MOUNT}/{COLLECT_FILE}")
+            env += [EnvironmentVariable(name=k, value=v) for k, v in collect_env.items()]
         container = Container(
             name="scoring",
             image=release.image,
@@ -249,11 +260,15 @@ class AciTarget:
             # Private: reachable only inside the virtual network (no public IP, no DNS label).
             ip_address=IpAddress(type="Private", ports=[Port(protocol="TCP", port=self.port)]),
             subnet_ids=[ContainerGroupSubnetId(id=self.subnet_id)],
-            volumes=[Volume(name="secrets", secret={KEY_FILE: key})],
+            volumes=[Volume(name="secrets", secret=secrets)],
             image_registry_credentials=credentials,
             identity=identity,
             tags=tags,
         )
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
 
 
 def _probe(path: str, port: int, delay: int) -> ContainerProbe:

@@ -54,6 +54,7 @@ from backends.azure.online_spec import (
     scale_settings,
     succeeded,
 )
+from backends.collect_sas import Collection
 from core.interfaces import BackendError, Endpoint, NotFoundError, ReleaseSpec
 
 if TYPE_CHECKING:
@@ -99,6 +100,9 @@ class AksOnlineTarget:
             instance; the compute's default when empty), or the VM size of a managed
             deployment (required then).
         timeout: Seconds to wait for each create, update or delete.
+        collection: Deployments collect what they score: a fresh SAS of the ``collected``
+            container goes to Key Vault at each deploy, the deployment gets its reference
+            (``SCORING_COLLECT_URL``), as it does the keys.
     """
 
     def __init__(
@@ -114,6 +118,7 @@ class AksOnlineTarget:
         kind: Kind | None = None,
         autoscale: Autoscale | None = None,
         timeout: float = 1800.0,
+        collection: Collection | None = None,
     ) -> None:
         if min_replicas < 1:
             raise ValueError("min_replicas must be at least 1")
@@ -131,6 +136,7 @@ class AksOnlineTarget:
         self.min_replicas = min_replicas
         self.instance_type = instance_type
         self.timeout = timeout
+        self.collection = collection
 
     # ------------------------------------------------------------------ DeploymentTarget
     def deploy(self, environment: str, release: ReleaseSpec) -> Endpoint:
@@ -295,6 +301,12 @@ class AksOnlineTarget:
         if keys.secondary_key:
             secondary = self._secrets.put(f"{name}-secondary-key", str(keys.secondary_key))
             references["SCORING_SECONDARY_API_KEY"] = injection(secondary)
+        if self.collection is not None:
+            # Online deployments take no secret files: the SAS goes the keys' way, a Key
+            # Vault reference resolved into SCORING_COLLECT_URL when the container starts.
+            sas = self._secrets.put(f"{name}-collect-url", self.collection.issue_url())
+            references["SCORING_COLLECT_URL"] = injection(sas)
+            references.update(self.collection.env(name.removeprefix(f"{self.name_prefix}-"), None))
         spec = build_deployment(
             self.kind,
             endpoint=name,

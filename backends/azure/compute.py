@@ -12,27 +12,35 @@ the worker never reads, let alone unpickles, a model the job wrote).
 
 from __future__ import annotations
 
-import json
 import logging
-import secrets
-import shlex
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 
+from backends.azure.jobs import (
+    DECISION_OUTPUT,
+    OUTPUT_NAME,
+    checked_params,
+    job_inputs,
+    job_name,
+    job_outputs,
+    map_status,
+    status_text,
+    training_command,
+)
 from core.interfaces import (
     BackendError,
     JobState,
     JobStatus,
-    ModelInput,
     NotFoundError,
+    SweepRun,
+    SweepSpec,
     TrainingJobSpec,
 )
 from training.artifacts import DECISION_FILE, MODEL_FILE
@@ -43,45 +51,6 @@ if TYPE_CHECKING:
     from core.settings import AzureSettings
 
 log = logging.getLogger(__name__)
-
-OUTPUT_NAME = "model"
-DECISION_OUTPUT = "decision"
-CHAMPION_INPUT = "champion"
-# Data must already be in cloud storage: a local path would make the SDK upload it as a
-# new data asset on every run.
-_REMOTE_SCHEMES = ("https://", "azureml:", "wasbs://", "abfss://")
-
-# Azure ML job statuses (azure.ai.ml.operations._run_history_constants.JobStatus).
-# The SDK counts NotResponding and Paused as terminal, but a job in them can still resume
-# and cost money: they stay unfinished here, and wait()'s timeout cancels them.
-_STATES = {
-    "NotStarted": JobState.QUEUED,
-    "Queued": JobState.QUEUED,
-    "Provisioning": JobState.QUEUED,
-    "Preparing": JobState.QUEUED,
-    "Starting": JobState.QUEUED,
-    "Paused": JobState.QUEUED,
-    "Running": JobState.RUNNING,
-    "Finalizing": JobState.RUNNING,
-    "CancelRequested": JobState.RUNNING,
-    "NotResponding": JobState.RUNNING,
-    "Completed": JobState.COMPLETED,
-    "Failed": JobState.FAILED,
-    "Canceled": JobState.CANCELED,
-}
-
-
-_BY_KEY = {name.lower(): state for name, state in _STATES.items()}
-
-
-def map_status(aml_status: object) -> JobState:
-    """The ``JobState`` of an Azure ML job status (unknown ones count as still running)."""
-    return _BY_KEY.get(status_text(aml_status).lower(), JobState.RUNNING)
-
-
-def status_text(aml_status: object) -> str:
-    """The service's spelling of a status (the SDK hands out str enums or plain strings)."""
-    return str(getattr(aml_status, "value", aml_status) or "Unknown")
 
 
 class AmlCompute:
@@ -125,20 +94,13 @@ class AmlCompute:
                 contain ``${{`` (Azure ML would read it as a binding).
             BackendError: Azure ML refused the job.
         """
-        if not spec.data_uri.startswith(_REMOTE_SCHEMES):
-            raise ValueError(f"Azure ML reads data from cloud storage, not {spec.data_uri!r}")
-        params = json.dumps(spec.params, sort_keys=True)
-        if "${{" in params:
-            raise ValueError("training parameters must not contain '${{'")
+        params = checked_params(spec)
         # Loading azure.ai.ml takes seconds: only when a job is really submitted.
-        from azure.ai.ml import Input, Output, command
+        from azure.ai.ml import command
         from azure.ai.ml.exceptions import MlException
 
-        stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-        name = f"train-{stamp}-{secrets.token_hex(3)}"
-        inputs = {"data": Input(type="uri_file", path=spec.data_uri)}
-        if spec.champion is not None:
-            inputs[CHAMPION_INPUT] = Input(type="custom_model", path=model_asset(spec.champion))
+        name = job_name("train")
+        inputs = job_inputs(spec)
         with self._code_snapshot() as code:
             environment = self._environment()
             job = command(
@@ -146,10 +108,7 @@ class AmlCompute:
                 code=str(code),
                 command=training_command(params, spec.champion),
                 inputs=inputs,
-                outputs={
-                    OUTPUT_NAME: Output(type="uri_folder"),
-                    DECISION_OUTPUT: Output(type="uri_folder"),
-                },
+                outputs=job_outputs(),
                 environment=environment,
                 compute=self.settings.compute_name,
                 instance_count=self.settings.instance_count,
@@ -163,6 +122,21 @@ class AmlCompute:
                 raise BackendError(f"Azure ML refused training job {name}: {exc}") from exc
         log.info("submitted Azure ML job %s (%s)", name, created.studio_url or "")
         return str(created.name or name)
+
+    def sweep(self, spec: SweepSpec, timeout: float) -> SweepRun:
+        """Run ``spec`` as one Azure ML sweep job on the cluster (``backends.azure.sweep``)."""
+        from backends.azure.sweep import run_sweep
+
+        return run_sweep(
+            self._client,
+            self.settings,
+            spec,
+            timeout,
+            code=self._code_snapshot,
+            environment=self._environment,
+            wait=self.wait,
+            status=self.status,
+        )
 
     def status(self, job_id: str) -> JobStatus:
         """The job's state as Azure ML reports it (``NotFoundError`` for an unknown name)."""
@@ -289,28 +263,6 @@ class AmlCompute:
 
 
 _JUNK = ("__pycache__", "*.pyc", ".*")
-
-
-def model_asset(model: ModelInput) -> str:
-    """The job input path of a registered model: ``azureml:<name>:<version>``."""
-    return f"azureml:{model.name}:{model.version}"
-
-
-def training_command(params: str, champion: ModelInput | None) -> str:
-    """``python -m training.train`` with the job's inputs and outputs bound."""
-    parts = [
-        "python -m training.train --data ${{inputs.data}}",
-        f"--output ${{{{outputs.{OUTPUT_NAME}}}}}",
-        f"--params {shlex.quote(params)}",
-        f"--decision ${{{{outputs.{DECISION_OUTPUT}}}}}",
-    ]
-    if champion is not None:
-        parts += [
-            f"--champion ${{{{inputs.{CHAMPION_INPUT}}}}}",
-            f"--champion-version {shlex.quote(champion.version)}",
-            f"--champion-sha256 {shlex.quote(champion.sha256)}",
-        ]
-    return " ".join(parts)
 
 
 def _environment_ref(value: str) -> str:

@@ -6,6 +6,12 @@ installs the versions of this environment (``backends.local.wheelhouse``), and t
 turns the training slice of the same file into an Azure ML environment. Its version is a hash
 of what it installs (base image, Python, pins), so a change of the lock gives a new version,
 and an unchanged lock reuses the registered one: ``ensure`` registers it only when missing.
+
+The environment also holds MLflow (``mlflow-skinny`` and Azure ML's ``azureml-mlflow``
+plugin, with their closure), through which a sweep's trials log the metric the sweep job
+compares (``training.train --mlflow``). Their pins come from ``TRACKING_LOCK`` beside the
+lock: azureml-mlflow caps two packages below ``constraints.txt``'s pins, and every version
+the two files share must agree (else the environment is refused).
 """
 
 from __future__ import annotations
@@ -53,19 +59,44 @@ TRAINING_PACKAGES = (
 )
 
 
+# Beside constraints.txt, relative to it.
+TRACKING_LOCK = Path("deployments/azure/aml-tracking.txt")
+
+
 def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def training_pins(lock: Path, packages: tuple[str, ...] = TRAINING_PACKAGES) -> list[str]:
-    """``name==version`` for each training package, as ``lock`` pins it (sorted)."""
-    pins: dict[str, str] = {}
+def read_pins(lock: Path) -> dict[str, str]:
+    """Canonical name -> version of every ``name==version`` line of ``lock``."""
     if not lock.is_file():
         raise BackendError(f"no lock at {lock}: the training environment is built from it")
+    pins: dict[str, str] = {}
     for line in lock.read_text().splitlines():
         name, sep, version = line.split("#", 1)[0].strip().partition("==")
         if sep:
             pins[canonical(name)] = version.strip()
+    return pins
+
+
+def environment_pins(lock: Path, tracking: Path) -> list[str]:
+    """The training packages as ``lock`` pins them, plus every pin of ``tracking`` (sorted).
+
+    Raises:
+        BackendError: A file is missing, lacks a training package, or the two disagree on
+            a package they share.
+    """
+    mine = dict(pin.split("==") for pin in training_pins(lock))
+    tracked = read_pins(tracking)
+    clash = sorted(n for n in set(mine) & set(tracked) if mine[n] != tracked[n])
+    if clash:
+        raise BackendError(f"{tracking.name} and {lock.name} disagree on {', '.join(clash)}")
+    return sorted(f"{name}=={version}" for name, version in (tracked | mine).items())
+
+
+def training_pins(lock: Path, packages: tuple[str, ...] = TRAINING_PACKAGES) -> list[str]:
+    """``name==version`` for each training package, as ``lock`` pins it (sorted)."""
+    pins = read_pins(lock)
     missing = [p for p in packages if canonical(p) not in pins]
     if missing:
         raise BackendError(f"{lock.name} pins no version of {', '.join(missing)}")
@@ -95,14 +126,23 @@ class TrainingEnvironment:
         name: The environment's name (``diabetes-train-env``).
         lock: ``constraints.txt``.
         image: The base image.
+        tracking: The MLflow pins; ``TRACKING_LOCK`` beside ``lock`` by default.
     """
 
-    def __init__(self, ml_client: MLClient, name: str, lock: Path, image: str = BASE_IMAGE) -> None:
+    def __init__(
+        self,
+        ml_client: MLClient,
+        name: str,
+        lock: Path,
+        image: str = BASE_IMAGE,
+        tracking: Path | None = None,
+    ) -> None:
         self._client = ml_client
         self.name = name
         self.lock = lock
         self.image = image
-        self.spec = conda_spec(training_pins(lock))
+        self.tracking = tracking or lock.parent / TRACKING_LOCK
+        self.spec = conda_spec(environment_pins(lock, self.tracking))
         self.version = environment_version(self.spec, image)
 
     @property

@@ -95,7 +95,8 @@ def run(job_dir: Path) -> int:
     else:
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
         tail = log_tail(job_dir / "job.log")
-        status.update(state="failed", message=f"training {how}; last log lines:\n{tail}")
+        job = spec.get("kind", "training")  # batch jobs name themselves
+        status.update(state="failed", message=f"{job} {how}; last log lines:\n{tail}")
     write_json(status_file, status)
     return code
 

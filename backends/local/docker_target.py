@@ -6,7 +6,8 @@ host network (the engine here has no bridge), listening on 127.0.0.1 at the port
 Containers are labelled with the stack (this state folder), environment, model and version,
 and never restarted by the engine: the deployer decides what runs. The API key reaches them
 as a file, bind-mounted read-only (``SCORING_API_KEY_FILE``): an environment variable would
-show in ``docker inspect``. Rolling replacement, state and keys are ``RollingTarget``'s.
+show in ``docker inspect``. So does the SAS URL of the ``collected`` container when
+replicas collect (``COLLECT_PATH``). Rolling replacement, state and keys are ``RollingTarget``'s.
 
 CPU weight: an engine on cgroup v1 with the ``cgroupfs`` driver puts every container in one
 ``docker`` cgroup, whose CPU weight (``cpu.shares`` 1024) is that of ONE host process, so at
@@ -29,12 +30,15 @@ from typing import Any
 from docker.errors import DockerException, NotFound
 from docker.types import Mount
 
+from backends.collect_sas import Collection
 from backends.local.envstate import HOST
+from backends.local.jsonfile import write_text_atomic
 from backends.local.rolling import RollingTarget
 from core.interfaces import BackendError, ReleaseSpec
 
 LABEL_PREFIX = "mlops."
 SECRET_PATH = "/run/secrets/scoring_api_key"  # where containers find the key
+COLLECT_PATH = "/run/secrets/collect_url"  # and the collected container's SAS URL
 CONTAINER_UID = 10001  # the scoring image's user (scoring/Dockerfile)
 OWN_CGROUP = "/"  # cgroup_parent giving each container a top-level cgroup (cgroupfs, v1)
 
@@ -58,7 +62,10 @@ class DockerTarget(RollingTarget):
         haproxy: The HAProxy executable in front of the replicas.
         health_timeout: Seconds a new release has to answer ``GET /`` with 200.
         drain_timeout: Seconds to wait for in-flight requests before stopping old replicas.
+        scrape_dir: Where Prometheus' file_sd targets go (``RollingTarget``).
+        service_env: ``SCORING_*`` settings every replica gets (``RollingTarget``).
         stop_timeout: Seconds a container has to exit after SIGTERM before SIGKILL.
+        collection: Replicas collect scored rows; their SAS URL is a bind-mounted file.
     """
 
     kind = "docker"
@@ -72,7 +79,10 @@ class DockerTarget(RollingTarget):
         haproxy: str = "haproxy",
         health_timeout: float = 120.0,
         drain_timeout: float = 30.0,
+        scrape_dir: Path | None = None,
+        service_env: Mapping[str, str] | None = None,
         stop_timeout: int = 10,
+        collection: Collection | None = None,
     ) -> None:
         super().__init__(
             state_dir,
@@ -80,6 +90,9 @@ class DockerTarget(RollingTarget):
             haproxy=haproxy,
             health_timeout=health_timeout,
             drain_timeout=drain_timeout,
+            collection=collection,
+            scrape_dir=scrape_dir,
+            service_env=service_env,
         )
         self._factory = docker_client_factory
         self._client: Any = None
@@ -122,18 +135,24 @@ class DockerTarget(RollingTarget):
             f"{LABEL_PREFIX}port": str(port),
         }
         env = {
+            **self.service_env,
             "SCORING_HOST": HOST,  # host network: bind loopback only, never every interface
             "SCORING_PORT": str(port),
             "SCORING_API_KEY_FILE": SECRET_PATH,
             **release.model_env(),
         }
-        secret = Mount(SECRET_PATH, str(self._key_copy(environment, key)), "bind", read_only=True)
+        mounts = [Mount(SECRET_PATH, str(self._key_copy(environment, key)), "bind", read_only=True)]
+        if self.collection is not None:  # Azurite is on 127.0.0.1 of the shared host network
+            url_file = self._key_path(environment).with_name("collect_url")
+            self._secret_copy(url_file, self.collection.issue_url())
+            mounts.append(Mount(COLLECT_PATH, str(url_file), "bind", read_only=True))
+            env.update(self.collection.env(environment, COLLECT_PATH))
         options = {
             "image": release.image,
             "detach": True,
             "network_mode": "host",
             "environment": env,
-            "mounts": [secret],
+            "mounts": mounts,
             "labels": labels,
             "restart_policy": {"Name": "no"},
         }
@@ -153,24 +172,20 @@ class DockerTarget(RollingTarget):
         return (self.state_dir / environment / "secrets" / "api_key").resolve()
 
     def _key_copy(self, environment: str, key: str) -> Path:
-        """The key in a file the container's user can read, written atomically.
+        return self._secret_copy(self._key_path(environment), key)
+
+    def _secret_copy(self, path: Path, text: str) -> Path:
+        """``text`` in a file the container's user can read, written atomically.
 
         As root, the file belongs to the container's uid with mode 0400. Otherwise it cannot
         be given away: it is world-readable (0444) inside a 0700 folder, which no other host
         user can enter, while the container reaches the bind-mounted file itself.
         """
-        path = self._key_path(environment)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(key)
         if os.geteuid() == 0:
-            os.chown(tmp, CONTAINER_UID, CONTAINER_UID)
-            os.chmod(tmp, 0o400)
+            write_text_atomic(path, text, 0o400, owner=CONTAINER_UID)
         else:
-            os.chmod(tmp, 0o444)
-        os.replace(tmp, path)
+            write_text_atomic(path, text, 0o444)
         return path
 
     def _container(self, handle: Any) -> Any:

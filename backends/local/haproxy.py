@@ -90,6 +90,8 @@ defaults
 
 frontend stable
     bind {host}:{port}
+    # Each replica's /metrics is for Prometheus, which scrapes the replicas one by one.
+    http-request deny deny_status 404 if {{ path /metrics }}
     use_backend %[str(active),map({map})]
     default_backend blue
 

@@ -16,8 +16,10 @@ from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
+from backends.collect_sas import Collection
 from backends.local import daemons
 from backends.local.envstate import HOST
+from backends.local.jsonfile import write_text_atomic
 from backends.local.rolling import RollingTarget
 from core.interfaces import BackendError, ReleaseSpec
 
@@ -52,6 +54,9 @@ class ProcessTarget(RollingTarget):
         haproxy: The HAProxy executable in front of the replicas.
         health_timeout: Seconds a new release has to answer ``GET /`` with 200.
         drain_timeout: Seconds to wait for in-flight requests before stopping old replicas.
+        collection: Replicas collect scored rows (``RollingTarget``).
+        scrape_dir: Where Prometheus' file_sd targets go (``RollingTarget``).
+        service_env: ``SCORING_*`` settings every replica gets (``RollingTarget``).
     """
 
     kind = "process"
@@ -66,6 +71,9 @@ class ProcessTarget(RollingTarget):
         haproxy: str = "haproxy",
         health_timeout: float = 60.0,
         drain_timeout: float = 30.0,
+        collection: Collection | None = None,
+        scrape_dir: Path | None = None,
+        service_env: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(
             state_dir,
@@ -73,6 +81,9 @@ class ProcessTarget(RollingTarget):
             haproxy=haproxy,
             health_timeout=health_timeout,
             drain_timeout=drain_timeout,
+            collection=collection,
+            scrape_dir=scrape_dir,
+            service_env=service_env,
         )
         self.service_argv = list(service_argv or [python, "-m", "scoring"])
 
@@ -82,6 +93,7 @@ class ProcessTarget(RollingTarget):
     def _start_replica(self, environment: str, release: ReleaseSpec, port: int, key: str) -> Any:
         log = self.state_dir / environment / "logs" / f"replica-{port}.log"
         env = {
+            **self.service_env,
             "SCORING_MODEL_DIR": str(model_dir(release)),
             **release.model_env(),
             # The path of the 0600 key file, not the key: /proc/<pid>/environ shows no secret.
@@ -89,6 +101,10 @@ class ProcessTarget(RollingTarget):
             "SCORING_HOST": HOST,
             "SCORING_PORT": str(port),
         }
+        if self.collection is not None:  # the SAS as a 0600 file, like the key
+            url_file = self._files(environment).dir / "collect_url"
+            write_text_atomic(url_file, self.collection.issue_url())
+            env.update(self.collection.env(environment, str(url_file.resolve())))
         return {**daemons.spawn(self.service_argv, env, log), "log": str(log)}
 
     def _replica_alive(self, handle: Any) -> bool:

@@ -29,10 +29,12 @@ import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from backends.local import haproxy
+from backends.collect_sas import Collection
+from backends.local import haproxy, scrape_targets
 from backends.local.envstate import HOST, EnvFiles, free_port, http_ok, read_release
 from core.interfaces import BackendError, Endpoint, NotFoundError, ReleaseSpec
 
@@ -58,6 +60,11 @@ class RollingTarget(ABC):
         haproxy: The HAProxy executable (default: found on PATH or in /usr/sbin).
         health_timeout: Seconds a new release has to answer ``GET /`` with 200.
         drain_timeout: Seconds to wait for old replicas' in-flight requests before stopping.
+        collection: Gives each replica a fresh SAS of the ``collected`` container (a file)
+            and its ``SCORING_COLLECT_*`` settings; None: replicas collect nothing.
+        scrape_dir: Where to write Prometheus' file_sd targets of each environment (its
+            replicas and its HAProxy, ``backends.local.scrape_targets``); None: nowhere.
+        service_env: ``SCORING_*`` settings every replica gets (e.g. the telemetry's).
     """
 
     kind: ClassVar[str]
@@ -70,8 +77,14 @@ class RollingTarget(ABC):
         haproxy: str = "haproxy",
         health_timeout: float = 60.0,
         drain_timeout: float = 30.0,
+        collection: Collection | None = None,
+        scrape_dir: Path | None = None,
+        service_env: Mapping[str, str] | None = None,
     ) -> None:
         self.state_dir = Path(state_dir)
+        self.collection = collection  # replicas collect scored rows when set
+        self.scrape_dir = scrape_dir
+        self.service_env = dict(service_env or {})
         self.ports = dict(ports)
         self.haproxy = haproxy
         self.health_timeout = health_timeout
@@ -132,13 +145,19 @@ class RollingTarget(ABC):
                     api.switch(serving)
                 self._retire(files, state, new, drain=True)
                 raise
+            self._publish(files, state, new + old, release)  # old ones still finish requests
             # Requests that chose the old backend before the switch finish there.
             api.wait_idle(serving, self.drain_timeout)
             if state["current"] and read_release(state["current"]["release"]) != release:
                 state["previous"] = state["current"]["release"]
-            state["current"] = {"release": dataclasses.asdict(release), "replicas": new}
+            state["current"] = {
+                "release": dataclasses.asdict(release),
+                "replicas": new,
+                "since": datetime.now(UTC).isoformat(),
+            }
             state["retiring"] = [r for r in state["retiring"] if r not in new]
             self._retire(files, state, old, drain=True)
+            self._publish(files, state, new, release)
             logger.info(
                 "%s now serves %s %s on %s (%d replicas)",
                 environment, release.model_name, release.model_version, files.url, len(new),
@@ -213,6 +232,8 @@ class RollingTarget(ABC):
                 files.save(state)
                 raise BackendError(f"{environment}: {len(failed)} replica(s) could not be stopped")
             files.forget()
+            if self.scrape_dir is not None:
+                scrape_targets.withdraw(self.scrape_dir, self.kind, environment)
             logger.info("%s torn down", environment)
 
     # ------------------------------------------------------------------ steps
@@ -274,6 +295,22 @@ class RollingTarget(ABC):
             state["retiring"].remove(replica)
             files.save(state)
 
+    def _publish(
+        self, files: EnvFiles, state: dict[str, Any], replicas: list[Replica], release: ReleaseSpec
+    ) -> None:
+        """Tell Prometheus which replicas (and which HAProxy exporter) to scrape now."""
+        if self.scrape_dir is None:
+            return
+        proxy = state["proxy"] or {}
+        scrape_targets.publish(
+            self.scrape_dir,
+            self.kind,
+            files.env,
+            [r["port"] for r in replicas],
+            release,
+            proxy.get("metrics_port"),
+        )
+
     # ------------------------------------------------------------------ state
     def _files(self, environment: str) -> EnvFiles:
         if environment not in self.ports:
@@ -290,6 +327,7 @@ class RollingTarget(ABC):
 
     def _endpoint(self, files: EnvFiles, state: dict[str, Any]) -> Endpoint:
         release = read_release(state["current"]["release"])
+        since = state["current"].get("since")
         return Endpoint(
             environment=files.env,
             url=files.url,
@@ -297,4 +335,5 @@ class RollingTarget(ABC):
             model_name=release.model_name,
             model_version=release.model_version,
             image=release.image,
+            since=datetime.fromisoformat(since) if since else None,
         )

@@ -32,7 +32,15 @@ from training.artifacts import RUN_FILE
 logger = logging.getLogger(__name__)
 
 # What ``python -m scoring`` imports besides the model's libraries.
-SERVICE_PACKAGES = ("uvicorn", "httptools", "uvloop", "orjson", "pydantic", "pydantic-settings")
+SERVICE_PACKAGES = (
+    "uvicorn",
+    "httptools",
+    "uvloop",
+    "orjson",
+    "pydantic",
+    "pydantic-settings",
+    "prometheus-client",
+)
 # run.json keys that may hold the training-time versions (training/train.py writes "versions").
 VERSION_KEYS = ("versions", "library_versions", "libraries", "packages")
 ALIASES = {"sklearn": "scikit-learn"}

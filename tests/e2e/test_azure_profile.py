@@ -176,7 +176,13 @@ def test_a_blob_in_azure_reaches_production_through_the_scoring_route(
     )
     publish(code_store, code_storage=save_code_storage)
     deployments = asyncio.run(published("mlops-aci"))
-    assert set(deployments) == {"retraining", "release", "blob-watcher", "build-validation"}
+    assert set(deployments) == {
+        "retraining",
+        "release",
+        "blob-watcher",
+        "monitoring",
+        "build-validation",
+    }
     pull = "prefect_azure.deployments.steps.pull_from_azure_blob_storage"
     for deployment in deployments.values():
         (step,) = deployment.pull_steps

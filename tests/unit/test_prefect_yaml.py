@@ -15,7 +15,7 @@ from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from prefect.flows import Flow, load_flow_from_entrypoint
 
 from core.deploy import WORK_POOL, WORK_POOL_TEMPLATE
-from core.events import BLOB_CREATED, MODEL_REGISTERED
+from core.events import BLOB_CREATED, DRIFT_DETECTED, MODEL_REGISTERED, drift_detected
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = yaml.safe_load((ROOT / "prefect.yaml").read_text())
@@ -28,7 +28,14 @@ def load(deployment: dict[str, Any]) -> Flow[Any, Any]:
 
 
 def test_the_expected_deployments_exist() -> None:
-    assert set(DEPLOYMENTS) == {"retraining", "release", "blob-watcher", "build-validation"}
+    assert set(DEPLOYMENTS) == {
+        "retraining",
+        "release",
+        "blob-watcher",
+        "monitoring",
+        "build-validation",
+        "batch-scoring",
+    }
 
 
 @pytest.mark.parametrize("name", sorted(DEPLOYMENTS))
@@ -59,8 +66,14 @@ def test_schedules_and_triggers_parse(name: str) -> None:
 
 
 def test_triggers_listen_for_the_events_the_code_emits() -> None:
-    (retrain,) = DEPLOYMENTS["retraining"]["triggers"]
+    retrain, on_drift = DEPLOYMENTS["retraining"]["triggers"]
     assert retrain["expect"] == [BLOB_CREATED]
+    assert on_drift["expect"] == [DRIFT_DETECTED]
+    # The trigger matches the resource the flow's event names, and passes its model name.
+    spec = drift_detected("diabetes-ridge", "production", ["bmi"], False, ("a", "b"), [])
+    assert on_drift["match"] == {"prefect.resource.id": "mlops.model.*"}
+    assert spec.resource["prefect.resource.id"].startswith("mlops.model.")
+    assert on_drift["parameters"] == {"model_name": "{{ event.resource['prefect.resource.name'] }}"}
     assert retrain["parameters"] == {"data_uri": "{{ event.resource.id }}", "drain_landing": True}
     (release,) = DEPLOYMENTS["release"]["triggers"]
     assert release["expect"] == [MODEL_REGISTERED]
@@ -77,3 +90,10 @@ def test_every_run_pulls_the_project_directory() -> None:
     (step,) = SPEC["pull"]
     assert "prefect.deployments.steps.set_working_directory" in step
     assert WORK_POOL_TEMPLATE.is_file()
+
+
+def test_monitoring_runs_on_a_schedule_one_at_a_time() -> None:
+    monitoring = DEPLOYMENTS["monitoring"]
+    (schedule,) = monitoring["schedules"]
+    assert schedule["cron"] == "*/10 * * * *"
+    assert monitoring["concurrency_limit"]["limit"] == 1

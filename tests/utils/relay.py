@@ -63,12 +63,15 @@ def blob_created(
     return delivery
 
 
-def deployment_trigger(deployment: str, match: dict[str, str] | None = None) -> dict[str, Any]:
-    """A deployment's event trigger as prefect.yaml declares it, with ``match`` overriding
-    labels of its match (its ``$MLOPS_*`` templates are filled in by ``prefect deploy``)."""
+def deployment_trigger(
+    deployment: str, match: dict[str, str] | None = None, name: str | None = None
+) -> dict[str, Any]:
+    """A deployment's event trigger (its first, or the one called ``name``) as prefect.yaml
+    declares it, with ``match`` overriding labels of its match (its ``$MLOPS_*`` templates
+    are filled in by ``prefect deploy``)."""
     spec = yaml.safe_load(PREFECT_YAML.read_text())
     (declared,) = [d for d in spec["deployments"] if d["name"] == deployment]
-    (trigger,) = declared["triggers"]
+    trigger = next(t for t in declared["triggers"] if name in (None, t["name"]))
     trigger["match"].update(match or {})
     return {k: v for k, v in trigger.items() if k != "type"}
 

@@ -29,6 +29,7 @@ class LocalStack:
     notify_port: int = field(default_factory=free_port)
     worker_port: int = field(default_factory=free_port)
     docs_port: int = field(default_factory=free_port)
+    prometheus_port: int = field(default_factory=free_port)
     qa_port: int = field(default_factory=free_port)
     production_port: int = field(default_factory=free_port)
     release_target: str = "process"
@@ -49,6 +50,7 @@ class LocalStack:
             MLOPS_NOTIFY_PORT=str(self.notify_port),
             MLOPS_WORKER_PORT=str(self.worker_port),
             MLOPS_DOCS_PORT=str(self.docs_port),
+            MLOPS_PROMETHEUS_PORT=str(self.prometheus_port),
             MLOPS_QA_PORT=str(self.qa_port),
             MLOPS_PRODUCTION_PORT=str(self.production_port),
             MLOPS_RELEASE_TARGET=self.release_target,
@@ -68,6 +70,7 @@ class LocalStack:
             notify_port=self.notify_port,
             worker_port=self.worker_port,
             docs_port=self.docs_port,
+            prometheus_port=self.prometheus_port,
             qa_port=self.qa_port,
             production_port=self.production_port,
             release_target=self.release_target,  # type: ignore[arg-type]

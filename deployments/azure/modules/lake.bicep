@@ -13,7 +13,8 @@ param softDeleteDays int = 14
 // landing: new files; curated: the merged training set and watcher marks; quarantine: rejected
 // files with their reason; dead-letter: Event Grid deliveries that failed for good;
 // collected: scoring inputs kept for drift analysis; flow-code: the flows' code, one folder per
-// commit, pushed by `mlops deploy` and pulled by each flow run on Azure Container Instances.
+// commit, pushed by `mlops deploy` and pulled by each flow run on Azure Container Instances;
+// batch: files to batch score and their predictions (flows/batch_scoring.py).
 var containers = [
   'landing'
   'curated'
@@ -21,6 +22,7 @@ var containers = [
   'dead-letter'
   'collected'
   'flow-code'
+  'batch'
 ]
 
 resource lake 'Microsoft.Storage/storageAccounts@2023-05-01' = {

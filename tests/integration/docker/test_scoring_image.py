@@ -151,6 +151,10 @@ def test_service_answers_on_the_host_network(
             except OSError:
                 time.sleep(0.2)
         assert status == 200, container.logs()[-2000:].decode(errors="replace")
+        # prometheus-client is in the image: the replica serves its metrics.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+            assert reply.status == 200
+            assert b"scoring_model_info{" in reply.read()
         health = "starting"
         while health == "starting" and time.monotonic() < deadline:
             time.sleep(1)

@@ -46,8 +46,16 @@ def test_retrain_on_the_seed_registers_and_status_lists_it(stack: Any) -> None:
         r"^  v1 +candidate +sha256 [0-9a-f]{12}  data [0-9a-f]{12}$", status.stdout, re.M
     )
     assert "curated data: 442 rows from 1 file(s)" in status.stdout
-    assert "qa              not deployed" in status.stdout
-    assert "production      not deployed" in status.stdout
+    assert re.search(r"^qa +not deployed +- +- +- +- +never$", status.stdout, re.M)
+    assert re.search(r"^production +not deployed +- +- +- +- +never$", status.stdout, re.M)
+    assert f"Prometheus: http://127.0.0.1:{stack.prometheus_port}\n" in status.stdout
+
+    machine = stack.mlops("status", "--json")
+    assert machine.returncode == 0, output(machine)
+    report = json.loads(machine.stdout)
+    assert report["prometheus_up"] is True
+    assert [e["environment"] for e in report["environments"]] == ["qa", "production"]
+    assert all(e["model_version"] is None for e in report["environments"])
 
 
 def test_retrain_with_a_bad_local_file_quarantines_it(stack: Any) -> None:

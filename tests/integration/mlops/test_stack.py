@@ -17,7 +17,7 @@ from mlops.services import http_ok
 
 pytestmark = pytest.mark.integration
 
-SERVICES = ("azurite", "prefect-server", "notify", "data-docs", "prefect-worker")
+SERVICES = ("azurite", "prefect-server", "notify", "data-docs", "prometheus", "prefect-worker")
 
 
 def output(result: Any) -> str:
@@ -36,12 +36,14 @@ def test_up_starts_every_service_and_seeds_landing(stack: Any) -> None:
     assert "seeded the landing container with the diabetes data:" in first.stdout
     assert stack.landing_after_first_up == ["diabetes-seed.csv"]
     assert f"Prefect UI: http://127.0.0.1:{stack.prefect_port}" in first.stdout
+    assert f"Prometheus: http://127.0.0.1:{stack.prometheus_port}" in first.stdout
     assert "release target" not in first.stdout  # `process`: no engine looked for
     # Each answers where the settings say, bound to loopback only.
     assert http_ok(f"{stack.settings.prefect_api_url}/health")
     assert port_answers("127.0.0.1", stack.azurite_port)
     assert http_ok(f"http://127.0.0.1:{stack.notify_port}/health")
     assert http_ok(f"http://127.0.0.1:{stack.worker_port}/health")
+    assert http_ok(f"http://127.0.0.1:{stack.prometheus_port}/-/ready")
 
 
 def test_up_again_changes_nothing(stack: Any) -> None:

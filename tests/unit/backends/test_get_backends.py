@@ -40,3 +40,18 @@ def test_importing_backends_loads_no_sdk() -> None:
         [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_local_batch_scoring_runs_jobs_beside_training_jobs(tmp_path: Path) -> None:
+    from backends import get_batch_scoring
+    from backends.local.batch import SubprocessBatchScoring
+    from core.interfaces import BatchScoring
+
+    settings = Settings(state_dir=tmp_path / "state", azurite_port=12345)
+    backends = get_backends(settings)
+
+    batch = get_batch_scoring(settings, backends)
+
+    assert isinstance(batch, SubprocessBatchScoring) and isinstance(batch, BatchScoring)
+    assert batch.datalake is backends.datalake
+    assert not (tmp_path / "state").exists()

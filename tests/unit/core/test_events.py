@@ -80,3 +80,15 @@ def test_data_dead_lettered_points_at_the_copy_its_source_and_the_attempts() -> 
     assert spec.resource["prefect.resource.id"] == where
     assert spec.related == [{"prefect.resource.id": source.uri, "prefect.resource.role": "source"}]
     assert spec.payload["attempts"] == 3 and spec.payload["dead_lettered_as"] == where
+
+
+def test_drift_detected_names_the_model_and_what_drifted() -> None:
+    spec = events.drift_detected(
+        "m", "production", ["bmi"], True, ("2026-12-02T10:00", "2026-12-02T11:00"), ["l.csv"]
+    )
+    assert spec.event == events.DRIFT_DETECTED == "mlops.drift.detected"
+    assert spec.resource["prefect.resource.id"] == events.model_resource_id("m")
+    assert spec.resource["prefect.resource.name"] == "m"  # the retraining trigger's model_name
+    assert spec.payload["drifted_features"] == ["bmi"] and spec.payload["labelled_data"] == [
+        "l.csv"
+    ]

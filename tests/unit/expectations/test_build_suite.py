@@ -162,3 +162,16 @@ def test_pandas_evaluation_agrees_with_gx(
         == numeric_failures(suite, shifted)
         == {("expect_column_mean_to_be_between", "bp")}
     )
+
+
+def test_the_committed_scoring_suite_is_derived_from_the_training_suite() -> None:
+    from expectations.build_suite import SCORING_SUITE_PATH, build_scoring_suite
+    from training.schema import FEATURES
+
+    training_suite = json.loads(SUITE_PATH.read_text(encoding="utf-8"))
+    derived = build_scoring_suite(training_suite)
+    assert SCORING_SUITE_PATH.read_text(encoding="utf-8") == suite_json(derived)
+    columns = {e["kwargs"].get("column") for e in derived["expectations"]} - {None}
+    assert columns == set(FEATURES)  # the features only: no target
+    kinds = {e["type"] for e in derived["expectations"]}
+    assert "expect_column_mean_to_be_between" not in kinds  # drift judges the statistics

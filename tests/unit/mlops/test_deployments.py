@@ -73,3 +73,30 @@ def test_each_watching_run_outlasts_the_schedule_interval() -> None:
     (schedule,) = WATCHER["schedules"]
     assert WATCHER["parameters"]["watch_seconds"] > schedule["interval"]
     assert WATCHER["concurrency_limit"]["limit"] >= 2  # the overlap is allowed to run
+
+
+def test_the_monitoring_interval_setting_becomes_the_monitoring_schedule(flows_api: str) -> None:
+    from prefect.client.schemas.schedules import CronSchedule
+
+    from mlops.deployments import MONITORING_DEPLOYMENT, configure_monitoring, monitoring_cron
+
+    flow_name, _, name = MONITORING_DEPLOYMENT.partition("/")
+    with temporary_settings(updates={PREFECT_API_URL: flows_api}):
+        with get_client(sync_client=True) as client:
+            client.create_deployment(
+                client.create_flow_from_name(flow_name),
+                name,
+                schedules=[
+                    DeploymentScheduleCreate(
+                        schedule=CronSchedule(cron="*/10 * * * *"), active=True
+                    )
+                ],
+            )
+    assert configure_monitoring(settings_for(flows_api, monitoring_interval_minutes=5)) == (
+        "*/5 * * * *"
+    )
+    with temporary_settings(updates={PREFECT_API_URL: flows_api}):
+        with get_client(sync_client=True) as client:
+            (schedule,) = client.read_deployment_by_name(MONITORING_DEPLOYMENT).schedules
+    assert schedule.schedule.cron == "*/5 * * * *"  # type: ignore[union-attr]
+    assert monitoring_cron(120) == "0 */2 * * *" and monitoring_cron(1440) == "0 0 * * *"

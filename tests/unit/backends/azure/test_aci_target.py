@@ -188,3 +188,31 @@ def test_the_subnet_is_required(transport: Any, credential: Any) -> None:
     client = ContainerInstanceManagementClient(credential, SUB, transport=transport)
     with pytest.raises(ValueError, match="subnet"):
         AciTarget(client, "rg-release", "westeurope", keys=lambda e: KEY, subnet_id="vnet-mlops")
+
+
+def test_a_collecting_group_gets_its_sas_as_a_secret_file_not_a_variable(
+    aci: FakeAci, transport: Any, credential: Any
+) -> None:
+    from backends.collect_sas import Collection
+
+    sas = "https://lake.blob.core.windows.net/collected?sv=x&sig=S3CRET"
+    client = ContainerInstanceManagementClient(credential, SUB, transport=transport)
+    target = AciTarget(
+        client,
+        "rg-release",
+        "westeurope",
+        keys=lambda environment: KEY,
+        subnet_id=SUBNET,
+        collection=Collection(lambda: sas, sample=0.5),
+    )
+    target.deploy("qa", V1)
+    (put,) = transport.sent("PUT", GROUPS + r"/diabetes-scoring-qa\?api-version=")
+    props = put.json()["properties"]
+    env = {
+        v["name"]: v["value"] for v in props["containers"][0]["properties"]["environmentVariables"]
+    }
+    assert env["SCORING_COLLECT_URL_FILE"] == "/mnt/secrets/collect-url"
+    assert (env["SCORING_COLLECT_ENV"], env["SCORING_COLLECT_SAMPLE"]) == ("qa", "0.5")
+    (volume,) = props["volumes"]
+    assert volume["secret"]["collect-url"] == base64.b64encode(sas.encode()).decode()
+    assert b"S3CRET" not in put.body  # only base64 in the secret volume

@@ -423,3 +423,26 @@ def test_one_setting_makes_production_a_managed_endpoint(
     assert body["sku"]["capacity"] == 2
     with pytest.raises(ValueError, match="Kubernetes online endpoint needs"):
         AksOnlineTarget(aml.client, "", vault, kind="kubernetes")
+
+
+def test_a_collecting_deployment_gets_its_sas_as_a_key_vault_reference(
+    fake: FakeAmlEndpoints, aml: Any, vault: MirroredKeys
+) -> None:
+    from backends.collect_sas import Collection
+
+    sas = "https://lake.blob.core.windows.net/collected?sv=x&sig=S3CRET"
+    target = AksOnlineTarget(
+        aml.client,
+        "aks-prod",
+        vault,
+        identity=ENDPOINT_IDENTITY,
+        timeout=30,
+        collection=Collection(lambda: sas, sample=1.0),
+    )
+    target.deploy("production", V1)
+    (put,) = aml.transport.sent("PUT", ENDPOINTS + rf"/{NAME}/deployments/{D1}\?")
+    env = put.json()["properties"]["environmentVariables"]
+    assert env["SCORING_COLLECT_URL"] == f"${{{{keyvault:{VAULT}/secrets/{NAME}-collect-url/v1}}}}"
+    assert (env["SCORING_COLLECT_ENV"], env["SCORING_COLLECT_SAMPLE"]) == ("production", "1.0")
+    assert "SCORING_COLLECT_URL_FILE" not in env
+    assert b"S3CRET" not in put.body and vault.values[f"{NAME}-collect-url"] == [sas]

@@ -39,16 +39,19 @@ def code_dir(tmp_path: Path) -> Path:
     return root
 
 
+SETTINGS = AzureSettings(
+    subscription_id="sub",
+    resource_group="rg",
+    workspace="ws",
+    environment="azureml:diabetes-train-env@latest",
+    compute_name="cpu-cluster",
+    job_poll_seconds=15.0,
+)
+
+
 @pytest.fixture
 def settings() -> AzureSettings:
-    return AzureSettings(
-        subscription_id="sub",
-        resource_group="rg",
-        workspace="ws",
-        environment="azureml:diabetes-train-env@latest",
-        compute_name="cpu-cluster",
-        job_poll_seconds=15.0,
-    )
+    return SETTINGS
 
 
 class FakeClock:

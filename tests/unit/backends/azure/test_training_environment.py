@@ -10,15 +10,19 @@ from typing import Any
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
 
 from backends.azure.compute import AmlCompute
 from backends.azure.environment import (
     BASE_IMAGE,
+    TRACKING_LOCK,
     TRAINING_PACKAGES,
     TrainingEnvironment,
     canonical,
     conda_spec,
+    environment_pins,
     environment_version,
+    read_pins,
     training_pins,
 )
 from core.interfaces import BackendError, TrainingJobSpec
@@ -29,6 +33,7 @@ from .test_aml_compute import DATA
 
 ROOT = Path(__file__).resolve().parents[4]
 LOCK = ROOT / "constraints.txt"
+TRACKING = ROOT / TRACKING_LOCK
 ENVS = r"/environments/diabetes-train-env/versions/"
 
 
@@ -40,21 +45,52 @@ def test_the_pins_are_the_locks() -> None:
         assert pins[name] == metadata.version(name)
 
 
-def test_the_pins_cover_everything_training_imports() -> None:
-    """The closure of scikit-learn, pandas, pyarrow, joblib and pydantic's requirements is
-    pinned: nothing is left for pip to choose in the cloud."""
-    wanted = {"scikit-learn", "pandas", "pyarrow", "joblib", "pydantic"}
+def closure_of(*names: str) -> set[str]:
+    """The installed packages ``names`` need on this Python, themselves included (no extras)."""
+    wanted = {canonical(n) for n in names}
     closure: set[str] = set()
     while wanted:
         name = wanted.pop()
         closure.add(name)
-        for requirement in metadata.requires(name) or []:
-            if "extra ==" in requirement:
-                continue
-            dep = canonical(re.split(r"[ ;<>=!~\[(]", requirement, maxsplit=1)[0])
+        for line in metadata.requires(name) or []:
+            requirement = Requirement(line)
+            if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
+                continue  # an extra, or another Python's backport
+            dep = canonical(requirement.name)
             if dep not in closure:
                 wanted.add(dep)
+    return closure
+
+
+def test_the_pins_cover_everything_training_imports() -> None:
+    """The closure of scikit-learn, pandas, pyarrow, joblib and pydantic's requirements is
+    pinned: nothing is left for pip to choose in the cloud."""
+    closure = closure_of("scikit-learn", "pandas", "pyarrow", "joblib", "pydantic")
     assert closure <= {canonical(p) for p in TRAINING_PACKAGES}
+
+
+def test_the_environment_holds_mlflow_for_sweeps() -> None:
+    """The trials log their metric through mlflow-skinny and azureml-mlflow, pinned with
+    their closure; every version shared with constraints.txt is the lock's, save the two
+    that azureml-mlflow caps."""
+    pins = dict(p.split("==") for p in environment_pins(LOCK, TRACKING))
+    assert pins["mlflow-skinny"] == metadata.version("mlflow-skinny") == "3.15.0"
+    assert pins["azureml-mlflow"] == "1.62.0.post6"
+    for pin in training_pins(LOCK):
+        assert pin.split("==")[1] == pins[pin.split("==")[0]]
+    tracked, locked = read_pins(TRACKING), read_pins(LOCK)
+    differ = {n for n in tracked if locked.get(n) != tracked[n]}
+    # azureml-mlflow (and its jsonpickle) cannot join the worker's lock: azureml-mlflow wants
+    # azure-storage-blob<=12.27.1 and pytz<=2025.2.
+    assert differ == {"azureml-mlflow", "jsonpickle", "azure-storage-blob", "pytz"}
+    assert closure_of("mlflow-skinny") <= set(tracked)
+
+
+def test_a_tracking_pin_that_contradicts_the_lock_is_refused(tmp_path: Path) -> None:
+    tracking = tmp_path / "tracking.txt"
+    tracking.write_text(TRACKING.read_text() + "numpy==1.0.0\n")
+    with pytest.raises(BackendError, match="disagree on numpy"):
+        environment_pins(LOCK, tracking)
 
 
 def test_the_version_follows_the_lock(tmp_path: Path) -> None:
@@ -123,7 +159,8 @@ def test_ensure_registers_a_missing_version_once(aml: Any) -> None:
     assert props["image"] == BASE_IMAGE
     conda = yaml.safe_load(props["condaFile"])
     assert conda["dependencies"][:2] == ["python=3.11", "pip"]
-    assert conda["dependencies"][2]["pip"] == training_pins(LOCK)
+    assert conda["dependencies"][2]["pip"] == environment_pins(LOCK, TRACKING)
+    assert "azureml-mlflow==1.62.0.post6" in conda["dependencies"][2]["pip"]
     assert props["tags"]["lock"] == "constraints.txt"
     assert len(props["tags"]["lock_sha256"]) == 64
     assert set(envs.versions) == {environment.version}

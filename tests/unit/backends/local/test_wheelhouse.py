@@ -84,6 +84,7 @@ def test_service_versions_come_from_this_environment() -> None:
         "orjson",
         "pydantic",
         "pydantic-settings",
+        "prometheus-client",  # /metrics (scoring/metrics.py)
     }
     assert all(versions.values())
 

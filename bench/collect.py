@@ -1,0 +1,63 @@
+"""Collection on, for the benchmark: an Azurite of the benchmark's own (in memory, free port)
+and the ``collected`` container's SAS, as ``mlops release`` gives replicas.
+
+The systems ``ours-1-collect`` and ``production-collect`` of ``bench/run.py`` are
+``ours-1`` and ``production`` with every request collected (``SCORING_COLLECT_SAMPLE=1``),
+measured in the same interleaved rounds: their ratio is what collection costs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from backends.blob_datalake import BlobDataLake
+from backends.collect_sas import Collection, container_sas_url
+from backends.local.azurite import AzuriteService
+from core.settings import Settings
+
+CONTAINER = "collected"
+
+
+@dataclass(frozen=True)
+class Sink:
+    """Where collecting systems write: the lake's connection string and a SAS issuer."""
+
+    connection_string: str
+    collection: Collection
+
+    def env(self, environment: str, folder: Path) -> dict[str, str]:
+        """``SCORING_COLLECT_*`` of a host process, the SAS in a file under ``folder``."""
+        url_file = folder / f"collect_url-{environment}"
+        url_file.write_text(self.collection.issue_url())
+        url_file.chmod(0o600)
+        return self.collection.env(environment, str(url_file))
+
+    def rows(self, environment: str) -> int:
+        """Lines collected so far for ``environment``."""
+        lake = BlobDataLake(self.connection_string)
+        return sum(
+            lake.get(CONTAINER, ref.name)[0].count(b"\n")
+            for ref in lake.list(CONTAINER, f"scoring/{environment}/")
+        )
+
+
+@contextlib.contextmanager
+def azurite_sink(work: Path) -> Iterator[Sink]:
+    """Start an in-memory Azurite on a free port; stop it at the end."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    service = AzuriteService(port, None, work / "azurite.log", host="127.0.0.1")
+    service.start(timeout=60)
+    try:
+        connection = Settings(azurite_port=port, blob_connection_string=None).blob_connection
+        BlobDataLake(connection).ensure_containers(CONTAINER)
+        issue = partial(container_sas_url, connection, CONTAINER, 1)
+        yield Sink(connection, Collection(issue, 1.0))
+    finally:
+        service.stop()
