@@ -8,10 +8,19 @@ and never restarted by the engine: the deployer decides what runs. The API key r
 as a file, bind-mounted read-only (``SCORING_API_KEY_FILE``): an environment variable would
 show in ``docker inspect``. So does the SAS URL of the ``collected`` container when
 replicas collect (``COLLECT_PATH``). Rolling replacement, state and keys are ``RollingTarget``'s.
+
+CPU weight: an engine on cgroup v1 with the ``cgroupfs`` driver puts every container in one
+``docker`` cgroup, whose CPU weight (``cpu.shares`` 1024) is that of ONE host process, so at
+saturation all replicas together got the CPU of one process against the HAProxy, the load
+and anything else running. On such an engine each replica gets a top-level cgroup of its
+own (``cgroup_parent="/"``): the weight of one process each, like a replica run on the host.
+The ``systemd`` driver already gives each container a scope of its own; cgroup v2 with
+``cgroupfs`` has the same shared group but is left as the engine sets it (not measured).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Callable, Mapping
@@ -31,6 +40,16 @@ LABEL_PREFIX = "mlops."
 SECRET_PATH = "/run/secrets/scoring_api_key"  # where containers find the key
 COLLECT_PATH = "/run/secrets/collect_url"  # and the collected container's SAS URL
 CONTAINER_UID = 10001  # the scoring image's user (scoring/Dockerfile)
+OWN_CGROUP = "/"  # cgroup_parent giving each container a top-level cgroup (cgroupfs, v1)
+
+
+def replica_cgroup_parent(info: Mapping[str, Any]) -> str | None:
+    """The ``cgroup_parent`` of a replica on an engine whose ``docker info`` is ``info``:
+    a top-level cgroup of its own on cgroup v1 with the ``cgroupfs`` driver (where the
+    engine's default shares one CPU weight among all containers), else the engine's default
+    (``None``)."""
+    v1 = str(info.get("CgroupVersion", "1")) == "1"  # engines before 20.10 report no version
+    return OWN_CGROUP if v1 and info.get("CgroupDriver") == "cgroupfs" else None
 
 
 class DockerTarget(RollingTarget):
@@ -88,6 +107,15 @@ class DockerTarget(RollingTarget):
             self._client = self._factory()
         return self._client
 
+    @functools.cached_property
+    def cgroup_parent(self) -> str | None:
+        """The replicas' ``cgroup_parent`` on this engine (asked once): see
+        ``replica_cgroup_parent``."""
+        try:
+            return replica_cgroup_parent(self.client.info())
+        except DockerException as exc:
+            raise BackendError(f"cannot ask the Docker engine its cgroup setup: {exc}") from exc
+
     def _check_release(self, release: ReleaseSpec) -> None:
         if not release.image:
             raise BackendError(
@@ -119,7 +147,7 @@ class DockerTarget(RollingTarget):
             self._secret_copy(url_file, self.collection.issue_url())
             mounts.append(Mount(COLLECT_PATH, str(url_file), "bind", read_only=True))
             env.update(self.collection.env(environment, COLLECT_PATH))
-        return {
+        options = {
             "image": release.image,
             "detach": True,
             "network_mode": "host",
@@ -128,6 +156,9 @@ class DockerTarget(RollingTarget):
             "labels": labels,
             "restart_policy": {"Name": "no"},
         }
+        if self.cgroup_parent is not None:
+            options["cgroup_parent"] = self.cgroup_parent
+        return options
 
     def _start_replica(self, environment: str, release: ReleaseSpec, port: int, key: str) -> Any:
         options = self.run_options(environment, release, port, key)

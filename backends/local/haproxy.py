@@ -20,9 +20,13 @@ a pure function of the request, so resending ``POST /score`` is safe) on another
 Prometheus metrics on a separate loopback port (``/metrics``, its built-in exporter).
 
 HAProxy 2.6 notes: dynamic servers ignore ``default-server``, so every option is given to
-``add server``; their health checks start disabled (hence ``enable health``); a server can
-only be deleted in maintenance with no connection left (idle pooled ones included), so
-``remove`` retries ``del server`` until the idle ones are gone (``pool-purge-delay``).
+``add server``; their health checks start disabled (hence ``enable health``); they keep no
+idle connection unless ``pool-max-conn`` is given (the documented default, unlimited, is
+only that of servers in the config file), so without it every request opened a new
+connection to a replica and closed it (measured: 1 connect per request, no reuse; the
+replica then spent 2-3x its CPU per request on connection set-up); a server can only be
+deleted in maintenance with no connection left (idle pooled ones included), so ``remove``
+retries ``del server`` until the idle ones are gone (``pool-purge-delay``).
 """
 
 from __future__ import annotations
@@ -48,10 +52,11 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("blue", "green")
 # Options of every replica: health checks on the readiness route, quick to mark a dead one
-# down (a refused or reset connection counts as a failed check too: observe layer4).
+# down (a refused or reset connection counts as a failed check too: observe layer4); idle
+# connections to it kept for reuse (keep-alive to the replicas, see the notes above).
 SERVER_OPTIONS = (
     "check inter 500ms fastinter 200ms downinter 500ms rise 1 fall 2 "
-    "observe layer4 error-limit 1 on-error fastinter pool-purge-delay 1s"
+    "observe layer4 error-limit 1 on-error fastinter pool-max-conn -1 pool-purge-delay 1s"
 )
 
 TEMPLATE = """\

@@ -6,6 +6,8 @@ Replicas are the stdlib stand-in service (``standin_service.py``).
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import socket
 import subprocess
@@ -145,6 +147,35 @@ def test_add_switch_drain_and_delete_through_the_runtime_api(
         assert api.remove(port, timeout=10)
     assert sorted(api.servers()) == sorted(new)
     assert {s.backend for s in api.servers().values()} == {"green"}
+
+
+def _connections(api: haproxy.Runtime) -> tuple[int, int]:
+    """Connections HAProxy opened to the replicas, and requests it sent over idle ones."""
+    rows = csv.DictReader(io.StringIO(api.command("show stat")[2:]))
+    servers = [r for r in rows if r["pxname"] in haproxy.BACKENDS and r["svname"] != "BACKEND"]
+    return sum(int(r["connect"] or 0) for r in servers), sum(int(r["reuse"] or 0) for r in servers)
+
+
+def test_requests_reuse_the_connections_to_the_replicas(
+    running: tuple[haproxy.Runtime, dict], start: Start, files: EnvFiles
+) -> None:
+    # Without pool-max-conn a dynamic server keeps no idle connection: every request opened
+    # (and closed) one to a replica, which doubled what a request cost it.
+    api, _ = running
+    ports = [start("1a"), start("1b")]
+    for port in ports:
+        api.add("blue", "127.0.0.1", port)
+    api.wait_up(ports, timeout=10)
+    headers = {"Authorization": f"Bearer {KEY}"}
+    with httpx.Client(base_url=files.url, headers=headers) as client:  # one keep-alive conn
+        for _ in range(40):
+            assert client.post("/score", json={"data": [[0.0]]}).status_code == 200
+    connects, reuses = _connections(api)
+    assert connects <= 4 and reuses >= 36, (connects, reuses)
+    for port in ports:  # pooled idle connections do not keep a replica from going
+        api.drain(port)
+        assert api.remove(port, timeout=10)
+    assert api.servers() == {}
 
 
 def test_an_unhealthy_replica_is_never_seen_up(

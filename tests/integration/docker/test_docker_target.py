@@ -88,8 +88,29 @@ def target(docker_host: str, tmp_path: Path, ports: dict[str, int]) -> Iterator[
     assert rollout.pids_mentioning(str(tmp_path)) == []  # the HAProxy processes
 
 
+def assert_own_cgroups(docker_client: docker.DockerClient, containers: list) -> None:
+    """On cgroup v1 with the cgroupfs driver each replica is a top-level CPU cgroup of its own
+    (``/<container id>``), not one of the engine's ``docker`` group sharing ONE weight;
+    elsewhere it is where the engine puts it."""
+    info = docker_client.info()
+    if (info.get("CgroupVersion"), info["CgroupDriver"]) != ("1", "cgroupfs"):
+        for container in containers:
+            assert (
+                "CgroupParent" not in container.attrs["HostConfig"]
+                or not (container.attrs["HostConfig"]["CgroupParent"])
+            )
+        return
+    for container in containers:
+        pid = container.attrs["State"]["Pid"]
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+        cpu = next(
+            line.split(":", 2)[2] for line in lines if "cpu" in line.split(":")[1].split(",")
+        )
+        assert cpu == f"/{container.id}", lines
+
+
 def test_releases_roll_forward_and_back_without_a_failed_request(
-    target: DockerTarget, releases: dict[str, ReleaseSpec]
+    target: DockerTarget, releases: dict[str, ReleaseSpec], docker_client: docker.DockerClient
 ) -> None:
     qa = target.deploy("qa", releases["1"])
     assert target.health("qa") and len(target.containers("qa")) == 1
@@ -102,6 +123,7 @@ def test_releases_roll_forward_and_back_without_a_failed_request(
     assert containers[0].labels["mlops.environment"] == "production"
     assert containers[0].labels["mlops.version"] == "1"
     assert qa.key != production.key  # one key per environment
+    assert_own_cgroups(docker_client, containers)
     # The key is a read-only file in the container: not in `docker inspect`, env or logs.
     for container in target.containers():
         assert production.key not in json.dumps(container.attrs)
