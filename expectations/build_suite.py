@@ -38,6 +38,16 @@ SCORING_TYPES = (
     "expect_column_values_to_be_in_type_list",
     "expect_column_values_to_be_between",
 )
+LABELLED_SUITE_NAME = "labelled_rows"
+LABELLED_SUITE_PATH = SUITE_PATH.with_name(f"{LABELLED_SUITE_NAME}.json")
+# The expectations of the training suite about where a batch sits (its mean and spread)
+# and the row floor they are sized for. Labelled rows the monitoring flow joined come from
+# live traffic, which may have drifted; that is why they exist, so these are left out.
+DISTRIBUTION_TYPES = (
+    "expect_table_row_count_to_be_between",
+    "expect_column_mean_to_be_between",
+    "expect_column_stdev_to_be_between",
+)
 DEFAULT_MIN_ROWS = 50
 REFERENCE_SOURCE = "sklearn load_diabetes"
 
@@ -156,6 +166,38 @@ def build_scoring_suite(training_suite: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def build_labelled_suite(training_suite: dict[str, Any]) -> dict[str, Any]:
+    """The ``labelled_rows`` suite: the training suite without its distribution bounds.
+
+    For the labelled rows the monitoring flow writes to landing (collected inputs joined
+    to late ground truth). The schema, types, missing values, value ranges and target rules
+    stay the training suite's; the mean, standard deviation and row-count bounds go: drifted
+    traffic is what a drift-triggered retraining must learn from, and its batches can be
+    small. Derived from the committed training suite so the two cannot disagree on the rest.
+    """
+    expectations = [
+        expectation
+        for expectation in training_suite["expectations"]
+        if expectation["type"] not in DISTRIBUTION_TYPES
+    ]
+    return {
+        "name": LABELLED_SUITE_NAME,
+        "expectations": expectations,
+        "meta": {
+            "derived_from": training_suite["name"],
+            "without": list(DISTRIBUTION_TYPES),
+            "generated_by": "python -m expectations.build_suite",
+            "schema": "training.schema",
+        },
+        "notes": (
+            "Contract for labelled rows written to landing by the monitoring flow (blob "
+            "metadata origin=labels), derived from the training_data suite without its "
+            "distribution bounds. Do not edit by hand: change expectations/build_suite.py "
+            "and regenerate."
+        ),
+    }
+
+
 def _column_expectations(values: pd.Series, min_rows: int, learned_from: str) -> list[dict]:
     column = str(values.name)
     low, high = float(values.min()), float(values.max())
@@ -262,13 +304,18 @@ def suite_json(suite: dict[str, Any]) -> str:
 
 def write_suite(path: Path = SUITE_PATH, min_rows: int = DEFAULT_MIN_ROWS) -> Path:
     """Learn the suite from the reference data and write it to ``path``, and the scoring
-    suite derived from it beside it."""
+    and labelled-rows suites derived from it beside it."""
     suite = build_training_suite(reference_frame(), min_rows)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(suite_json(suite), encoding="utf-8")
     scoring = path.with_name(SCORING_SUITE_PATH.name)
     scoring.write_text(suite_json(build_scoring_suite(suite)), encoding="utf-8")
-    logger.info("wrote %s (%d expectations) and %s", path, len(suite["expectations"]), scoring)
+    labelled = path.with_name(LABELLED_SUITE_PATH.name)
+    labelled.write_text(suite_json(build_labelled_suite(suite)), encoding="utf-8")
+    logger.info(
+        "wrote %s (%d expectations), %s and %s",
+        path, len(suite["expectations"]), scoring, labelled,
+    )  # fmt: skip
     return path
 
 

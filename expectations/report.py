@@ -66,11 +66,15 @@ class ValidationReport:
     error: str | None = None
 
     def summary(self) -> str:
-        """One line naming the verdict and each failed expectation with its column."""
+        """One line naming the verdict, the suite, and each failed expectation with its
+        column."""
         if self.error and not self.evaluated:
             return f"{self.file}: unreadable: {self.error}"
         if self.success:
-            return f"{self.file}: all {self.evaluated} expectations passed ({self.rows} rows)"
+            return (
+                f"{self.file}: all {self.evaluated} expectations of {self.suite} passed "
+                f"({self.rows} rows)"
+            )
         parts = []
         for failure in self.failures:
             rows = f" ({failure.unexpected_count} rows)" if failure.unexpected_count else ""
@@ -80,8 +84,8 @@ class ValidationReport:
             (_columns_cause(f) for f in self.failures if f.expectation in COLUMN_SET_CHECKS), ""
         )
         return (
-            f"{self.file}: {cause}{len(self.failures)} of {self.evaluated} expectations "
-            "failed: " + ", ".join(parts)
+            f"{self.file}: {cause}{len(self.failures)} of {self.evaluated} expectations of "
+            f"{self.suite} failed: " + ", ".join(parts)
         )
 
     def to_markdown(self) -> str:

@@ -57,7 +57,7 @@ from tasks.registry import (
 from tasks.reporting import publish_retraining_report
 from tasks.sweep import sweep_on_compute
 from tasks.training import judge_challenger, train_on_compute
-from tasks.validation import publish_data_docs_index, validate_data
+from tasks.validation import publish_data_docs_index, suite_for, validate_data
 from training.params import GateConfig, TrainingParams
 from training.sweep import SweepConfig
 
@@ -274,14 +274,16 @@ def _curate(lake: Lake, ref: BlobRef, settings: Settings) -> FileResult:
     with TemporaryDirectory(prefix="landing-") as folder:
         copy = download_file(lake, ref, Path(folder))
         ref = copy.ref
-        report = validate_data(copy.path, ref.name, settings.data_docs_path)
+        # Labelled rows the monitoring flow wrote skip the distribution bounds (drift).
+        report = validate_data(copy.path, ref.name, settings.data_docs_path, suite_for(copy))
         docs = settings.data_docs_link(report.data_docs)
         if report.success:
             merged = merge_into_curated(lake, copy)
             return FileResult(
                 file=ref.name,
                 result="merged" if merged.merged else "replay",
-                details=f"{report.rows} rows" + ("" if merged.merged else " (already merged)"),
+                details=f"{report.rows} rows, {report.suite} suite"
+                + ("" if merged.merged else " (already merged)"),
                 data_docs=docs,
             )
     where = quarantine_file(lake, ref, report.summary(), report.to_dict())

@@ -14,6 +14,7 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NONE
 
+from core import provenance
 from core.collected_lake import CheckRecord, CollectedLake
 from core.events import EventSpec
 from core.interfaces import ConflictError
@@ -105,10 +106,11 @@ def join_new_labels(
     collected: CollectedLake, lake: Lake, environment: str, start: datetime, end: datetime
 ) -> LabelJoin:
     """Join each label file not joined before to the rows collected in ``[start, end)``;
-    the labelled rows become a landing file (the Great Expectations gate of retraining
-    decides whether they reach the curated set). A label file is marked joined once its
-    rows are written; one that matched nothing stays pending (its rows may not have been
-    flushed yet), one that cannot be read is marked with the reason."""
+    the labelled rows become a landing file marked ``origin=labels`` (retraining's Great
+    Expectations gate checks them with the ``labelled_rows`` suite, core/provenance.py).
+    A label file is marked joined once its rows are written; one that matched nothing stays
+    pending (its rows may not have been flushed yet), one that cannot be read is marked
+    with the reason."""
     pending = collected.unjoined_labels()
     if not pending:
         return LabelJoin()
@@ -128,11 +130,13 @@ def join_new_labels(
             result.problems.append(f"{ref.name}: no collected row matches yet")
             continue
         content = labels.training_csv(joined.rows)
-        digest = hashlib.sha256(content).hexdigest()[:8]
+        digest = hashlib.sha256(content).hexdigest()
         stem = basename(ref.name).rsplit(".", 1)[0]
-        name = f"labelled-{stem}-{digest}.csv"
+        name = f"labelled-{stem}-{digest[:8]}.csv"
+        # The metadata makes retraining validate them with the labelled_rows suite.
+        metadata = provenance.labelled_metadata(digest)
         try:  # the same labels joined to the same rows: the same name and bytes
-            lake.datalake.put(lake.landing, name, content, if_none_match=True)
+            lake.datalake.put(lake.landing, name, content, metadata=metadata, if_none_match=True)
         except ConflictError:
             pass
         collected.mark_joined(

@@ -8,20 +8,35 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 
+from core.lake import LocalCopy
+from core.provenance import written_by_monitoring
+from expectations.build_suite import LABELLED_SUITE_PATH, SUITE_PATH
 from expectations.gx_runner import build_stale_indexes
 from expectations.validate import ValidationReport, validate_file
 
 
+def suite_for(copy: LocalCopy) -> Path:
+    """The suite a landing file is validated with: ``labelled_rows`` for the labelled rows
+    the monitoring flow wrote (by blob metadata, not name: core/provenance.py), the
+    ``training_data`` suite for everything else."""
+    return LABELLED_SUITE_PATH if written_by_monitoring(copy.ref, copy.sha256) else SUITE_PATH
+
+
 @task(name="validate-data", cache_policy=NONE)
-def validate_data(path: Path, file: str, docs_dir: Path) -> ValidationReport:
-    """Validate a local copy of a file chunk by chunk; publish the report as an artifact,
-    pass or fail."""
+def validate_data(
+    path: Path, file: str, docs_dir: Path, suite_path: Path | None = None
+) -> ValidationReport:
+    """Validate a local copy of a file chunk by chunk with ``suite_path`` (default: the
+    training suite); publish the report, naming the suite, as an artifact, pass or fail."""
     # The Data Docs index is rebuilt once per run (publish_data_docs_index), not per file.
-    report = validate_file(path, file=file, docs_dir=docs_dir, build_index=False)
+    report = validate_file(
+        path, file=file, docs_dir=docs_dir, suite_path=suite_path, build_index=False
+    )
     verdict = "passed" if report.success else "FAILED"
     create_markdown_artifact(
         key="data-validation",
-        markdown=f"# Data validation {verdict}: `{file}`\n\n{report.to_markdown()}",
+        markdown=f"# Data validation {verdict}: `{file}` (suite `{report.suite}`)\n\n"
+        f"{report.to_markdown()}",
         description=report.summary(),
     )
     return report

@@ -49,7 +49,9 @@ def smoke_report(endpoint: Endpoint, version: str, checks: list[SmokeCheck]) -> 
 
 
 @task(name="validate-data", cache_policy=NONE)
-def fast_validation(path: Path, file: str, docs_dir: Path) -> ValidationReport:
+def fast_validation(
+    path: Path, file: str, docs_dir: Path, suite_path: Path | None = None
+) -> ValidationReport:
     """Stands in for the Great Expectations run (seconds per file) where the lake is under
     test, not validation: files named ``bad-*`` fail, every other one passes."""
     if Path(file).name.startswith("bad-"):

@@ -175,3 +175,55 @@ def test_the_committed_scoring_suite_is_derived_from_the_training_suite() -> Non
     assert columns == set(FEATURES)  # the features only: no target
     kinds = {e["type"] for e in derived["expectations"]}
     assert "expect_column_mean_to_be_between" not in kinds  # drift judges the statistics
+
+
+def test_the_committed_labelled_suite_is_the_training_suite_without_distribution_bounds() -> None:
+    from expectations.build_suite import LABELLED_SUITE_PATH, build_labelled_suite
+
+    training_suite = json.loads(SUITE_PATH.read_text(encoding="utf-8"))
+    derived = build_labelled_suite(training_suite)
+    assert LABELLED_SUITE_PATH.read_text(encoding="utf-8") == suite_json(derived)
+    kept = [e for e in training_suite["expectations"] if e in derived["expectations"]]
+    assert kept == derived["expectations"]  # nothing added or changed, order kept
+    dropped = {e["type"] for e in training_suite["expectations"]} - {
+        e["type"] for e in derived["expectations"]
+    }
+    assert dropped == {
+        "expect_table_row_count_to_be_between",
+        "expect_column_mean_to_be_between",
+        "expect_column_stdev_to_be_between",
+    }
+    columns = {e["kwargs"].get("column") for e in derived["expectations"]} - {None}
+    assert columns == set(COLUMNS)  # the target's rules too
+    for kind in (
+        "expect_column_values_to_not_be_null",
+        "expect_column_values_to_be_in_type_list",
+        "expect_column_values_to_be_between",
+    ):
+        assert {e["kwargs"]["column"] for e in derived["expectations"] if e["type"] == kind} == set(
+            COLUMNS
+        ), kind
+
+
+def test_the_labelled_suite_takes_drifted_rows_but_not_broken_ones(
+    reference: pd.DataFrame, tmp_path: Any
+) -> None:
+    """On GX: rows shifted beyond the training suite's mean bounds pass ``labelled_rows``;
+    a value out of range or missing fails it, as it fails the training suite."""
+    from expectations.build_suite import LABELLED_SUITE_PATH
+    from expectations.validate import validate_frame
+
+    def check(frame: pd.DataFrame, suite_path: Any = None) -> set[tuple[str, str | None]]:
+        report = validate_frame(frame, file="f.csv", docs_dir=tmp_path, suite_path=suite_path)
+        return report.failed()
+
+    shifted = reference.assign(bmi=reference["bmi"] + reference["bmi"].std())
+    assert ("expect_column_mean_to_be_between", "bmi") in check(shifted)
+    assert check(shifted, LABELLED_SUITE_PATH) == set()
+    broken = shifted.copy()
+    broken.loc[0, "target"] = 5000.0
+    broken.loc[1, "s5"] = np.nan
+    assert check(broken, LABELLED_SUITE_PATH) == {
+        ("expect_column_values_to_be_between", "target"),
+        ("expect_column_values_to_not_be_null", "s5"),
+    }

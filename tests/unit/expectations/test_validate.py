@@ -48,7 +48,7 @@ def test_good_files_pass(validated: Reports, name: str) -> None:
     assert report.failures == [] and report.error is None
     assert report.rows == CORPUS[name]["rows"] and frame is not None
     assert report.evaluated == 57
-    assert "all 57 expectations passed" in report.summary()
+    assert "all 57 expectations of training_data passed" in report.summary()
 
 
 @pytest.mark.parametrize("name", BAD)
@@ -223,6 +223,6 @@ def test_wrong_columns_lead_the_summary(validated: Reports) -> None:
     summary = validated("bad/wrong_columns.csv")[0].summary()
     assert summary.startswith(
         "bad/wrong_columns.csv: wrong columns (unexpected: ['body_mass_index']; missing: ['bmi']); "
-        "6 of 57 expectations failed: (table): expect_table_columns_to_match_set, "
+        "6 of 57 expectations of training_data failed: (table): expect_table_columns_to_match_set, "
     ), summary
     assert "\n" not in summary

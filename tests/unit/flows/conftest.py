@@ -73,14 +73,17 @@ def _in_process_lock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(release_module, "model_lock", model_lock)
 
 
-def suite_stand_in(path: Path, file: str, docs_dir: Path) -> ValidationReport:
-    """The committed suite's column-set and value-range expectations, checked with pandas.
+def suite_stand_in(
+    path: Path, file: str, docs_dir: Path, suite_path: Path | None = None
+) -> ValidationReport:
+    """The suite's (default: training suite's) column-set, row-count and value-range
+    expectations, checked with pandas.
 
     Great Expectations costs ~5 s to import and ~1 s a file; these tests are about what the
     flows conclude from a verdict, so they take it from this stand-in. GX itself is tested
     in tests/unit/expectations and, inside the flow, in tests/integration/flows.
     """
-    suite = load_suite()
+    suite = load_suite(suite_path)
     try:
         frame = load_dataset(path, file)
     except DataFormatError as exc:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ import tasks.monitoring as monitoring_tasks
 from backends import Backends
 from core.collected_lake import LATEST
 from core.events import DRIFT_DETECTED, EventSpec
+from core.provenance import written_by_monitoring
 from core.results import MonitoringReport
 from core.settings import Settings
 from expectations.report import ValidationReport
@@ -140,7 +142,9 @@ def test_labels_join_once_into_a_landing_file_and_give_the_live_error(
     (name,) = report.labelled_data
     landed = [r.name for r in backends.datalake.list(settings.landing_container)]
     assert landed == [name]
-    content, _ = backends.datalake.get(settings.landing_container, name)
+    content, blob = backends.datalake.get(settings.landing_container, name)
+    # Marked as the monitoring flow's: retraining validates it with the labelled_rows suite.
+    assert written_by_monitoring(blob, hashlib.sha256(content).hexdigest())
     csv = pd.read_csv(io.BytesIO(content))
     assert tuple(csv.columns) == COLUMNS and len(csv) == 120
     assert csv["target"].tolist() == pytest.approx(targets)

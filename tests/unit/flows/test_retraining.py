@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 import tasks.registry as registry_tasks
 from backends import Backends
 from backends.local.registry import LocalModelRegistry
+from core import provenance
 from core.events import MODEL_REGISTERED, EventSpec
 from core.interfaces import BackendError
 from core.outcomes import ANNOUNCED_TAG
@@ -18,7 +20,9 @@ from core.results import RetrainingSummary
 from core.settings import Settings
 from flows.outcome import result_of
 from flows.retraining import retraining
+from tests.utils.collected import traffic
 from training.params import GateConfig, TrainingParams
+from training.schema import COLUMNS
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 
@@ -192,3 +196,30 @@ def test_a_lost_announcement_is_sent_by_the_next_run(
 
     state, summary = run(backends)  # announced: not again
     assert summary.outcome == "up to date" and len(sent) == 1
+
+
+def test_the_suite_is_chosen_by_the_monitoring_flows_metadata_not_the_name(
+    backends: Backends, settings: Settings
+) -> None:
+    """Labelled rows the monitoring flow wrote (``origin=labels`` and the sha256 of their
+    bytes) get the ``labelled_rows`` suite, which has no row floor; a file that only looks
+    like them, by name or by metadata copied onto other bytes, gets the training suite."""
+    landing_ = settings.landing_container
+    backends.datalake.ensure_containers(landing_)
+    frame = traffic(30, seed=3, shift=1.0)[list(COLUMNS)]
+    content = frame.to_csv(index=False).encode()
+    other = frame.iloc[:20].to_csv(index=False).encode()
+    stamp = provenance.labelled_metadata(hashlib.sha256(content).hexdigest())
+    put = backends.datalake.put
+    put(landing_, "labelled-day-1-0a1b2c3d.csv", content, metadata=stamp)
+    put(landing_, "labelled-day-2-0a1b2c3d.csv", content)  # the name only
+    put(landing_, "labelled-day-3-0a1b2c3d.csv", other, metadata=stamp)  # copied metadata
+
+    _, summary = run(backends)
+    results = {f.file: (f.result, f.details or "") for f in summary.files}
+    assert results["labelled-day-1-0a1b2c3d.csv"] == ("merged", "30 rows, labelled_rows suite")
+    for fake in ("labelled-day-2-0a1b2c3d.csv", "labelled-day-3-0a1b2c3d.csv"):
+        result, details = results[fake]
+        assert result == "quarantined", fake
+        assert "of training_data failed" in details and "row_count" in details, details
+    assert summary.curated_rows == 30
