@@ -81,7 +81,9 @@ def newest_landing_taker(flow_name: str) -> datetime | None:
                         any_=[StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING]
                     )
                 ),
-                expected_start_time=FlowRunFilterExpectedStartTime(before_=datetime.now(UTC)),
+                expected_start_time=FlowRunFilterExpectedStartTime.model_validate(
+                    {"before_": datetime.now(UTC)}
+                ),
             ),
         )
     takers = [
