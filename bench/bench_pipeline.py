@@ -234,8 +234,21 @@ def main(argv: list[str] | None = None) -> int:
             results.append(result)
             print(f"\nround {round_no + 1}: landed -> serving {wall:.1f} s (observed)\n")
             print(result.to_markdown())
+        if len(results) > 1:
+            print(f"\nmedian of {len(results)} rounds (per stage):\n")
+            print(median(results).to_markdown())
     print(f"uptime: {os.getloadavg()}")
     return 0
+
+
+def median(results: list[Breakdown]) -> Breakdown:
+    """Each stage's median over the rounds (so the total is not one round's)."""
+    out = Breakdown(detection=float(np.median([r.detection for r in results])))
+    for stage in out.work:
+        out.work[stage] = float(np.median([r.work[stage] for r in results]))
+    for part in out.orchestration:
+        out.orchestration[part] = float(np.median([r.orchestration[part] for r in results]))
+    return out
 
 
 def mlops_ok(env: dict[str, str], *args: str) -> bool:
