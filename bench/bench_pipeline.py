@@ -163,13 +163,14 @@ def wait_new_version(
 def release_run(version: str, since: datetime, timeout: float = 120) -> str:
     """The id of the release flow run of ``version`` (waits until it finished)."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 
     deadline = time.monotonic() + timeout
     with get_client(sync_client=True) as client:
         while time.monotonic() < deadline:
+            # The release deployment's run, or the retraining run's subflow.
             runs = client.read_flow_runs(
-                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["release"]))
+                flow_filter=FlowFilter(name=FlowFilterName(any_=["release"]))
             )
             for run in runs:
                 created = run.created or since
