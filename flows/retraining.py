@@ -9,7 +9,7 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
+from prefect.runtime import deployment, flow_run
 from prefect.states import State
 
 from backends import Backends
@@ -122,7 +122,7 @@ def retraining(
     # Releasing here saves the release trigger, a pickup and a process (settings say when).
     # Only a deployment run on the profile's own resources does: a test or a CLI run leaves
     # the release to the event, as before.
-    inline = bool(settings.releases_in_retraining and resources is None and flow_run.deployment_id)
+    inline = bool(settings.releases_in_retraining and resources is None and deployment.id)
     with model_lock(name, "retraining"):
         summary = _train_and_judge(
             lake, backends, settings, name, files, params, gate, sweep, announce=not inline
