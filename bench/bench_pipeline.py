@@ -163,13 +163,14 @@ def wait_new_version(
 def release_run(version: str, since: datetime, timeout: float = 120) -> str:
     """The id of the release flow run of ``version`` (waits until it finished)."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 
     deadline = time.monotonic() + timeout
     with get_client(sync_client=True) as client:
         while time.monotonic() < deadline:
+            # The release deployment's run, or the retraining run's subflow.
             runs = client.read_flow_runs(
-                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["release"]))
+                flow_filter=FlowFilter(name=FlowFilterName(any_=["release"]))
             )
             for run in runs:
                 created = run.created or since
@@ -234,8 +235,21 @@ def main(argv: list[str] | None = None) -> int:
             results.append(result)
             print(f"\nround {round_no + 1}: landed -> serving {wall:.1f} s (observed)\n")
             print(result.to_markdown())
+        if len(results) > 1:
+            print(f"\nmedian of {len(results)} rounds (per stage):\n")
+            print(median(results).to_markdown())
     print(f"uptime: {os.getloadavg()}")
     return 0
+
+
+def median(results: list[Breakdown]) -> Breakdown:
+    """Each stage's median over the rounds (so the total is not one round's)."""
+    out = Breakdown(detection=float(np.median([r.detection for r in results])))
+    for stage in out.work:
+        out.work[stage] = float(np.median([r.work[stage] for r in results]))
+    for part in out.orchestration:
+        out.orchestration[part] = float(np.median([r.orchestration[part] for r in results]))
+    return out
 
 
 def mlops_ok(env: dict[str, str], *args: str) -> bool:

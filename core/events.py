@@ -55,8 +55,10 @@ def model_resource_id(name: str, version: str | None = None) -> str:
     return f"mlops.model.{name}" + (f".{version}" if version is not None else "")
 
 
-def model_registered(version: ModelVersion, flow_run_id: str) -> EventSpec:
-    """``mlops.model.registered`` for ``version``, related to the run that registered it."""
+def model_registered(version: ModelVersion, flow_run_id: str, released: bool = False) -> EventSpec:
+    """``mlops.model.registered`` for ``version``, related to the run that registered it.
+    ``released``: that run released it itself (label ``mlops.model.release`` = ``done``, not
+    ``pending``: the release deployment's trigger matches ``pending`` only)."""
     return EventSpec(
         event=MODEL_REGISTERED,
         resource={
@@ -64,6 +66,7 @@ def model_registered(version: ModelVersion, flow_run_id: str) -> EventSpec:
             "prefect.resource.name": f"{version.name} v{version.version}",
             "mlops.model.name": version.name,
             "mlops.model.version": version.version,
+            "mlops.model.release": "done" if released else "pending",
         },
         related=[
             {

@@ -182,6 +182,13 @@ class Settings(BaseSettings):
     # interval (flows/blob_watcher.py says why), so a short one costs no process per poll.
     # In Azure, Event Grid announces blobs and the watcher is only a safety net.
     watch_interval_seconds: float = Field(default=5.0, ge=1, le=3600)
+    # A retraining *deployment run* that registers a version releases it itself, as a
+    # subflow, instead of leaving it to the release deployment's trigger: that trigger, a
+    # worker pickup and a second flow process (~6 s here) leave the way from landing to
+    # production. ``mlops.model.registered`` still goes out, after the release, labelled so
+    # the release trigger skips it. None: on for the local profile; the azure profile keeps
+    # the release deployment (a container group of its own).
+    release_in_retraining: bool | None = None
 
     # Prefect: the local server ``mlops up`` starts, and the API every Prefect client of the
     # project talks to (publishing, automations, the code-storage block, workers started here).
@@ -307,6 +314,13 @@ class Settings(BaseSettings):
         return env
 
     # Derived locations -------------------------------------------------------------
+    @property
+    def releases_in_retraining(self) -> bool:
+        """Whether a retraining deployment run releases what it registers (see the field)."""
+        if self.release_in_retraining is not None:
+            return self.release_in_retraining
+        return self.profile == "local"
+
     @property
     def state_path(self) -> Path:
         """The state folder, absolute. A relative ``MLOPS_STATE_DIR`` is relative to the

@@ -50,17 +50,26 @@ def pending(
     marks: Mapping[str, Mark],
     now: datetime | None = None,
     reannounce_after: timedelta | None = None,
+    taker_since: datetime | None = None,
 ) -> list[BlobRef]:
     """Blobs to announce, oldest first: never announced in this version (new name or another
     etag), or, with ``reannounce_after``, announced that long ago and still waiting (a
-    retraining run that absorbed or lost the event has not taken them)."""
+    retraining run that absorbed or lost the event has not taken them).
+
+    ``taker_since``: when the newest run that will take every waiting blob (a retraining run
+    that drains landing, not finished) was created. Such a run lists landing after its
+    creation, so a blob that landed before that is in its hands (being validated, or queued
+    behind the run before it): announcing it again would only queue a run with nothing to do.
+    """
     now = now or datetime.now(UTC)
 
     def due(ref: BlobRef) -> bool:
         mark = marks.get(ref.name)
         if mark is None or mark.etag != ref.etag:
             return True
-        return reannounce_after is not None and now - mark.at >= reannounce_after
+        if reannounce_after is None or now - mark.at < reannounce_after:
+            return False
+        return taker_since is None or taker_since < (ref.last_modified or mark.at)
 
     oldest = datetime.min.replace(tzinfo=UTC)
     return sorted(filter(due, listing), key=lambda ref: (ref.last_modified or oldest, ref.name))

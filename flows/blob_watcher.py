@@ -31,8 +31,12 @@ crash can cause a duplicate announcement but never a missed one; duplicates are 
 because retraining is replay-safe. Two watchers at once may both announce a blob; neither
 loses the other's marks (conditional writes, merged and retried). Blobs that left landing
 (processed) are no longer listed and their marks are forgotten; a blob still waiting
-``reannounce_after_seconds`` after its announcement is announced again (its event started no
-run that took it, e.g. it fell into a trigger's ``within`` window after the run had listed).
+``reannounce_after_seconds`` (15 s) after its announcement is announced again unless a
+retraining run that drains landing was created after it landed and has not finished (that
+run has it in hand: being validated, or queued behind the run before it). Otherwise its event
+started no run that took it: it landed within the retraining trigger's 10 s window after a
+run that had already listed landing, and the window absorbed its event; announced again after
+the window, it starts a run of its own ~15-20 s after it landed, not minutes later.
 
 In a real Azure deployment nothing polls: Event Grid delivers ``BlobCreated`` to a relay that
 emits the very same event (``core.blob_events.from_event_grid`` builds it): a small Azure
@@ -54,17 +58,24 @@ from core.results import WatchReport
 from core.settings import get_settings
 from core.watch import Mark, WatchState, departed, next_poll_in, pending
 from flows.resources import default_backends
-from tasks.watch import announce_blobs, mark_announced, poll_container, prepare_containers
+from tasks.watch import (
+    announce_blobs,
+    mark_announced,
+    newest_landing_taker,
+    poll_container,
+    prepare_containers,
+)
 
 
 @flow(name="blob-watcher")
 def blob_watcher(
     container: str | None = None,
     prefix: str = "",
-    reannounce_after_seconds: float | None = 120.0,
+    reannounce_after_seconds: float | None = 15.0,
     watch_seconds: float = 0.0,
     poll_seconds: float | None = None,
     datalake: DataLake | None = None,
+    taker: str | None = "retraining",
 ) -> WatchReport:
     """Announce the blobs of ``container`` that were not announced in their current version.
 
@@ -72,12 +83,15 @@ def blob_watcher(
         container: The watched container; default: the landing container from settings.
         prefix: Only watch blobs whose names start with this.
         reannounce_after_seconds: Announce a blob again when it is still in the container
-            this long after its announcement (its event triggered no run that took it, e.g.
-            it was absorbed by a trigger's window); None: never.
+            this long after its announcement and no run of ``taker`` will take it (its event
+            started no run that took it, e.g. it was absorbed by the retraining trigger's
+            10 s window: so this is a bit longer than that window); None: never.
         watch_seconds: Keep polling this long (0: one pass). The deployment polls for a bit
             longer than its schedule's interval.
         poll_seconds: Seconds between polls; default ``Settings.watch_interval_seconds``.
         datalake: The blob storage to watch; default: the settings' profile's.
+        taker: The flow whose unfinished runs take what waits in the container: a blob that
+            landed before such a run was created is not announced again; None: no such flow.
 
     Returns:
         What was listed (last poll), announced (``reannounced``: announced before) and
@@ -98,7 +112,7 @@ def blob_watcher(
     polls = 0
     while True:
         last_poll = time.monotonic()
-        report = _poll(report, state, datalake, watched, prefix, again)
+        report = _poll(report, state, datalake, watched, prefix, again, taker)
         polls += 1
         pause = next_poll_in(last_poll, interval, deadline, time.monotonic())
         if pause is None:
@@ -122,11 +136,17 @@ def _poll(
     watched: str,
     prefix: str,
     again: timedelta | None,
+    taker: str | None,
 ) -> WatchReport:
     """One poll: announce what is new, mark it, forget departed blobs; ``report`` plus it."""
     # The marks are read BEFORE listing: only then is forgetting departed ones safe.
     marks, listing = poll_container(state, datalake, watched, prefix)
     new = pending(listing, marks, reannounce_after=again)
+    if taker is not None and any(r.name in marks and marks[r.name].etag == r.etag for r in new):
+        # Only a blob no run will take is announced again (``core.watch.pending``).
+        new = pending(
+            listing, marks, reannounce_after=again, taker_since=newest_landing_taker(taker)
+        )
     gone = departed(marks, listing, prefix)
     if new:
         announce_blobs(new)  # first announce, then mark: a crash between them re-announces

@@ -9,7 +9,7 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
+from prefect.runtime import deployment, flow_run
 from prefect.states import State
 
 from backends import Backends
@@ -27,6 +27,7 @@ from core.paths import scratch_dir
 from core.results import FileResult, RetrainingSummary
 from core.settings import Settings, get_settings
 from flows.outcome import completed, failed
+from flows.release import release
 from flows.resources import default_backends
 from tasks.data import (
     begin_attempt,
@@ -118,8 +119,22 @@ def retraining(
 
     # Training, judging and registering never overlap for one model (tasks/locks.py): a
     # second run waits, then finds the same data "up to date" or "already judged".
+    # Releasing here saves the release trigger, a pickup and a process (settings say when).
+    # Only a deployment run on the profile's own resources does: a test or a CLI run leaves
+    # the release to the event, as before.
+    inline = bool(settings.releases_in_retraining and resources is None and deployment.id)
     with model_lock(name, "retraining"):
-        summary = _train_and_judge(lake, backends, settings, name, files, params, gate, sweep)
+        summary = _train_and_judge(
+            lake, backends, settings, name, files, params, gate, sweep, announce=not inline
+        )
+    if inline and summary.outcome == "registered" and summary.version is not None:
+        # After the lock: a retraining run queued meanwhile need not wait for the release.
+        # Announced (labelled released) only once the release ended: a run killed before
+        # leaves the version unannounced, and a rerun announces it for the release deployment.
+        released = release(model_name=name, version=summary.version, return_state=True)
+        logger.info("release of v%s: %s", summary.version, released.message)
+        version = backends.registry.get(name, summary.version)
+        announce_model(backends.registry, version, str(flow_run.id), released=True)
 
     publish_retraining_report(summary)
     message = retraining_state_message(summary)
@@ -139,8 +154,10 @@ def _train_and_judge(
     params: TrainingParams,
     gate: GateConfig,
     sweep: SweepConfig | None = None,
+    announce: bool = True,
 ) -> RetrainingSummary:
-    """Train a challenger on the curated set unless it was trained or judged before."""
+    """Train a challenger on the curated set unless it was trained or judged before;
+    ``announce``: announce a registered version (False: the caller releases it first)."""
     curated = current_curated_set(lake)
     # The job scores the champion too, on its own holdout: the worker reads only its record.
     champion_input = swept = None
@@ -201,7 +218,8 @@ def _train_and_judge(
         registered = register_model(
             backends.registry, name, job.output_uri, job.record.challenger_sha256, tags
         )
-        announce_model(backends.registry, registered, str(flow_run.id))
+        if announce:
+            announce_model(backends.registry, registered, str(flow_run.id))
     else:
         # Remembered before announcing: a duplicate event or the next cron run on this data
         # concludes "already judged" instead of training and notifying again.

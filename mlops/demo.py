@@ -46,12 +46,12 @@ def _wait(what: str, check: Callable[[], T | None], timeout: float, status: Any)
     raise DemoError(f"timed out after {timeout:.0f} s waiting for: {what}")
 
 
-def _runs(client: Any, deployment: str, since: float) -> list[Any]:
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+def _runs(client: Any, flow: str, since: float) -> list[Any]:
+    """Runs of ``flow`` since ``since``: deployment runs and subflows (a retraining run
+    releases what it registers as a subflow on the local profile)."""
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 
-    runs = client.read_flow_runs(
-        deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment]))
-    )
+    runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[flow])))
     return [
         r for r in runs if not r.auto_scheduled and r.created and r.created.timestamp() >= since
     ]
@@ -92,7 +92,7 @@ def run_demo(settings: Settings, lake: Lake) -> DemoResult:
         retrain = _wait(
             "retraining run (triggered by azure.storage.blob.created)",
             lambda: _finished(_runs(client, "retraining", start)),
-            300,
+            900,  # it releases what it registers before it finishes
             status,
         )[0]
         console.print(f"retraining: {retrain.state.name}: {retrain.state.message}")
@@ -101,7 +101,7 @@ def run_demo(settings: Settings, lake: Lake) -> DemoResult:
         candidate = registry.get_alias(settings.model_name, "candidate")
         if candidate is not None and (before is None or candidate.version != before.version):
             release = _wait(
-                "release run (triggered by mlops.model.registered)",
+                "release run (by the retraining run, or on mlops.model.registered)",
                 lambda: _finished(_runs(client, "release", start)),
                 600,
                 status,

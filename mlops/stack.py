@@ -96,8 +96,9 @@ def prefect_worker(settings: Settings) -> ManagedProcess:
             **prefect_env(settings),
             **settings.to_env(),
             # A run a trigger created waits up to this long for pickup (Prefect's default is
-            # 10 s). One small query a second is nothing to the local server.
-            "PREFECT_WORKER_QUERY_SECONDS": "1",
+            # 10 s), half of it on average: twice on the way from landing to production. Two
+            # small queries a second are nothing to the local server.
+            "PREFECT_WORKER_QUERY_SECONDS": "0.5",
             "PREFECT_WORKER_WEBSERVER_HOST": "127.0.0.1",
             "PREFECT_WORKER_WEBSERVER_PORT": str(settings.worker_port),
         },

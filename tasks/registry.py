@@ -104,11 +104,14 @@ def unannounced_version(registry: ModelRegistry, trained: ModelVersion) -> Model
 
 
 @task(name="announce-model", retries=3, retry_delay_seconds=2, cache_policy=NONE)
-def announce_model(registry: ModelRegistry, version: ModelVersion, flow_run_id: str) -> None:
-    """Send ``mlops.model.registered`` (the release deployment's trigger) and wait until the
-    server took it: unlike ``emit_event``, a lost event fails the task. Then tag the version
-    ``announced``: a version without the tag was never announced, and a rerun announces it."""
-    send_events([model_registered(version, flow_run_id)])
+def announce_model(
+    registry: ModelRegistry, version: ModelVersion, flow_run_id: str, released: bool = False
+) -> None:
+    """Send ``mlops.model.registered`` (the release deployment's trigger unless ``released``:
+    the run released it itself) and wait until the server took it: unlike ``emit_event``, a
+    lost event fails the task. Then tag the version ``announced``: a version without the tag
+    was never announced (nor released by its run), and a rerun announces it."""
+    send_events([model_registered(version, flow_run_id, released)])
     registry.set_tags(version.name, version.version, {ANNOUNCED_TAG: "true"})
 
 

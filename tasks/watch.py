@@ -6,8 +6,20 @@ clients: no caching.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterExpectedStartTime,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import StateType
 
 from core.blob_events import event_for
 from core.interfaces import BlobRef, DataLake
@@ -53,3 +65,31 @@ def mark_announced(
 ) -> dict[str, Mark]:
     """Record the announced blobs and forget departed ones, without losing concurrent marks."""
     return state.record(announced, forget)
+
+
+@task(name="find-landing-taker", retries=3, retry_delay_seconds=2, cache_policy=NONE)
+def newest_landing_taker(flow_name: str) -> datetime | None:
+    """When the newest unfinished run of ``flow_name`` that takes everything waiting in landing
+    (no ``data_uri``, or ``drain_landing``) was created; None when there is none. Runs
+    scheduled for later (the weekly cron) do not count: they take nothing until then."""
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(
+                    type=FlowRunFilterStateType(
+                        any_=[StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING]
+                    )
+                ),
+                expected_start_time=FlowRunFilterExpectedStartTime.model_validate(
+                    {"before_": datetime.now(UTC)}
+                ),
+            ),
+        )
+    takers = [
+        run.created
+        for run in runs
+        if run.created is not None
+        and (not run.parameters.get("data_uri") or run.parameters.get("drain_landing"))
+    ]
+    return max(takers, default=None)

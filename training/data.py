@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.datasets import load_diabetes
 
 from training.schema import COLUMNS, DTYPE
 
@@ -232,7 +231,11 @@ def merge(curated: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame:
 def reference_dataset() -> pd.DataFrame:
     """Return scikit-learn's diabetes data (442 rows) as a float64 frame of ``COLUMNS``.
 
-    The data ships inside scikit-learn, so no network is needed.
+    The data ships inside scikit-learn, so no network is needed. Imported here, not at the
+    top: ``sklearn.datasets`` (scipy...) was most of the retraining flow's start-up, which
+    only needs this module's CSV and chunk helpers.
     """
+    from sklearn.datasets import load_diabetes
+
     frame = load_diabetes(as_frame=True).frame
     return frame[list(COLUMNS)].astype(np.dtype(DTYPE)).reset_index(drop=True)

@@ -16,7 +16,6 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from training import model as model_io
 from training.artifacts import DECISION_FILE, MODEL_FILE, RUN_FILE, sha256_file
 from training.data import fingerprint
 from training.evaluate import Decision, Metrics, decide, score
@@ -134,6 +133,8 @@ def score_champion(
         ChampionError: Missing file, digest mismatch, or a model this environment cannot load
             or score; the message names the version.
     """
+    from training import model as model_io  # scikit-learn: only where a model is scored
+
     label = f"champion {version or '(unversioned)'}"
     path = model_file_in(folder)
     digest = sha256_file(path)

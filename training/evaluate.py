@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn.base import RegressorMixin
-from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
 # The decision record lives in training.gate_models (no numpy, pandas or scikit-learn: the
 # release flow and the records read it without paying their import); re-exported here.
 from training.gate_models import Decision, Metrics, Thresholds, Verdict
-from training.model import predict
 from training.params import GateConfig
 from training.schema import TARGET
+
+if TYPE_CHECKING:
+    from sklearn.base import RegressorMixin
+
+# scikit-learn is imported where a model is scored, not here: the retraining flow imports this
+# module (through training.decision) only to judge a job's record, and importing scikit-learn
+# was over half of that flow's start-up.
 
 # Metrics for which a smaller value is better; every other metric is higher-is-better.
 LOWER_IS_BETTER: frozenset[str] = frozenset({"rmse", "mae"})
@@ -50,6 +55,8 @@ def compute_metrics(y_true: np.ndarray | pd.Series, y_pred: np.ndarray | pd.Seri
         raise ValueError(f"y_true has shape {true.shape} but y_pred has {pred.shape}")
     if true.size < 2:
         raise ValueError(f"need at least 2 rows to compute metrics, got {true.size}")
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
     return Metrics(
         rmse=float(np.sqrt(mean_squared_error(true, pred))),
         mae=float(mean_absolute_error(true, pred)),
@@ -68,6 +75,8 @@ def score(model: RegressorMixin, holdout: pd.DataFrame) -> Metrics:
     Returns:
         The holdout metrics.
     """
+    from training.model import predict
+
     return compute_metrics(holdout[TARGET].to_numpy(dtype=float), predict(model, holdout))
 
 

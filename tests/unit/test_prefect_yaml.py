@@ -4,9 +4,10 @@ from a trigger) exists in that flow's signature, and schedules and triggers pars
 from __future__ import annotations
 
 import inspect
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import pytest
 import yaml
@@ -15,7 +16,14 @@ from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from prefect.flows import Flow, load_flow_from_entrypoint
 
 from core.deploy import WORK_POOL, WORK_POOL_TEMPLATE
-from core.events import BLOB_CREATED, DRIFT_DETECTED, MODEL_REGISTERED, drift_detected
+from core.events import (
+    BLOB_CREATED,
+    DRIFT_DETECTED,
+    MODEL_REGISTERED,
+    drift_detected,
+    model_registered,
+)
+from core.interfaces import ModelVersion
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = yaml.safe_load((ROOT / "prefect.yaml").read_text())
@@ -78,6 +86,27 @@ def test_triggers_listen_for_the_events_the_code_emits() -> None:
     (release,) = DEPLOYMENTS["release"]["triggers"]
     assert release["expect"] == [MODEL_REGISTERED]
     assert set(release["parameters"]) == {"model_name", "version"}
+
+
+def test_the_release_trigger_skips_versions_their_retraining_run_released() -> None:
+    from prefect.server.events.schemas.automations import EventTrigger
+    from prefect.server.events.schemas.events import ReceivedEvent
+
+    (spec,) = DEPLOYMENTS["release"]["triggers"]
+    fields = ("expect", "match", "posture", "threshold", "within")
+    trigger = EventTrigger(**{k: spec[k] for k in fields})
+    version = ModelVersion("m", "3", "file:///r/m/3", "ab" * 32)
+    for released, fires in ((False, True), (True, False)):
+        spec_ = model_registered(version, "run-1", released=released)
+        event = ReceivedEvent.model_validate(
+            {
+                "event": spec_.event,
+                "resource": spec_.resource,
+                "id": uuid4(),
+                "occurred": datetime.now(UTC),
+            }
+        )
+        assert trigger.covers(event) is fires
 
 
 def test_retraining_and_release_never_run_twice_at_once() -> None:

@@ -15,6 +15,7 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.events import Event
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+from prefect.states import Completed, Pending
 
 from backends import get_backends
 from core.blob_events import BLOB_CREATED
@@ -23,6 +24,7 @@ from core.results import WatchReport
 from core.settings import Settings
 from core.watch import WatchState
 from flows.blob_watcher import blob_watcher
+from flows.retraining import retraining
 from tasks.watch import announce_blobs
 
 pytestmark = pytest.mark.integration
@@ -188,6 +190,25 @@ def test_blobs_still_waiting_are_announced_again_after_a_while(settings: Setting
     summary = blob_watcher(reannounce_after_seconds=0)  # "a while" has passed
     assert summary.announced == summary.reannounced == ["waiting.csv"]
     wait_for_events(datalake, settings.landing_container, {"waiting.csv": 2})
+
+
+def test_a_waiting_blob_a_retraining_run_has_in_hand_is_not_announced_again(
+    settings: Settings,
+) -> None:
+    datalake = lake_of(settings)
+    upload(datalake, settings, "in-hand.csv")
+    assert blob_watcher().announced == ["in-hand.csv"]
+    with get_client(sync_client=True) as client:
+        # A run triggered after the blob landed (e.g. validating it, or queued): it drains.
+        run = client.create_flow_run(
+            retraining, parameters={"data_uri": "x", "drain_landing": True}, state=Pending()
+        )
+        try:
+            assert blob_watcher(reannounce_after_seconds=0).announced == []
+        finally:
+            client.set_flow_run_state(run.id, Completed(), force=True)
+    # Finished without taking it: the blob waits for nobody, so it is announced again.
+    assert blob_watcher(reannounce_after_seconds=0).reannounced == ["in-hand.csv"]
 
 
 class LandsDuringTheRun:

@@ -40,6 +40,11 @@ def test_model_registered_names_the_version_and_the_run() -> None:
     assert spec.event == events.MODEL_REGISTERED == "mlops.model.registered"
     assert spec.resource["prefect.resource.id"] == "mlops.model.m.3"
     assert spec.resource["mlops.model.version"] == "3"
+    assert spec.resource["mlops.model.release"] == "pending"  # the release trigger's
+    assert (
+        events.model_registered(version, "run-1", released=True).resource["mlops.model.release"]
+        == "done"
+    )
     assert spec.related == [
         {"prefect.resource.id": "prefect.flow-run.run-1", "prefect.resource.role": "flow-run"}
     ]

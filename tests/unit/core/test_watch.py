@@ -59,6 +59,19 @@ def test_blobs_still_waiting_long_after_their_announcement_are_due_again() -> No
     assert pending(listing, marks, now, reannounce_after=None) == []
 
 
+def test_a_waiting_blob_is_not_due_again_while_a_run_created_after_it_landed_will_take_it() -> None:
+    listing = [ref("taken.csv", '"1"', 0), ref("absorbed.csv", '"2"', 5)]
+    marks = {"taken.csv": marked('"1"', 0), "absorbed.csv": marked('"2"', 5)}
+    now, again = T0 + timedelta(minutes=20), timedelta(minutes=10)
+    # A run created at minute 3 listed landing after taken.csv landed, before absorbed.csv.
+    taker = T0 + timedelta(minutes=3)
+    due = pending(listing, marks, now, reannounce_after=again, taker_since=taker)
+    assert [r.name for r in due] == ["absorbed.csv"]
+    # New versions are announced whatever runs there are.
+    fresh = [ref("taken.csv", '"1b"', 1)]
+    assert [r.name for r in pending(fresh, marks, now, again, taker_since=taker)] == ["taken.csv"]
+
+
 def test_departed_marks_are_those_not_listed_under_the_prefix() -> None:
     marks = {"a.csv": marked('"1"'), "gone.csv": marked('"9"'), "other/x.csv": marked('"7"')}
     assert departed(marks, [ref("a.csv", '"1"')]) == {"gone.csv": '"9"', "other/x.csv": '"7"'}
