@@ -15,7 +15,13 @@ from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from prefect.flows import Flow, load_flow_from_entrypoint
 
 from core.deploy import WORK_POOL, WORK_POOL_TEMPLATE
-from core.events import BLOB_CREATED, DRIFT_DETECTED, MODEL_REGISTERED, drift_detected
+from core.events import (
+    BLOB_CREATED,
+    DRIFT_DETECTED,
+    MODEL_REGISTERED,
+    RETRAIN_ON_DRIFT,
+    drift_detected,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = yaml.safe_load((ROOT / "prefect.yaml").read_text())
@@ -69,6 +75,7 @@ def test_triggers_listen_for_the_events_the_code_emits() -> None:
     retrain, on_drift = DEPLOYMENTS["retraining"]["triggers"]
     assert retrain["expect"] == [BLOB_CREATED]
     assert on_drift["expect"] == [DRIFT_DETECTED]
+    assert on_drift["name"] == RETRAIN_ON_DRIFT
     # The trigger matches the resource the flow's event names, and passes its model name.
     spec = drift_detected("diabetes-ridge", "production", ["bmi"], False, ("a", "b"), [])
     assert on_drift["match"] == {"prefect.resource.id": "mlops.model.*"}
