@@ -192,7 +192,7 @@ def _local_collection(settings: Settings) -> Collection | None:
         settings.collected_container,
         settings.collect_sas_days,
     )
-    return Collection(issue, settings.collect_sample)
+    return Collection(issue, settings.collect_sample, settings.collect_window_seconds)
 
 
 def _azure_collection(settings: Settings, credential: TokenCredential) -> Collection | None:
@@ -220,7 +220,7 @@ def _azure_collection(settings: Settings, credential: TokenCredential) -> Collec
             settings.collected_container,
             settings.collect_sas_days,
         )
-    return Collection(issue, settings.collect_sample)
+    return Collection(issue, settings.collect_sample, settings.collect_window_seconds)
 
 
 def _scoring_env(settings: Settings) -> dict[str, str]:

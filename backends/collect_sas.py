@@ -30,11 +30,14 @@ class Collection:
 
     issue_url: Callable[[], str]
     sample: float = 1.0
+    window_seconds: float | None = None  # None: the service's default window
 
     def env(self, environment: str, url_file: str | None) -> dict[str, str]:
         """The replica's settings; the URL itself travels as the file ``url_file`` (None:
         the caller delivers ``SCORING_COLLECT_URL`` its own way, e.g. Key Vault injection)."""
         env = {"SCORING_COLLECT_ENV": environment, "SCORING_COLLECT_SAMPLE": str(self.sample)}
+        if self.window_seconds is not None:
+            env["SCORING_COLLECT_WINDOW_SECONDS"] = str(self.window_seconds)
         if url_file is not None:
             env["SCORING_COLLECT_URL_FILE"] = url_file
         return env

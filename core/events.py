@@ -29,6 +29,9 @@ DATA_DEAD_LETTERED = "mlops.data.dead-lettered"
 # The monitoring flow found drift past the thresholds (payload: the drifted features): the
 # retraining deployment's ``retrain-on-drift`` trigger.
 DRIFT_DETECTED = "mlops.drift.detected"
+# The name of that trigger (prefect.yaml): the automation it becomes, and so the ``created_by``
+# of the runs it starts, which is how the demo tells them from the other retraining runs.
+RETRAIN_ON_DRIFT = "retrain-on-drift"
 
 ALL_EVENTS = (
     BLOB_CREATED,

@@ -166,6 +166,10 @@ class Settings(BaseSettings):
     collect_sas_days: float = Field(default=30.0, gt=0, le=365)
     # Share of scoring requests whose rows are collected: 0 collects nothing, 1 every one.
     collect_sample: float = Field(default=1.0, ge=0, le=1)
+    # Longest a replica keeps collected rows before writing them (its window); None: the
+    # service's own default (``SCORING_COLLECT_WINDOW_SECONDS``, 60 s). Shorter: rows reach the
+    # lake sooner, in more files.
+    collect_window_seconds: float | None = Field(default=None, gt=0, le=3600)
     # Larger landing files are quarantined unread. Files are streamed to disk and validated
     # and merged chunk by chunk (memory does not grow with them), so this bounds the disk
     # and time one file may take: 4 GiB is ~20M diabetes rows as CSV.

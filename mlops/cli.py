@@ -152,7 +152,8 @@ def demo() -> None:
     up()
     deploy()
     _use_local_prefect(settings)
-    from mlops.demo import DemoError, run_demo
+    from mlops.demo import run_demo
+    from mlops.demo_wait import DemoError
 
     try:
         result = run_demo(settings, _lake(settings))
@@ -170,7 +171,16 @@ def demo() -> None:
         f"\nPrefect UI:   {settings.prefect_ui_url}/runs  (flow runs, artifacts, deployments)"
     )
     typer.echo(f"Data Docs:    http://127.0.0.1:{settings.docs_port}/index.html")
-    typer.echo(f"Prometheus:   {settings.prometheus_url}  (scoring and HAProxy metrics)")
+    if result.drift is not None and result.drift.monitoring_run:
+        typer.echo(
+            f"Monitoring:   {settings.prefect_ui_url}/runs/flow-run/{result.drift.monitoring_run}"
+            "  (Artifacts: drift-table, monitoring-report with the charts)"
+        )
+    typer.echo(
+        f"Prometheus:   {settings.prometheus_url}  (scoring and HAProxy metrics; try "
+        'sum(scoring_requests_total{environment="production",route="/score"}))'
+    )
+    typer.echo("Status:       .venv/bin/mlops status  (per environment: version, rates, drift)")
     typer.echo(f"Notifications: {settings.notifications_path}")
     typer.echo(
         'Score:        curl -H "Authorization: Bearer $(.venv/bin/mlops key production)" '

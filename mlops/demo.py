@@ -3,6 +3,8 @@
 New data lands in blob storage (through the data lake adapter) -> the watcher announces it -> the
 retraining deployment runs -> a model is registered -> the release deployment runs -> the
 new version serves in production. Then a bad file is quarantined and a notification recorded.
+Then production's traffic drifts: the monitoring deployment reports it, and its
+``mlops.drift.detected`` starts a retraining run (``mlops/demo_drift.py``).
 Everything here only watches the Prefect server; the work happens in the deployed flows.
 """
 
@@ -10,55 +12,25 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
 
 from core.lake import Lake
 from core.settings import Settings
 from core.version import REPO_ROOT
+from mlops.demo_drift import DriftDemo, run_drift_demo
+from mlops.demo_wait import finished, runs, wait
 
-T = TypeVar("T")
 BAD_FILE = "tests/data/bad/out_of_range.csv"
-
-
-class DemoError(RuntimeError):
-    """A step did not finish in time; the message says which and where to look."""
 
 
 @dataclass
 class DemoResult:
     lines: list[str] = field(default_factory=list)
+    drift: DriftDemo | None = None
 
     def add(self, line: str) -> None:
         self.lines.append(line)
-
-
-def _wait(what: str, check: Callable[[], T | None], timeout: float, status: Any) -> T:
-    status.update(f"[bold]{what}[/bold] …")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(1.5)
-    raise DemoError(f"timed out after {timeout:.0f} s waiting for: {what}")
-
-
-def _runs(client: Any, flow: str, since: float) -> list[Any]:
-    """Runs of ``flow`` since ``since``: deployment runs and subflows (a retraining run
-    releases what it registers as a subflow on the local profile)."""
-    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
-
-    runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[flow])))
-    return [
-        r for r in runs if not r.auto_scheduled and r.created and r.created.timestamp() >= since
-    ]
-
-
-def _finished(runs: list[Any]) -> list[Any]:
-    return [r for r in runs if r.state and r.state.is_final()]
 
 
 def run_demo(settings: Settings, lake: Lake) -> DemoResult:
@@ -89,9 +61,9 @@ def run_demo(settings: Settings, lake: Lake) -> DemoResult:
         every = settings.watch_interval_seconds
         console.print(f"blob watcher started: it lists the landing container every {every:g} s")
 
-        retrain = _wait(
+        retrain = wait(
             "retraining run (triggered by azure.storage.blob.created)",
-            lambda: _finished(_runs(client, "retraining", start)),
+            lambda: finished(runs(client, "retraining", start)),
             900,  # it releases what it registers before it finishes
             status,
         )[0]
@@ -100,9 +72,9 @@ def run_demo(settings: Settings, lake: Lake) -> DemoResult:
         # A registration moves the candidate alias; the run's words are for people only.
         candidate = registry.get_alias(settings.model_name, "candidate")
         if candidate is not None and (before is None or candidate.version != before.version):
-            release = _wait(
+            release = wait(
                 "release run (by the retraining run, or on mlops.model.registered)",
-                lambda: _finished(_runs(client, "release", start)),
+                lambda: finished(runs(client, "release", start)),
                 600,
                 status,
             )[0]
@@ -119,14 +91,14 @@ def run_demo(settings: Settings, lake: Lake) -> DemoResult:
             parameters={"data_uri": bad.uri, "drain_landing": True},
             timeout=0,
         )
-        quarantined = _wait(
+        quarantined = wait(
             "quarantine of the bad file",
-            lambda: _finished(_runs(client, "retraining", bad_start)),
+            lambda: finished(runs(client, "retraining", bad_start)),
             300,
             status,
         )[0]
         result.add(f"bad file    {quarantined.state.name}: {quarantined.state.message}")
-        note = _wait(
+        note = wait(
             "the notification",
             lambda: [
                 n
@@ -138,4 +110,16 @@ def run_demo(settings: Settings, lake: Lake) -> DemoResult:
         )[-1]
         body = note["body"] if isinstance(note["body"], dict) else {}
         result.add(f"notified    {body.get('title') or body.get('event')}: {body.get('reason')}")
+
+        drift = run_drift_demo(settings, lake, client, console, status)
+        result.drift = drift
+        counted = "Prometheus not running" if drift.counted is None else f"{drift.counted:g}"
+        result.add(
+            f"traffic     {drift.sent} drifted requests to production; Prometheus counted: "
+            f"{counted} (drift half: {drift.seconds:.0f} s)"
+        )
+        found = ", ".join(drift.drifted_features) or "none"
+        result.add(f"monitoring  drift in: {found}")
+        for line in drift.retraining:
+            result.add(f"retraining  {line}")
     return result

@@ -20,6 +20,7 @@ from core.events import (
     BLOB_CREATED,
     DRIFT_DETECTED,
     MODEL_REGISTERED,
+    RETRAIN_ON_DRIFT,
     drift_detected,
     model_registered,
 )
@@ -77,6 +78,7 @@ def test_triggers_listen_for_the_events_the_code_emits() -> None:
     retrain, on_drift = DEPLOYMENTS["retraining"]["triggers"]
     assert retrain["expect"] == [BLOB_CREATED]
     assert on_drift["expect"] == [DRIFT_DETECTED]
+    assert on_drift["name"] == RETRAIN_ON_DRIFT
     # The trigger matches the resource the flow's event names, and passes its model name.
     spec = drift_detected("diabetes-ridge", "production", ["bmi"], False, ("a", "b"), [])
     assert on_drift["match"] == {"prefect.resource.id": "mlops.model.*"}

@@ -34,6 +34,7 @@ class LocalStack:
     production_port: int = field(default_factory=free_port)
     release_target: str = "process"
     docker_host: str | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)  # more MLOPS_* for every command
     first_up: subprocess.CompletedProcess[str] | None = None
     landing_after_first_up: list[str] = field(default_factory=list)
     down: bool = False
@@ -59,6 +60,7 @@ class LocalStack:
         )
         if self.docker_host:
             env["MLOPS_DOCKER_HOST"] = self.docker_host
+        env.update(self.extra_env)
         return env
 
     @property

@@ -1,0 +1,44 @@
+"""The demo's drifted traffic and its labels (mlops/demo_drift.py), without a stack."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from core.interfaces import ModelVersion
+from mlops.demo_drift import SHIFTED, Scored, drifted_traffic, holdout_rmse, label_csv
+from training.data import reference_dataset
+from training.drift import Thresholds, detect_drift
+from training.labels import parse_labels
+from training.schema import FEATURES, TARGET
+
+
+def test_the_traffic_moves_bmi_and_s5_by_a_training_sigma_and_drifts() -> None:
+    training = reference_dataset()
+    frame = drifted_traffic(training, 300, seed=3)
+    assert list(frame.columns) == list(FEATURES) and len(frame) == 300
+    unmoved = training[list(FEATURES)].sample(300, replace=True, random_state=3)
+    for name in FEATURES:
+        moved = frame[name].to_numpy() - unmoved[name].to_numpy()
+        expected = training[name].std() if name in SHIFTED else 0.0
+        assert moved == pytest.approx([expected] * 300)
+    report = detect_drift(training[list(FEATURES)], frame, Thresholds(0.01, 0.2, 200), None)
+    assert set(report.drifted_features) == set(SHIFTED)
+
+
+def test_labels_are_what_the_monitoring_flow_reads() -> None:
+    scored = [Scored(f"req-{i}", 150.0 + i) for i in range(50)]
+    labels = parse_labels(label_csv(scored, noise_sd=10.0, seed=1), "labels/demo.csv")
+    assert labels["request_id"].tolist() == [s.request_id for s in scored]
+    assert set(labels["row"]) == {0}
+    noise = labels[TARGET] - pd.Series([s.prediction for s in scored])
+    assert 3 < noise.std() < 20 and noise.abs().max() > 0
+
+
+def test_the_noise_is_the_registered_holdout_error() -> None:
+    training = reference_dataset()
+    version = ModelVersion(
+        "m", "1", "file:///m", "0" * 64, tags={"metrics": '{"rmse": 53.5, "mae": 40, "r2": 0.4}'}
+    )
+    assert holdout_rmse(version, training) == 53.5
+    assert holdout_rmse(None, training) == pytest.approx(training[TARGET].std())
