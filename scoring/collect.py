@@ -1,10 +1,17 @@
 """Collection off the request path: scored rows to the lake's ``collected`` container.
 
 A request handler calls ``Collector.record``: an append to an in-memory list under a lock,
-never I/O. A background thread turns what has gathered into one window file
-(``training.collected``: one ``CollectedRow`` per JSON line, blob
-``scoring/<env>/<yyyy>/<mm>/<dd>/<HH>/<window-start>-<writer>.jsonl``) when
-``flush_rows`` rows wait or the window has been open ``window_seconds``, and uploads it.
+never I/O, and no object the garbage collector must keep scanning (the request's id, time,
+float64 arrays or body bytes, in a tuple it stops tracking at its first pass). A
+background thread turns what has gathered into one window file (``training.collected``:
+one ``CollectedRequest`` per JSON line, blob
+``scoring/<env>/<yyyy>/<mm>/<dd>/<HH>/<window-start>-<writer>.jsonl``) when ``flush_rows``
+rows wait or the window has been open ``window_seconds``, and uploads it.
+
+The features of a line are the request body's own ``data`` text when the service passes the
+body (validated JSON, so the same numbers the model saw), copied as bytes: nothing to
+format. A body with a line break or more than ``_MAX_BYTES_PER_VALUE`` bytes per value
+(padding) is not kept; its rows are written from the float64 array by orjson instead.
 
 Bounds and losses, counted in ``Collector.stats()`` (also served in ``GET /model``):
 
@@ -72,11 +79,16 @@ class _Window:
     next_try: float = 0.0
 
 
-# Longest burst of serialising before the writer rests (cpu_share).
-_PACE_SECONDS = 0.005
+# Longest burst of serialising before the writer rests (cpu_share) and gives the GIL back:
+# the event loop waits at most about this long for it.
+_PACE_SECONDS = 0.001
+# A body kept as the features' text holds at most this many bytes per value (else the
+# float64 rows are kept): memory stays bounded by max_rows.
+_MAX_BYTES_PER_VALUE = 40
 
-# One recorded request: its id, when it was scored (epoch seconds), rows and predictions.
-_Request = tuple[str, float, np.ndarray, list[float]]
+# One recorded request: its id, when it was scored (epoch seconds), its features (the
+# body's bytes, or the rows as float64) and its predictions.
+_Request = tuple[str, float, "bytes | np.ndarray", "np.ndarray | list[float]"]
 
 
 @dataclass
@@ -153,15 +165,16 @@ class Collector:
         self.cpu_share = cpu_share
         self.writer = writer or _writer_name()
         self._clock = clock
-        # A row after its request id: '%d' (row index), the time, the model, then the
-        # features and the prediction as JSON numbers (CollectedRow's fields, in order).
-        features = ",".join(f"{_json(feature)}:%s" for feature in FEATURES)
-        self._row_format = (
-            f'%d,"time":@TIME@,"model":{_json(model).replace("%", "%%")},'
-            f'"version":{_json(version).replace("%", "%%")},'
-            f'"data_fingerprint":{_json(fingerprint).replace("%", "%%")},'
-            f'"features":{{{features}}},"prediction":%s}}'
-        )
+        # One window line (CollectedRequest), its per-request fields set by the writer.
+        self._line: dict[str, Any] = {
+            "request_id": "",
+            "time": None,
+            "model": model,
+            "version": version,
+            "data_fingerprint": fingerprint,
+            "columns": list(FEATURES),
+            "predictions": None,
+        }
         self._rng = rng
         self._cond = threading.Condition()
         self._held = _Held()
@@ -173,14 +186,38 @@ class Collector:
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ request path
-    def record(self, request_id: str, rows: np.ndarray, predictions: list[float]) -> None:
-        """Keep one scored request's rows for the next window; never blocks on I/O."""
+    def record(
+        self,
+        request_id: str,
+        rows: np.ndarray,
+        predictions: np.ndarray | list[float],
+        body: bytes | None = None,
+    ) -> None:
+        """Keep one scored request for the next window; never blocks on I/O.
+
+        Args:
+            request_id: The request's id.
+            rows: Its rows, float64 ``(n, N_FEATURES)``.
+            predictions: One per row (a float64 array keeps the garbage collector out).
+            body: The request body ``rows`` were parsed from (``{"data": [...]}``), whose
+                ``data`` text becomes the features when it has no line break and no padding.
+        """
         counts = self._held.counts
         if self.sample < 1.0 and self._rng() >= self.sample:
             with self._cond:
                 counts["requests_sampled_out"] += 1
             return
         n = len(predictions)
+        features: bytes | np.ndarray = rows
+        if (
+            body is not None
+            and len(body) <= _MAX_BYTES_PER_VALUE * rows.size + 64
+            and b"\n" not in body
+            and b"\r" not in body
+            and body.count(b":") == 1  # one key, "data" (validated): its value is the rows
+        ):
+            features = body
+        entry = (request_id, self._clock(), features, predictions)
         with self._cond:
             held = self._held
             if self._closing or held.rows + self._unsent + n > self.max_rows:
@@ -188,7 +225,7 @@ class Collector:
                 return
             if not held.requests:
                 held.opened = time.monotonic()
-            held.requests.append((request_id, self._clock(), rows, predictions))
+            held.requests.append(entry)
             held.rows += n
             counts["requests_collected"] += 1
             counts["rows_collected"] += n
@@ -268,29 +305,32 @@ class Collector:
         return name, requests, rows
 
     def _window(self, name: str, requests: list[_Request], rows: int) -> _Window:
-        # This thread shares the GIL with the requests, so the numbers are formatted by
-        # orjson in C (one call per request for all its rows) and each line is one %-format
-        # of those strings into a per-request template: several times faster than a dict
-        # and an orjson call per row.
+        # This thread shares the GIL with the requests: one orjson call per request (C),
+        # and the features copied from the body's bytes when kept, in bursts of at most
+        # _PACE_SECONDS of CPU.
         lines = []
+        line = self._line
         started = time.thread_time()
-        for request_id, when, features, predictions in requests:
-            template = (
-                f'{{"request_id":{_json(request_id).replace("%", "%%")},"row":'
-                + self._row_format.replace("@TIME@", _json(_iso(when)))
-            )
-            matrix = orjson.dumps(
-                np.ascontiguousarray(features), option=orjson.OPT_SERIALIZE_NUMPY
-            ).decode()
-            values = matrix[2:-2].split("],[")
-            outputs = orjson.dumps(predictions).decode()[1:-1].split(",")
-            for index, (row, prediction) in enumerate(zip(values, outputs, strict=True)):
-                lines.append(template % (index, *row.split(","), prediction))
-            if time.thread_time() - started >= _PACE_SECONDS:
+        for count, (request_id, when, features, predictions) in enumerate(requests, 1):
+            line["request_id"] = request_id
+            line["time"] = datetime.fromtimestamp(when, UTC)
+            if isinstance(predictions, np.ndarray):
+                predictions = np.ascontiguousarray(predictions)
+            line["predictions"] = predictions
+            if isinstance(features, bytes):
+                head = orjson.dumps(line, option=orjson.OPT_SERIALIZE_NUMPY)
+                start, end = features.index(b":") + 1, features.rindex(b"}")
+                lines.append(b"".join((head[:-1], b',"features":', features[start:end], b"}")))
+            else:
+                line["features"] = np.ascontiguousarray(features)
+                lines.append(orjson.dumps(line, option=orjson.OPT_SERIALIZE_NUMPY))
+                del line["features"]
+            if count % 16 == 0 and time.thread_time() - started >= _PACE_SECONDS:
                 self._rest(started)
                 started = time.thread_time()
         self._rest(started)
-        return _Window(name, ("\n".join(lines) + "\n").encode(), rows)
+        lines.append(b"")
+        return _Window(name, b"\n".join(lines), rows)
 
     def _rest(self, started: float) -> None:
         """Sleep so that the CPU spent since ``started`` is ``cpu_share`` of the time: the
@@ -338,14 +378,6 @@ class Collector:
             "collector: dropped %s (%d rows) after %d failed uploads: %s",
             window.name, window.rows, window.attempts, exc,
         )  # fmt: skip
-
-
-def _json(text: str) -> str:
-    return orjson.dumps(text).decode()
-
-
-def _iso(when: float) -> str:
-    return datetime.fromtimestamp(when, UTC).isoformat()
 
 
 def collector_for(

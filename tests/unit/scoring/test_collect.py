@@ -15,7 +15,7 @@ import pytest
 from scoring.collect import Collector
 from scoring.sas_upload import SasUploader
 from scoring.settings import ScoringSettings
-from training.collected import COLLECTED_PREFIX, CollectedRow, window_start_of
+from training.collected import COLLECTED_PREFIX, CollectedRow, collected_rows, window_start_of
 from training.schema import FEATURES, N_FEATURES
 
 
@@ -40,9 +40,9 @@ class FakeUploader:
 
     def rows(self) -> list[CollectedRow]:
         return [
-            CollectedRow.from_json(line)
+            row
             for body in self.blobs.values()
-            for line in body.decode().splitlines()
+            for row in collected_rows(body.decode().splitlines())
         ]
 
 
@@ -248,7 +248,7 @@ def test_the_service_collects_scored_rows_and_reports_counters(
     # the lifespan shutdown wrote the open window
     [(path, _, body)] = handler.puts
     assert path.startswith("/acct/collected/scoring/production/")
-    rows = [CollectedRow.from_json(line) for line in body.decode().splitlines()]
+    rows = collected_rows(body.decode().splitlines())
     assert [(r.request_id, r.row) for r in rows] == [("abc-1", 0), ("abc-1", 1)]
     assert rows[0].prediction == scored.json()["predictions"][0]
     assert rows[0].data_fingerprint == "0" * 64  # from the model's run.json
