@@ -176,7 +176,8 @@ class Collector:
             "predictions": None,
         }
         self._rng = rng
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()  # record() enters it directly: no Python frame
+        self._cond = threading.Condition(self._lock)
         self._held = _Held()
         self._failed: list[_Window] = []  # cut windows awaiting a retry (thread only)
         self._unsent = 0  # rows cut and not yet uploaded or dropped
@@ -204,7 +205,7 @@ class Collector:
         """
         counts = self._held.counts
         if self.sample < 1.0 and self._rng() >= self.sample:
-            with self._cond:
+            with self._lock:
                 counts["requests_sampled_out"] += 1
             return
         n = len(predictions)
@@ -218,7 +219,7 @@ class Collector:
         ):
             features = body
         entry = (request_id, self._clock(), features, predictions)
-        with self._cond:
+        with self._lock:
             held = self._held
             if self._closing or held.rows + self._unsent + n > self.max_rows:
                 counts["rows_dropped_full"] += n
