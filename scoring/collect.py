@@ -10,8 +10,9 @@ rows wait or the window has been open ``window_seconds``, and uploads it.
 
 The features of a line are the request body's own ``data`` text when the service passes the
 body (validated JSON, so the same numbers the model saw), copied as bytes: nothing to
-format. A body with a line break or more than ``_MAX_BYTES_PER_VALUE`` bytes per value
-(padding) is not kept; its rows are written from the float64 array by orjson instead.
+format, and the writer thread (not the request) checks it. A body with more than
+``_MAX_BYTES_PER_VALUE`` bytes per value (padding) is not kept, and one with a line break
+or a repeated key is not copied: those rows are written from the float64 array by orjson.
 
 Bounds and losses, counted in ``Collector.stats()`` (also served in ``GET /model``):
 
@@ -86,9 +87,9 @@ _PACE_SECONDS = 0.001
 # float64 rows are kept): memory stays bounded by max_rows.
 _MAX_BYTES_PER_VALUE = 40
 
-# One recorded request: its id, when it was scored (epoch seconds), its features (the
-# body's bytes, or the rows as float64) and its predictions.
-_Request = tuple[str, float, "bytes | np.ndarray", "np.ndarray | list[float]"]
+# One recorded request: its id, when it was scored (epoch seconds), its rows (float64),
+# its predictions and its body (None: not kept).
+_Request = tuple[str, float, np.ndarray, "np.ndarray | list[float]", "bytes | None"]
 
 
 @dataclass
@@ -209,16 +210,10 @@ class Collector:
                 counts["requests_sampled_out"] += 1
             return
         n = len(predictions)
-        features: bytes | np.ndarray = rows
-        if (
-            body is not None
-            and len(body) <= _MAX_BYTES_PER_VALUE * rows.size + 64
-            and b"\n" not in body
-            and b"\r" not in body
-            and body.count(b":") == 1  # one key, "data" (validated): its value is the rows
-        ):
-            features = body
-        entry = (request_id, self._clock(), features, predictions)
+        if body is not None and len(body) > _MAX_BYTES_PER_VALUE * rows.size + 64:
+            body = None  # padded: memory is bounded by rows, so keep the array only
+        # No scan of the body here: the writer checks it (_features_text) on its CPU share.
+        entry = (request_id, self._clock(), rows, predictions, body)
         with self._lock:
             held = self._held
             if self._closing or held.rows + self._unsent + n > self.max_rows:
@@ -312,17 +307,17 @@ class Collector:
         out = bytearray()  # one growing buffer: no object per line
         line = self._line
         started = time.thread_time()
-        for count, (request_id, when, features, predictions) in enumerate(requests, 1):
+        for count, (request_id, when, features, predictions, body) in enumerate(requests, 1):
             line["request_id"] = request_id
             line["time"] = datetime.fromtimestamp(when, UTC)
             if isinstance(predictions, np.ndarray):
                 predictions = np.ascontiguousarray(predictions)
             line["predictions"] = predictions
-            if isinstance(features, bytes):
+            text = _features_text(body)
+            if text is not None:
                 out += orjson.dumps(line, option=orjson.OPT_SERIALIZE_NUMPY)
                 out[-1:] = b',"features":'
-                start, end = features.index(b":") + 1, features.rindex(b"}")
-                out += memoryview(features)[start:end]
+                out += text
                 out += b"}\n"
             else:
                 line["features"] = np.ascontiguousarray(features)
@@ -381,6 +376,17 @@ class Collector:
             "collector: dropped %s (%d rows) after %d failed uploads: %s",
             window.name, window.rows, window.attempts, exc,
         )  # fmt: skip
+
+
+def _features_text(body: bytes | None) -> memoryview | None:
+    """The ``data`` value of a validated ``{"data": [...]}`` body, as it is, if it can be a
+    line's features: no line break, and one ``:`` (one key, so no duplicate ``data``)."""
+    if body is None or b"\n" in body or b"\r" in body:
+        return None
+    colon = body.find(b":")
+    if colon != body.rfind(b":"):
+        return None
+    return memoryview(body)[colon + 1 : body.rindex(b"}")]
 
 
 def collector_for(
