@@ -19,8 +19,8 @@ Bounds and losses, counted in ``Collector.stats()`` (also served in ``GET /model
 - memory: at most ``max_rows`` rows are held (waiting, or uploaded and failed). A request
   whose rows do not fit is not collected (``dropped_full``); the request itself is served
   as usual and never waits;
-- CPU: the writer thread serialises at most ``cpu_share`` of a core on average (it shares
-  the GIL with the requests); when rows come faster than that, the queue fills and the
+- CPU: the writer thread serialises and sends at most ``cpu_share`` of a core on average
+  (it shares the GIL with the requests); when rows come faster than that, the queue fills and the
   excess is dropped (``dropped_full``), so collection costs the service a bounded share of
   its throughput however many rows a request carries;
 - a failed upload is retried ``upload_attempts`` times, ``retry_seconds`` apart, then the
@@ -131,7 +131,7 @@ class Collector:
         max_rows: Most rows held in memory (waiting or awaiting a retry).
         upload_attempts: Tries of one window before it is dropped.
         retry_seconds: Wait between two tries of a window.
-        cpu_share: Most of one core the writer thread uses for serialising, on average
+        cpu_share: Most of one core the writer thread uses for serialising and sending, on average
             (it shares the GIL with the requests): after a window it rests in proportion.
         writer: This process's name in blob names (default: host, pid and a random tag).
     """
@@ -347,11 +347,14 @@ class Collector:
             if closing and window.attempts and window.next_try > now:
                 time.sleep(min(window.next_try - now, 1.0))
             window.attempts += 1
+            started = time.thread_time()
             try:
                 self.uploader(window.name, window.body)
             except Exception as exc:
                 self._after_failure(window, exc)
                 continue
+            finally:  # sending costs this process CPU too (copies, syscalls): rest for it
+                self._rest(started)
             self._failed.remove(window)
             with self._cond:
                 self._unsent -= window.rows
