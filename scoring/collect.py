@@ -225,8 +225,8 @@ class Collector:
             held.rows += n
             counts["requests_collected"] += 1
             counts["rows_collected"] += n
-            if len(held.requests) == 1 or held.rows >= self.flush_rows:
-                self._cond.notify()
+            if len(held.requests) == 1 or held.rows >= self.flush_rows > held.rows - n:
+                self._cond.notify()  # the first request, or the one that fills the window
 
     def stats(self) -> dict[str, Any]:
         """Counters since start, plus what is held now (``queue_rows``) and the settings."""
