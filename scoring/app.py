@@ -277,7 +277,7 @@ class ScoringApp:
             )
         values = predictions.tolist()
         if self._collector is not None:
-            self._collector.record(request.request_id, rows, values)
+            self._collector.record(request.request_id, rows, predictions, body)
         if self._settings.log_payloads:
             request.payload = {"data": rows.tolist(), "predictions": values}
         return Response(

@@ -1,18 +1,26 @@
 """Collection off the request path: scored rows to the lake's ``collected`` container.
 
 A request handler calls ``Collector.record``: an append to an in-memory list under a lock,
-never I/O. A background thread turns what has gathered into one window file
-(``training.collected``: one ``CollectedRow`` per JSON line, blob
-``scoring/<env>/<yyyy>/<mm>/<dd>/<HH>/<window-start>-<writer>.jsonl``) when
-``flush_rows`` rows wait or the window has been open ``window_seconds``, and uploads it.
+never I/O, and no object the garbage collector must keep scanning (the request's id, time,
+float64 arrays or body bytes, in a tuple it stops tracking at its first pass). A
+background thread turns what has gathered into one window file (``training.collected``:
+one ``CollectedRequest`` per JSON line, blob
+``scoring/<env>/<yyyy>/<mm>/<dd>/<HH>/<window-start>-<writer>.jsonl``) when ``flush_rows``
+rows wait or the window has been open ``window_seconds``, and uploads it.
+
+The features of a line are the request body's own ``data`` text when the service passes the
+body (validated JSON, so the same numbers the model saw), copied as bytes: nothing to
+format, and the writer thread (not the request) checks it. A body with more than
+``_MAX_BYTES_PER_VALUE`` bytes per value (padding) is not kept, and one with a line break
+or a repeated key is not copied: those rows are written from the float64 array by orjson.
 
 Bounds and losses, counted in ``Collector.stats()`` (also served in ``GET /model``):
 
 - memory: at most ``max_rows`` rows are held (waiting, or uploaded and failed). A request
   whose rows do not fit is not collected (``dropped_full``); the request itself is served
   as usual and never waits;
-- CPU: the writer thread serialises at most ``cpu_share`` of a core on average (it shares
-  the GIL with the requests); when rows come faster than that, the queue fills and the
+- CPU: the writer thread serialises and sends at most ``cpu_share`` of a core on average
+  (it shares the GIL with the requests); when rows come faster than that, the queue fills and the
   excess is dropped (``dropped_full``), so collection costs the service a bounded share of
   its throughput however many rows a request carries;
 - a failed upload is retried ``upload_attempts`` times, ``retry_seconds`` apart, then the
@@ -72,11 +80,16 @@ class _Window:
     next_try: float = 0.0
 
 
-# Longest burst of serialising before the writer rests (cpu_share).
-_PACE_SECONDS = 0.005
+# Longest burst of serialising before the writer rests (cpu_share) and gives the GIL back:
+# the event loop waits at most about this long for it.
+_PACE_SECONDS = 0.001
+# A body kept as the features' text holds at most this many bytes per value (else the
+# float64 rows are kept): memory stays bounded by max_rows.
+_MAX_BYTES_PER_VALUE = 40
 
-# One recorded request: its id, when it was scored (epoch seconds), rows and predictions.
-_Request = tuple[str, float, np.ndarray, list[float]]
+# One recorded request: its id, when it was scored (epoch seconds), its rows (float64),
+# its predictions and its body (None: not kept).
+_Request = tuple[str, float, np.ndarray, "np.ndarray | list[float]", "bytes | None"]
 
 
 @dataclass
@@ -118,7 +131,7 @@ class Collector:
         max_rows: Most rows held in memory (waiting or awaiting a retry).
         upload_attempts: Tries of one window before it is dropped.
         retry_seconds: Wait between two tries of a window.
-        cpu_share: Most of one core the writer thread uses for serialising, on average
+        cpu_share: Most of one core the writer thread uses for serialising and sending, on average
             (it shares the GIL with the requests): after a window it rests in proportion.
         writer: This process's name in blob names (default: host, pid and a random tag).
     """
@@ -153,17 +166,19 @@ class Collector:
         self.cpu_share = cpu_share
         self.writer = writer or _writer_name()
         self._clock = clock
-        # A row after its request id: '%d' (row index), the time, the model, then the
-        # features and the prediction as JSON numbers (CollectedRow's fields, in order).
-        features = ",".join(f"{_json(feature)}:%s" for feature in FEATURES)
-        self._row_format = (
-            f'%d,"time":@TIME@,"model":{_json(model).replace("%", "%%")},'
-            f'"version":{_json(version).replace("%", "%%")},'
-            f'"data_fingerprint":{_json(fingerprint).replace("%", "%%")},'
-            f'"features":{{{features}}},"prediction":%s}}'
-        )
+        # One window line (CollectedRequest), its per-request fields set by the writer.
+        self._line: dict[str, Any] = {
+            "request_id": "",
+            "time": None,
+            "model": model,
+            "version": version,
+            "data_fingerprint": fingerprint,
+            "columns": list(FEATURES),
+            "predictions": None,
+        }
         self._rng = rng
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()  # record() enters it directly: no Python frame
+        self._cond = threading.Condition(self._lock)
         self._held = _Held()
         self._failed: list[_Window] = []  # cut windows awaiting a retry (thread only)
         self._unsent = 0  # rows cut and not yet uploaded or dropped
@@ -173,27 +188,45 @@ class Collector:
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ request path
-    def record(self, request_id: str, rows: np.ndarray, predictions: list[float]) -> None:
-        """Keep one scored request's rows for the next window; never blocks on I/O."""
+    def record(
+        self,
+        request_id: str,
+        rows: np.ndarray,
+        predictions: np.ndarray | list[float],
+        body: bytes | None = None,
+    ) -> None:
+        """Keep one scored request for the next window; never blocks on I/O.
+
+        Args:
+            request_id: The request's id.
+            rows: Its rows, float64 ``(n, N_FEATURES)``.
+            predictions: One per row (a float64 array keeps the garbage collector out).
+            body: The request body ``rows`` were parsed from (``{"data": [...]}``), whose
+                ``data`` text becomes the features when it has no line break and no padding.
+        """
         counts = self._held.counts
         if self.sample < 1.0 and self._rng() >= self.sample:
-            with self._cond:
+            with self._lock:
                 counts["requests_sampled_out"] += 1
             return
         n = len(predictions)
-        with self._cond:
+        if body is not None and len(body) > _MAX_BYTES_PER_VALUE * rows.size + 64:
+            body = None  # padded: memory is bounded by rows, so keep the array only
+        # No scan of the body here: the writer checks it (_features_text) on its CPU share.
+        entry = (request_id, self._clock(), rows, predictions, body)
+        with self._lock:
             held = self._held
             if self._closing or held.rows + self._unsent + n > self.max_rows:
                 counts["rows_dropped_full"] += n
                 return
             if not held.requests:
                 held.opened = time.monotonic()
-            held.requests.append((request_id, self._clock(), rows, predictions))
+            held.requests.append(entry)
             held.rows += n
             counts["requests_collected"] += 1
             counts["rows_collected"] += n
-            if len(held.requests) == 1 or held.rows >= self.flush_rows:
-                self._cond.notify()
+            if len(held.requests) == 1 or held.rows >= self.flush_rows > held.rows - n:
+                self._cond.notify()  # the first request, or the one that fills the window
 
     def stats(self) -> dict[str, Any]:
         """Counters since start, plus what is held now (``queue_rows``) and the settings."""
@@ -268,29 +301,34 @@ class Collector:
         return name, requests, rows
 
     def _window(self, name: str, requests: list[_Request], rows: int) -> _Window:
-        # This thread shares the GIL with the requests, so the numbers are formatted by
-        # orjson in C (one call per request for all its rows) and each line is one %-format
-        # of those strings into a per-request template: several times faster than a dict
-        # and an orjson call per row.
-        lines = []
+        # This thread shares the GIL with the requests: one orjson call per request (C),
+        # and the features copied from the body's bytes when kept, in bursts of at most
+        # _PACE_SECONDS of CPU.
+        out = bytearray()  # one growing buffer: no object per line
+        line = self._line
         started = time.thread_time()
-        for request_id, when, features, predictions in requests:
-            template = (
-                f'{{"request_id":{_json(request_id).replace("%", "%%")},"row":'
-                + self._row_format.replace("@TIME@", _json(_iso(when)))
-            )
-            matrix = orjson.dumps(
-                np.ascontiguousarray(features), option=orjson.OPT_SERIALIZE_NUMPY
-            ).decode()
-            values = matrix[2:-2].split("],[")
-            outputs = orjson.dumps(predictions).decode()[1:-1].split(",")
-            for index, (row, prediction) in enumerate(zip(values, outputs, strict=True)):
-                lines.append(template % (index, *row.split(","), prediction))
-            if time.thread_time() - started >= _PACE_SECONDS:
+        for count, (request_id, when, features, predictions, body) in enumerate(requests, 1):
+            line["request_id"] = request_id
+            line["time"] = datetime.fromtimestamp(when, UTC)
+            if isinstance(predictions, np.ndarray):
+                predictions = np.ascontiguousarray(predictions)
+            line["predictions"] = predictions
+            text = _features_text(body)
+            if text is not None:
+                out += orjson.dumps(line, option=orjson.OPT_SERIALIZE_NUMPY)
+                out[-1:] = b',"features":'
+                out += text
+                out += b"}\n"
+            else:
+                line["features"] = np.ascontiguousarray(features)
+                out += orjson.dumps(line, option=orjson.OPT_SERIALIZE_NUMPY)
+                out += b"\n"
+                del line["features"]
+            if count % 16 == 0 and time.thread_time() - started >= _PACE_SECONDS:
                 self._rest(started)
                 started = time.thread_time()
         self._rest(started)
-        return _Window(name, ("\n".join(lines) + "\n").encode(), rows)
+        return _Window(name, bytes(out), rows)
 
     def _rest(self, started: float) -> None:
         """Sleep so that the CPU spent since ``started`` is ``cpu_share`` of the time: the
@@ -309,11 +347,14 @@ class Collector:
             if closing and window.attempts and window.next_try > now:
                 time.sleep(min(window.next_try - now, 1.0))
             window.attempts += 1
+            started = time.thread_time()
             try:
                 self.uploader(window.name, window.body)
             except Exception as exc:
                 self._after_failure(window, exc)
                 continue
+            finally:  # sending costs this process CPU too (copies, syscalls): rest for it
+                self._rest(started)
             self._failed.remove(window)
             with self._cond:
                 self._unsent -= window.rows
@@ -340,12 +381,15 @@ class Collector:
         )  # fmt: skip
 
 
-def _json(text: str) -> str:
-    return orjson.dumps(text).decode()
-
-
-def _iso(when: float) -> str:
-    return datetime.fromtimestamp(when, UTC).isoformat()
+def _features_text(body: bytes | None) -> memoryview | None:
+    """The ``data`` value of a validated ``{"data": [...]}`` body, as it is, if it can be a
+    line's features: no line break, and one ``:`` (one key, so no duplicate ``data``)."""
+    if body is None or b"\n" in body or b"\r" in body:
+        return None
+    colon = body.find(b":")
+    if colon != body.rfind(b":"):
+        return None
+    return memoryview(body)[colon + 1 : body.rindex(b"}")]
 
 
 def collector_for(

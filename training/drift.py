@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from training.collected import CollectedRow
+from training.collected import CollectedRow, collected_rows
 from training.schema import FEATURES
 
 BINS = 10
@@ -87,8 +87,8 @@ class DriftReport:
 
 
 def parse_rows(lines: Iterable[str]) -> list[CollectedRow]:
-    """The collected rows of JSON-lines content (blank lines skipped)."""
-    return [CollectedRow.from_json(line) for line in lines if line.strip()]
+    """The collected rows of window-file lines (``training.collected.collected_rows``)."""
+    return collected_rows(lines)
 
 
 def rows_frame(rows: Iterable[CollectedRow]) -> pd.DataFrame:

@@ -1,5 +1,5 @@
 """Synthetic collected windows and label files, written in the scoring service's format
-(``training/collected.py``: ``CollectedRow.to_json`` lines under ``window_blob``)."""
+(``training/collected.py``: ``CollectedRequest.to_json`` lines under ``window_blob``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from core.interfaces import DataLake
-from training.collected import CollectedRow, window_blob
+from training.collected import CollectedRequest, CollectedRow, window_blob
 from training.data import reference_dataset
 from training.schema import FEATURES, TARGET
 
@@ -56,7 +56,20 @@ def write_window(
         )
         for i in range(len(frame))
     ]
-    body = "\n".join(r.to_json() for r in rows) + "\n"
+    requests = [
+        CollectedRequest(
+            request_id=r.request_id,
+            time=r.time,
+            model=r.model,
+            version=r.version,
+            data_fingerprint=r.data_fingerprint,
+            columns=FEATURES,
+            features=(tuple(r.features[name] for name in FEATURES),),
+            predictions=(r.prediction,),
+        )
+        for r in rows
+    ]
+    body = "\n".join(r.to_json() for r in requests) + "\n"
     datalake.ensure_containers(container)
     datalake.put(container, window_blob(env, start, writer), body.encode())
     return rows

@@ -10,6 +10,7 @@ from backends.blob_datalake import BlobDataLake
 from backends.collect_sas import container_sas_url
 from core.collected_lake import CollectedLake
 from training.collected import CollectedRow
+from training.collected import collected_rows as rows_of_lines
 
 CONTAINER = "collected"
 
@@ -29,4 +30,4 @@ def collected_rows(connection_string: str, env: str) -> tuple[list[str], list[Co
     lake = CollectedLake(BlobDataLake(connection_string), CONTAINER)
     now = datetime.now(UTC)
     refs = lake.window_blobs(env, now - timedelta(hours=1), now + timedelta(minutes=5))
-    return [ref.name for ref in refs], [CollectedRow.from_json(line) for line in lake.lines(refs)]
+    return [ref.name for ref in refs], rows_of_lines(lake.lines(refs))

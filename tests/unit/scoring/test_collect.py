@@ -15,7 +15,7 @@ import pytest
 from scoring.collect import Collector
 from scoring.sas_upload import SasUploader
 from scoring.settings import ScoringSettings
-from training.collected import COLLECTED_PREFIX, CollectedRow, window_start_of
+from training.collected import COLLECTED_PREFIX, CollectedRow, collected_rows, window_start_of
 from training.schema import FEATURES, N_FEATURES
 
 
@@ -40,9 +40,9 @@ class FakeUploader:
 
     def rows(self) -> list[CollectedRow]:
         return [
-            CollectedRow.from_json(line)
+            row
             for body in self.blobs.values()
-            for line in body.decode().splitlines()
+            for row in collected_rows(body.decode().splitlines())
         ]
 
 
@@ -248,7 +248,7 @@ def test_the_service_collects_scored_rows_and_reports_counters(
     # the lifespan shutdown wrote the open window
     [(path, _, body)] = handler.puts
     assert path.startswith("/acct/collected/scoring/production/")
-    rows = [CollectedRow.from_json(line) for line in body.decode().splitlines()]
+    rows = collected_rows(body.decode().splitlines())
     assert [(r.request_id, r.row) for r in rows] == [("abc-1", 0), ("abc-1", 1)]
     assert rows[0].prediction == scored.json()["predictions"][0]
     assert rows[0].data_fingerprint == "0" * 64  # from the model's run.json
@@ -270,3 +270,42 @@ def test_the_writer_rests_to_stay_within_its_cpu_share_and_the_excess_is_dropped
     collector.close(5)  # a shutdown cuts the rest short and writes everything
     assert time.monotonic() - started < 2
     assert len(uploader.rows()) == 50
+
+
+def test_each_request_is_one_line_whose_features_are_the_bodys_own_numbers() -> None:
+    uploader = FakeUploader()
+    collector = make(uploader, window_seconds=3600)
+    values = [1, 2.5e-1, -3, 0.1, 4e2, 5, 6, 7, 8, 9][:N_FEATURES]
+    text = ", ".join(str(v) for v in values)
+    body = f'{{ "data" : [ [{text}], [{text}] ] }}'.encode()  # ints, exponents, spaces
+    rows = np.array([values, values], dtype=np.float64)
+    collector.record("req-b", rows, np.array([1.5, 2.5]), body)
+    collector.close(5)
+    [blob] = uploader.blobs.values()
+    [line] = blob.decode().splitlines()
+    assert f"[ [{text}], [{text}] ]" in line  # copied, not re-formatted
+    got = uploader.rows()
+    assert [(r.request_id, r.row, r.prediction) for r in got] == [
+        ("req-b", 0, 1.5), ("req-b", 1, 2.5),
+    ]  # fmt: skip
+    assert [list(r.features.values()) for r in got] == [[float(v) for v in values]] * 2
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"data": [\n[0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]]}',  # a line break
+        b'{"data": [[1]], "data": [[0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]]}',
+        b'{"data": [[0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5' + b" " * 2000 + b"]]}",
+    ],
+    ids=["line-break", "duplicate-key", "padding"],
+)
+def test_a_body_that_cannot_be_copied_is_written_from_the_rows(body: bytes) -> None:
+    uploader = FakeUploader()
+    collector = make(uploader, window_seconds=3600)
+    collector.record("req-x", np.full((1, N_FEATURES), 0.5), np.array([3.0]), body)
+    collector.close(5)
+    [blob] = uploader.blobs.values()
+    assert blob.count(b"\n") == 1 and b"  " not in blob and b"[[1]]" not in blob
+    [row] = uploader.rows()
+    assert row.features == dict.fromkeys(FEATURES, 0.5) and row.prediction == 3.0
