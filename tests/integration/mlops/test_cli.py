@@ -32,7 +32,7 @@ def test_retrain_on_the_seed_registers_and_status_lists_it(stack: Any) -> None:
     result = stack.mlops("retrain")
     assert result.returncode == 0, output(result)
     assert "retraining Completed: Registered diabetes-ridge v1 (alias candidate)" in result.stdout
-    assert "diabetes-seed.csv: merged (442 rows)" in result.stdout
+    assert "diabetes-seed.csv: merged (442 rows, training_data suite)" in result.stdout
     assert f"Prefect UI: http://127.0.0.1:{stack.prefect_port}/runs" in result.stdout
 
     status = stack.mlops("status")
