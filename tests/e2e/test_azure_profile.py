@@ -182,6 +182,7 @@ def test_a_blob_in_azure_reaches_production_through_the_scoring_route(
         "blob-watcher",
         "monitoring",
         "build-validation",
+        "batch-scoring",
     }
     pull = "prefect_azure.deployments.steps.pull_from_azure_blob_storage"
     for deployment in deployments.values():

@@ -27,7 +27,7 @@ from tests.utils.prefect_api import ApiOnlyServer
 pytestmark = pytest.mark.integration
 
 BLOCK = "{{ prefect.blocks.azure-blob-storage-credentials.mlops-code }}"
-NAMES = {"retraining", "release", "blob-watcher", "monitoring", "build-validation"}
+NAMES = {"retraining", "release", "blob-watcher", "monitoring", "build-validation", "batch-scoring"}
 SUB = "00000000-0000-0000-0000-000000000001"
 WORKER = (
     f"/subscriptions/{SUB}/resourceGroups/rg/providers/"
