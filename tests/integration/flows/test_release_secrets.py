@@ -18,6 +18,7 @@ from prefect.client.schemas.filters import (
     LogFilter,
     LogFilterFlowRunId,
 )
+from prefect.logging.handlers import APILogWorker
 
 from backends import get_backends, get_release_backends
 from core.results import RetrainingSummary
@@ -39,6 +40,9 @@ def process_settings(release_to: ReleaseSettings) -> Settings:
 
 def _recorded(flow_run_ids: list[UUID]) -> str:
     """Everything the Prefect server keeps about these flow runs, as one text."""
+    # Run logs reach the server from a background worker: send what it holds before asking
+    # (clean-clone CI, under load, once read no logs yet).
+    APILogWorker.drain_all(timeout=30)
     runs = FlowRunFilter(id=FlowRunFilterId(any_=flow_run_ids))
     with get_client(sync_client=True) as client:
         parts = [client.read_flow_run(run_id).model_dump_json() for run_id in flow_run_ids]
