@@ -64,7 +64,7 @@ from tests.utils.aml_jobs import TrainingJobs
 from tests.utils.azure_http import RG, SUB, WS, FakeCredential
 from tests.utils.azure_ml_workspace import FakeWorkspace, fake_workspace
 from tests.utils.azure_release import SUBNET, azure_release
-from tests.utils.relay import blob_created, relay_modules, runs_of
+from tests.utils.relay import blob_created, declared_deployments, relay_modules, runs_of
 
 pytestmark = pytest.mark.e2e
 relay, _ = relay_modules()
@@ -176,14 +176,7 @@ def test_a_blob_in_azure_reaches_production_through_the_scoring_route(
     )
     publish(code_store, code_storage=save_code_storage)
     deployments = asyncio.run(published("mlops-aci"))
-    assert set(deployments) == {
-        "retraining",
-        "release",
-        "blob-watcher",
-        "monitoring",
-        "build-validation",
-        "batch-scoring",
-    }
+    assert set(deployments) == declared_deployments()
     pull = "prefect_azure.deployments.steps.pull_from_azure_blob_storage"
     for deployment in deployments.values():
         (step,) = deployment.pull_steps

@@ -63,6 +63,12 @@ def blob_created(
     return delivery
 
 
+def declared_deployments() -> set[str]:
+    """The names of the deployments prefect.yaml declares (tests/unit/test_prefect_yaml.py
+    pins that set; tests of publishing compare what was published with it)."""
+    return {d["name"] for d in yaml.safe_load(PREFECT_YAML.read_text())["deployments"]}
+
+
 def deployment_trigger(
     deployment: str, match: dict[str, str] | None = None, name: str | None = None
 ) -> dict[str, Any]:

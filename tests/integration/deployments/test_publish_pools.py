@@ -23,11 +23,12 @@ from core.deploy import publish
 from core.settings import AzureSettings, Settings, get_settings, load_settings
 from core.version import REPO_ROOT
 from tests.utils.prefect_api import ApiOnlyServer
+from tests.utils.relay import declared_deployments
 
 pytestmark = pytest.mark.integration
 
 BLOCK = "{{ prefect.blocks.azure-blob-storage-credentials.mlops-code }}"
-NAMES = {"retraining", "release", "blob-watcher", "monitoring", "build-validation", "batch-scoring"}
+NAMES = declared_deployments()  # all of them, to either pool
 SUB = "00000000-0000-0000-0000-000000000001"
 WORKER = (
     f"/subscriptions/{SUB}/resourceGroups/rg/providers/"
