@@ -76,13 +76,23 @@ def holdout_rmse(version: ModelVersion | None, training: pd.DataFrame) -> float:
         return float(training[TARGET].std())
 
 
-def label_csv(scored: list[Scored], noise_sd: float, seed: int) -> bytes:
+def outcome_range(training: pd.DataFrame) -> tuple[float, float]:
+    """The lowest and highest outcome in the training data."""
+    return float(training[TARGET].min()), float(training[TARGET].max())
+
+
+def label_csv(
+    scored: list[Scored], noise_sd: float, seed: int, bounds: tuple[float, float]
+) -> bytes:
     """Ground truth for ``scored`` as ``training/collected.py`` lays labels out: the model's
     prediction plus Gaussian noise of its holdout error (what the true outcome of a patient
-    the model describes well looks like; the demo has no real patients)."""
+    the model describes well looks like; the demo has no real patients), kept within
+    ``bounds``, the outcomes the training data holds. Unbounded, about one demo in fifteen
+    drew an outcome beyond the ``labelled_rows`` suite's target range and its labelled rows
+    were quarantined: a disease progression score has a scale, noise does not."""
     rng = np.random.default_rng(seed)
     predictions = np.array([s.prediction for s in scored])
-    targets = predictions + rng.normal(0.0, noise_sd, len(scored))
+    targets = np.clip(predictions + rng.normal(0.0, noise_sd, len(scored)), *bounds)
     frame = pd.DataFrame(
         {"request_id": [s.request_id for s in scored], "row": 0, "target": targets.round(2)},
         columns=list(LABEL_COLUMNS),
@@ -155,7 +165,8 @@ def run_drift_demo(
     registry = get_backends(settings).registry
     noise = holdout_rmse(registry.get(endpoint.model_name, endpoint.model_version), training)
     name = f"{LABELS_PREFIX}/demo-{stamp()}.csv"
-    lake.datalake.put(settings.collected_container, name, label_csv(scored[:LABELLED], noise, seed))
+    labelled = label_csv(scored[:LABELLED], noise, seed, outcome_range(training))
+    lake.datalake.put(settings.collected_container, name, labelled)
     console.print(
         f"uploaded {LABELLED} labels to {settings.collected_container}/{name} "
         f"(prediction + noise of the model's holdout RMSE, {noise:.1f})"
