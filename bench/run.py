@@ -93,7 +93,11 @@ def check_same_answer(running: dict[str, systems.System], body: Path) -> None:
 
 
 def start_all(
-    stack: contextlib.ExitStack, wanted: list[str], work: Path, key_file: Path
+    stack: contextlib.ExitStack,
+    wanted: list[str],
+    work: Path,
+    key_file: Path,
+    sink_kind: str = "discard",
 ) -> dict[str, systems.System]:
     """Start the wanted systems (each on a free port) and wait until each answers."""
     model_dir = work / "model"
@@ -107,9 +111,9 @@ def start_all(
     }
     sink = None
     if any(key.endswith("-collect") for key in wanted):
-        from bench.collect import azurite_sink
+        from bench.collect import sink as collect_sink
 
-        sink = stack.enter_context(azurite_sink(work))
+        sink = stack.enter_context(collect_sink(sink_kind, work))
         makers["ours-1-collect"] = lambda port: systems.ours_direct(
             1, port, model_dir, sha, key_file, work, sink.env("ours-1-collect", work)
         )
@@ -193,6 +197,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--collect", action="store_true", help="add ours-1 and production collecting every row"
     )
+    parser.add_argument(
+        "--collect-sink",
+        choices=("discard", "azurite"),
+        default="discard",
+        help="where collected rows go: a stand-in for remote Blob that keeps nothing "
+        "(the service's own cost) or a local Azurite on the same cores (bench/collect.py)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds, args.rounds, args.warmup = 3.0, 1, 1.0
@@ -217,12 +228,14 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         key_file, all_bodies = write_inputs(work)
         bodies = {n: all_bodies[n] for n in args.sizes}
-        running = start_all(stack, args.only, work, key_file)
+        running = start_all(stack, args.only, work, key_file, args.collect_sink)
         check_same_answer(running, all_bodies[100])
         table = measure(running, bodies, args)
         for key in (k for k in running if k.endswith("-collect")):
             stats: dict[str, object] = _model_info(running[key]).get("collection", {})
             print(f"{key}: " + ", ".join(f"{k} {v}" for k, v in stats.items()))
+        if any(k.endswith("-collect") for k in running):
+            print(f"collection sink: {args.collect_sink}")
     print(
         f"\nmedians of {args.rounds} round(s) x {args.seconds:g} s, wrk -t1 -c{args.connections}"
         f" ({load_line()}):\n"

@@ -58,6 +58,11 @@ def _spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
         return subprocess.Popen(argv, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
 
 
+def spawn_python(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    """``python ARGS`` of this environment, with this checkout importable, output to ``log``."""
+    return _spawn([sys.executable, *args], _base_env() | {"PYTHONPATH": str(REPO)}, log)
+
+
 def stop(procs: list[subprocess.Popen[bytes]]) -> None:
     """SIGTERM each process, SIGKILL those still there after 15 s."""
     for proc in procs:
