@@ -216,3 +216,42 @@ def test_a_collecting_group_gets_its_sas_as_a_secret_file_not_a_variable(
     (volume,) = props["volumes"]
     assert volume["secret"]["collect-url"] == base64.b64encode(sas.encode()).decode()
     assert b"S3CRET" not in put.body  # only base64 in the secret volume
+
+
+def test_telemetry_gets_its_connection_string_as_a_secret_file_not_a_variable(
+    aci: FakeAci, transport: Any, credential: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "InstrumentationKey=0000;IngestionEndpoint=https://ingest.example/;S3CRET"
+    client = ContainerInstanceManagementClient(credential, SUB, transport=transport)
+    target = AciTarget(
+        client,
+        "rg-release",
+        "westeurope",
+        keys=lambda environment: KEY,
+        subnet_id=SUBNET,
+        appinsights_connection_string=secret,
+    )
+    with caplog.at_level(logging.DEBUG):
+        target.deploy("qa", V1)
+    (put,) = transport.sent("PUT", GROUPS + r"/diabetes-scoring-qa\?api-version=")
+    props = put.json()["properties"]
+    env = {
+        v["name"]: v["value"] for v in props["containers"][0]["properties"]["environmentVariables"]
+    }
+    path = "/mnt/secrets/appinsights-connection-string"
+    assert env["SCORING_APPINSIGHTS_CONNECTION_STRING_FILE"] == path
+    assert "SCORING_APPINSIGHTS_CONNECTION_STRING" not in env
+    (volume,) = props["volumes"]
+    assert volume["secret"]["appinsights-connection-string"] == (
+        base64.b64encode(secret.encode()).decode()
+    )
+    assert b"S3CRET" not in put.body  # only base64 in the secret volume
+    assert "S3CRET" not in caplog.text
+
+
+def test_without_telemetry_the_group_gets_no_connection_string(
+    aci: FakeAci, target: AciTarget, transport: Any
+) -> None:
+    target.deploy("qa", V1)
+    (put,) = transport.sent("PUT", GROUPS + r"/diabetes-scoring-qa\?api-version=")
+    assert b"APPINSIGHTS" not in put.body and b"appinsights" not in put.body

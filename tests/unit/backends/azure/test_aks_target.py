@@ -446,3 +446,35 @@ def test_a_collecting_deployment_gets_its_sas_as_a_key_vault_reference(
     assert (env["SCORING_COLLECT_ENV"], env["SCORING_COLLECT_SAMPLE"]) == ("production", "1.0")
     assert "SCORING_COLLECT_URL_FILE" not in env
     assert b"S3CRET" not in put.body and vault.values[f"{NAME}-collect-url"] == [sas]
+
+
+def test_telemetry_gets_its_connection_string_as_a_key_vault_reference(
+    fake: FakeAmlEndpoints, aml: Any, vault: MirroredKeys, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "InstrumentationKey=0000;IngestionEndpoint=https://ingest.example/;S3CRET"
+    target = AksOnlineTarget(
+        aml.client,
+        "aks-prod",
+        vault,
+        identity=ENDPOINT_IDENTITY,
+        timeout=30,
+        appinsights_connection_string=secret,
+    )
+    with caplog.at_level(logging.DEBUG):
+        target.deploy("production", V1)
+    (put,) = aml.transport.sent("PUT", ENDPOINTS + rf"/{NAME}/deployments/{D1}\?")
+    env = put.json()["properties"]["environmentVariables"]
+    reference = f"${{{{keyvault:{VAULT}/secrets/{NAME}-appinsights/v1}}}}"
+    assert env["SCORING_APPINSIGHTS_CONNECTION_STRING"] == reference
+    assert b"S3CRET" not in put.body and vault.values[f"{NAME}-appinsights"] == [secret]
+    assert "S3CRET" not in caplog.text
+
+
+def test_without_telemetry_a_deployment_gets_no_connection_string(
+    fake: FakeAmlEndpoints, aml: Any, target: AksOnlineTarget, vault: MirroredKeys
+) -> None:
+    target.deploy("production", V1)
+    (put,) = aml.transport.sent("PUT", ENDPOINTS + rf"/{NAME}/deployments/{D1}\?")
+    env = put.json()["properties"]["environmentVariables"]
+    assert "SCORING_APPINSIGHTS_CONNECTION_STRING" not in env
+    assert not any("appinsights" in name for name in vault.values)
