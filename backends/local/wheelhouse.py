@@ -42,7 +42,8 @@ SERVICE_PACKAGES = (
     "prometheus-client",
 )
 # What ``scoring.telemetry`` imports when a connection string is set: only in an image built
-# with telemetry on (its exporter and OpenTelemetry add some 40 MB to the image).
+# with telemetry on. Measured: 42 more packages (OpenTelemetry, azure-core, azure-identity,
+# cryptography...), +36.5 MB on a 452 MB image.
 TELEMETRY_PACKAGES = ("azure-monitor-opentelemetry",)
 # run.json keys that may hold the training-time versions (training/train.py writes "versions").
 VERSION_KEYS = ("versions", "library_versions", "libraries", "packages")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from backends import Backends, get_backends
 from backends.blob_datalake import BlobDataLake
@@ -74,7 +75,9 @@ def test_a_connection_string_reaches_the_local_image_and_replicas(
         settings = Settings(
             state_dir=tmp_path / "state",
             release_target=release_target,  # type: ignore[arg-type]
-            appinsights_connection_string=connection_string,  # type: ignore[arg-type]
+            appinsights_connection_string=SecretStr(connection_string)
+            if connection_string
+            else None,
         )
         release: Any = get_release_backends(settings)
         assert release.kind == release_target

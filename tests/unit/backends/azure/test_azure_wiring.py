@@ -280,7 +280,7 @@ def test_a_connection_string_puts_the_exporter_in_the_image_and_the_secret_in_th
         profile="azure",
         azure=RELEASE.model_copy(update={"image_build": image_build}),
         state_dir=tmp_path,
-        appinsights_connection_string=connection_string,
+        appinsights_connection_string=SecretStr(connection_string),
     )
 
     release: Any = get_release_backends(settings, start_engine=False)
