@@ -153,7 +153,10 @@ def get_release_backends(settings: Settings, *, start_engine: bool = True) -> Re
             return ReleaseBackends(
                 kind="docker",
                 builder=DockerImageBuilder(
-                    host, settings.docker_path / "cache", base_image=settings.base_image
+                    host,
+                    settings.docker_path / "cache",
+                    base_image=settings.base_image,
+                    telemetry=_appinsights(settings) is not None,
                 ),
                 target=DockerTarget(
                     lambda: docker.DockerClient(base_url=host),
@@ -161,7 +164,7 @@ def get_release_backends(settings: Settings, *, start_engine: bool = True) -> Re
                     ports,
                     collection=collection,
                     scrape_dir=settings.scrape_targets_path,
-                    service_env=_scoring_env(settings),
+                    appinsights_connection_string=_appinsights(settings),
                 ),
             )
     return ReleaseBackends(
@@ -172,7 +175,7 @@ def get_release_backends(settings: Settings, *, start_engine: bool = True) -> Re
             ports,
             collection=collection,
             scrape_dir=settings.scrape_targets_path,
-            service_env=_scoring_env(settings),
+            appinsights_connection_string=_appinsights(settings),
         ),
     )
 
@@ -223,12 +226,11 @@ def _azure_collection(settings: Settings, credential: TokenCredential) -> Collec
     return Collection(issue, settings.collect_sample, settings.collect_window_seconds)
 
 
-def _scoring_env(settings: Settings) -> dict[str, str]:
-    """The settings every local scoring replica gets: telemetry, when configured."""
+def _appinsights(settings: Settings) -> str | None:
+    """The connection string scoring replicas export telemetry to (a secret each target hands
+    over as a file or Key Vault reference); its presence also puts the exporter in the image."""
     secret = settings.appinsights_connection_string
-    if secret is None or not secret.get_secret_value():
-        return {}
-    return {"SCORING_APPINSIGHTS_CONNECTION_STRING": secret.get_secret_value()}
+    return (secret.get_secret_value() or None) if secret is not None else None
 
 
 def _azure_release_backends(settings: Settings, *, start_engine: bool) -> ReleaseBackends:
@@ -270,6 +272,7 @@ def _azure_release_backends(settings: Settings, *, start_engine: bool) -> Releas
         registry_server=azure.registry,
         registry_identity=azure.qa_identity,
         collection=collection,
+        appinsights_connection_string=_appinsights(settings),
     )
     production = AksOnlineTarget(
         workspace_client(azure, credential),
@@ -281,6 +284,7 @@ def _azure_release_backends(settings: Settings, *, start_engine: bool) -> Releas
         min_replicas=settings.production_replicas,
         kind=azure.production_target,
         collection=collection,
+        appinsights_connection_string=_appinsights(settings),
         autoscale=Autoscale(
             min_instances=azure.autoscale_min_instances,
             max_instances=azure.autoscale_max_instances,
@@ -305,6 +309,7 @@ def _azure_image_builder(
 
     azure = settings.azure
     cache = settings.docker_path / "cache"
+    telemetry = _appinsights(settings) is not None
     mode = azure.image_build
     if mode == "auto":
         mode = "acr-task" if settings.work_pool == "mlops-aci" else "docker"
@@ -312,7 +317,7 @@ def _azure_image_builder(
         from backends.azure.acr_task import AcrTaskImageBuilder, management_client
 
         return AcrTaskImageBuilder(
-            DockerImageBuilder("", cache),  # the build context only: no engine is contacted
+            DockerImageBuilder("", cache, telemetry=telemetry),  # the context only: no engine
             management_client(credential, azure.subscription_id),
             azure.resource_group,
             azure.registry,
@@ -328,7 +333,7 @@ def _azure_image_builder(
     # Read-only commands (start_engine=False) never build: an engine is not needed for them.
     host = engine.ensure() if start_engine else (engine.find() or "")
     return AcrImageBuilder(
-        DockerImageBuilder(host, cache, base_image=settings.base_image),
+        DockerImageBuilder(host, cache, base_image=settings.base_image, telemetry=telemetry),
         azure.registry,
         credential=credential,
     )

@@ -1,9 +1,10 @@
 """The scoring service's own settings: the only place the service reads environment variables.
 
 The service runs alone in a container, so it does not share ``core.settings``: every field
-is read from ``SCORING_<FIELD>`` (``SCORING_MODEL_DIR``, ``SCORING_API_KEY``, ...). A key can
-also come from a file (``SCORING_API_KEY_FILE``, ``SCORING_SECONDARY_API_KEY_FILE``): a
-mounted secret volume keeps it out of the container's environment.
+is read from ``SCORING_<FIELD>`` (``SCORING_MODEL_DIR``, ``SCORING_API_KEY``, ...). A secret can
+also come from a file (``SCORING_API_KEY_FILE``, ``SCORING_SECONDARY_API_KEY_FILE``,
+``SCORING_APPINSIGHTS_CONNECTION_STRING_FILE``): a mounted secret volume keeps it out of the
+container's environment.
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ class ScoringSettings(BaseSettings):
             that come faster are dropped (counted).
         appinsights_connection_string: Application Insights connection string: traces and
             logs go there (``scoring.telemetry``); unset: no telemetry.
+        appinsights_connection_string_file: A file holding it instead.
     """
 
     model_config = SettingsConfigDict(
@@ -137,13 +139,14 @@ class ScoringSettings(BaseSettings):
     collect_retry_seconds: float = Field(default=5.0, gt=0, le=600)
     collect_cpu_share: float = Field(default=0.03, gt=0, le=1)
     appinsights_connection_string: SecretStr | None = None
+    appinsights_connection_string_file: Path | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _keys_from_files(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        for field in ("api_key", "secondary_api_key"):
+        for field in ("api_key", "secondary_api_key", "appinsights_connection_string"):
             path, name = data.get(f"{field}_file"), f"SCORING_{field.upper()}"
             if path in (None, ""):
                 continue

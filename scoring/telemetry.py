@@ -1,5 +1,5 @@
 """Traces and logs of the scoring service to Application Insights, when a connection string
-is set (``SCORING_APPINSIGHTS_CONNECTION_STRING``); off otherwise, at no cost.
+is set (``SCORING_APPINSIGHTS_CONNECTION_STRING`` or its ``_FILE``); off otherwise, at no cost.
 
 On: ``azure-monitor-opentelemetry`` exports a server span per request (its attributes carry
 the request id, route and status) and the service's log records (``scoring`` loggers, the
@@ -78,7 +78,11 @@ def configure(connection_string: str | None, role: str, instance: str) -> Reques
         from opentelemetry import trace
         from opentelemetry.sdk.resources import Resource
     except ImportError as exc:
-        logger.warning("telemetry is configured but its exporter is not installed: %s", exc)
+        logger.warning(
+            "telemetry is configured but its exporter is not installed (%s): an image has it "
+            "only if built with MLOPS_APPINSIGHTS_CONNECTION_STRING set",
+            exc,
+        )
         return None
     resource = Resource.create(
         {"service.name": role, "service.namespace": "mlops", "service.instance.id": instance}

@@ -10,10 +10,11 @@ read them.
 
 Secrets: none in the container's environment. The API key reaches the container as a file on
 a secret volume (``SCORING_API_KEY_FILE``); Azure never returns secret volumes, so ``keys``
-(Key Vault in practice) supplies it for ``deploy`` and ``current``. The image is pulled as a
-user-assigned identity (AcrPull), so there is no registry password at all. The PUT body
-carries the key base64-encoded in the volume: nothing here logs it, and the SDK's HTTP
-logging must stay off.
+(Key Vault in practice) supplies it for ``deploy`` and ``current``; the collected container's
+SAS URL and the Application Insights connection string, when set, are files there too. The
+image is pulled as a user-assigned identity (AcrPull), so there is no registry password at
+all. The PUT body carries these secrets base64-encoded in the volume: nothing here logs it,
+and the SDK's HTTP logging must stay off.
 
 ACI restarts a group to change it: a deploy has seconds of downtime. That is accepted for
 QA; production runs on an Azure ML online endpoint with a traffic switch.
@@ -58,6 +59,7 @@ PORT = 5001
 SECRETS_MOUNT = "/mnt/secrets"  # the secret volume, read-only in the container
 KEY_FILE = "api-key"
 COLLECT_FILE = "collect-url"  # the collected container's SAS URL, when the group collects
+APPINSIGHTS_FILE = "appinsights-connection-string"  # where telemetry goes, when it is on
 
 
 class AciTarget:
@@ -81,6 +83,8 @@ class AciTarget:
         collection: The group collects what it scores: a fresh SAS URL of the ``collected``
             container (a user-delegation SAS in practice) is a second file on the secret
             volume (``SCORING_COLLECT_URL_FILE``), issued at each deploy.
+        appinsights_connection_string: The group exports traces and logs there: a file on
+            the secret volume (``SCORING_APPINSIGHTS_CONNECTION_STRING_FILE``). None: off.
     """
 
     def __init__(
@@ -99,6 +103,7 @@ class AciTarget:
         memory_gb: float = 1.5,
         timeout: float = 900.0,
         collection: Collection | None = None,
+        appinsights_connection_string: str | None = None,
     ) -> None:
         if "/subnets/" not in subnet_id.lower():
             raise ValueError(f"subnet_id must be a subnet's resource id, not {subnet_id!r}")
@@ -115,6 +120,7 @@ class AciTarget:
         self.memory_gb = memory_gb
         self.timeout = timeout
         self.collection = collection
+        self._appinsights = appinsights_connection_string or None
 
     def deploy(self, environment: str, release: ReleaseSpec) -> Endpoint:
         """Create or update the environment's group to run ``release``; the release it
@@ -228,6 +234,14 @@ class AciTarget:
             secrets[COLLECT_FILE] = _b64(self.collection.issue_url())
             collect_env = self.collection.env(environment, f"{SECRETS_MOUNT}/{COLLECT_FILE}")
             env += [EnvironmentVariable(name=k, value=v) for k, v in collect_env.items()]
+        if self._appinsights is not None:
+            secrets[APPINSIGHTS_FILE] = _b64(self._appinsights)
+            env.append(
+                EnvironmentVariable(
+                    name="SCORING_APPINSIGHTS_CONNECTION_STRING_FILE",
+                    value=f"{SECRETS_MOUNT}/{APPINSIGHTS_FILE}",
+                )
+            )
         container = Container(
             name="scoring",
             image=release.image,

@@ -127,7 +127,9 @@ class AcrTaskImageBuilder:
         if not model_file.is_file():
             raise ImageBuildError(f"{model_file} is missing: is {artifact_dir} a model folder?")
         wheels = self.context_builder.wheelhouse(artifact_dir)
-        name = image_tag(model_name, model_version, code_version)  # repository:tag
+        name = image_tag(  # repository:tag
+            model_name, model_version, code_version, telemetry=self.context_builder.telemetry
+        )
         args = {
             "MODEL_NAME": model_name,
             "MODEL_VERSION": model_version,

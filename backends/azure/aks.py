@@ -28,6 +28,8 @@ Secrets: the container checks the endpoint's own keys (``SCORING_API_KEY`` and
 deployment's variables hold only Key Vault references (``${{keyvault:<versioned id>}}``) that
 Azure ML's secret injection resolves when the container starts, as the endpoint's identity
 (``identity``: Key Vault Secrets User). Reading the deployment shows references, never keys.
+The collected container's SAS URL and the Application Insights connection string, when set,
+go the same way.
 A regenerated endpoint key reaches the container with the next deploy. Nothing here logs the
 keys or puts them in exception messages, and the SDK's HTTP body logging must stay off.
 """
@@ -103,6 +105,8 @@ class AksOnlineTarget:
         collection: Deployments collect what they score: a fresh SAS of the ``collected``
             container goes to Key Vault at each deploy, the deployment gets its reference
             (``SCORING_COLLECT_URL``), as it does the keys.
+        appinsights_connection_string: Deployments export traces and logs there: mirrored
+            to Key Vault, a reference in ``SCORING_APPINSIGHTS_CONNECTION_STRING``. None: off.
     """
 
     def __init__(
@@ -119,6 +123,7 @@ class AksOnlineTarget:
         autoscale: Autoscale | None = None,
         timeout: float = 1800.0,
         collection: Collection | None = None,
+        appinsights_connection_string: str | None = None,
     ) -> None:
         if min_replicas < 1:
             raise ValueError("min_replicas must be at least 1")
@@ -137,6 +142,7 @@ class AksOnlineTarget:
         self.instance_type = instance_type
         self.timeout = timeout
         self.collection = collection
+        self._appinsights = appinsights_connection_string or None
 
     # ------------------------------------------------------------------ DeploymentTarget
     def deploy(self, environment: str, release: ReleaseSpec) -> Endpoint:
@@ -307,6 +313,9 @@ class AksOnlineTarget:
             sas = self._secrets.put(f"{name}-collect-url", self.collection.issue_url())
             references["SCORING_COLLECT_URL"] = injection(sas)
             references.update(self.collection.env(name.removeprefix(f"{self.name_prefix}-"), None))
+        if self._appinsights is not None:
+            telemetry = self._secrets.put(f"{name}-appinsights", self._appinsights)
+            references["SCORING_APPINSIGHTS_CONNECTION_STRING"] = injection(telemetry)
         spec = build_deployment(
             self.kind,
             endpoint=name,

@@ -5,6 +5,11 @@ The build context is assembled in a temporary folder from exactly what the image
 package, ``training/schema.py`` and ``training/artifacts.py`` and the model folder) and
 built with the network off.
 An image whose labels show the same model sha256 and the same build inputs is reused.
+
+Telemetry (``telemetry=True``, set when the project has an Application Insights connection
+string) adds ``azure-monitor-opentelemetry`` to the image's requirements. Such an image has
+its own wheelhouse (the list differs), its own build inputs and its own tag (``-otel``), so
+it never replaces or stands in for the lean image of the same model and code.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ logger = logging.getLogger(__name__)
 TRAINING_MODULES = ("__init__.py", "schema.py", "artifacts.py", "collected.py")
 LABEL_SHA = "mlops.model.sha256"
 LABEL_INPUTS = "mlops.build.inputs"
+LABEL_TELEMETRY = "mlops.telemetry"  # "azure-monitor" when the exporter is installed, else "off"
+TELEMETRY_SUFFIX = "-otel"
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "Dockerfile", ".dockerignore")
 
 
@@ -49,16 +56,22 @@ class ImageBuildError(BackendError):
     """The scoring image cannot be built; the message says why."""
 
 
-def image_tag(model_name: str, model_version: str, code_version: str) -> str:
-    """``mlops/<model>:<version>-<code12>``, with ``-dirty`` for an uncommitted tree.
+def image_tag(
+    model_name: str, model_version: str, code_version: str, *, telemetry: bool = False
+) -> str:
+    """``mlops/<model>:<version>-<code12>``, with ``-dirty`` for an uncommitted tree and
+    ``-otel`` for an image with the telemetry exporter.
 
     >>> image_tag("diabetes-ridge", "3", "0123456789abcdef+dirty")
     'mlops/diabetes-ridge:3-0123456789ab-dirty'
+    >>> image_tag("diabetes-ridge", "3", "0123456789abcdef", telemetry=True)
+    'mlops/diabetes-ridge:3-0123456789ab-otel'
     """
     repository = re.sub(r"[^a-z0-9._-]+", "-", model_name.lower()).strip("._-") or "model"
     commit, _, local = code_version.partition("+")
     tag = f"{model_version}-{commit[:12]}" + ("-dirty" if local else "")
-    tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", tag).lstrip(".-")[:128]
+    suffix = TELEMETRY_SUFFIX if telemetry else ""
+    tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", tag).lstrip(".-")[: 128 - len(suffix)] + suffix
     return f"mlops/{repository}:{tag}"
 
 
@@ -82,6 +95,8 @@ class DockerImageBuilder:
         docker_host: The engine, e.g. ``DockerEngine(...).ensure()``.
         cache_dir: Where wheelhouses and the base image tarball are cached.
         base_image: ``BASE_IMAGE`` build argument; ``None`` ensures one on first build.
+        telemetry: Install the Application Insights exporter (``scoring.telemetry``); off,
+            the image stays lean and a connection string given to it only logs a warning.
         client_factory: Makes the client (tests); default ``DockerClient(base_url=...)``.
     """
 
@@ -91,11 +106,13 @@ class DockerImageBuilder:
         cache_dir: Path,
         base_image: str | None = None,
         *,
+        telemetry: bool = False,
         client_factory: Callable[[], docker.DockerClient] | None = None,
     ) -> None:
         self.docker_host = docker_host
         self.cache_dir = cache_dir.resolve()
         self.base_image = base_image
+        self.telemetry = telemetry
         # Builds stream no output while pip installs: allow long silences.
         self._factory = client_factory or (
             lambda: docker.DockerClient(base_url=docker_host, timeout=900)
@@ -104,7 +121,7 @@ class DockerImageBuilder:
     def wheelhouse(self, artifact_dir: Path) -> Wheelhouse:
         """The wheelhouse for a model folder; refuses a scikit-learn it cannot provide."""
         run = read_run(artifact_dir)
-        wheels = build_wheelhouse(requirements_for(run), self.cache_dir)
+        wheels = build_wheelhouse(requirements_for(run, telemetry=self.telemetry), self.cache_dir)
         recorded = recorded_versions(run)[REQUIRED]
         if wheels.version_of(REQUIRED) != recorded:
             raise ImageBuildError(
@@ -133,7 +150,7 @@ class DockerImageBuilder:
                 f"cannot build a scoring image for {artifact_dir}: {exc}"
             ) from exc
         sha = sha256_file(model_file)
-        tag = image_tag(model_name, model_version, code_version)
+        tag = image_tag(model_name, model_version, code_version, telemetry=self.telemetry)
         client = self._factory()
         try:
             base = self.base_image or ensure_base_image(client, cache_dir=self.cache_dir)
@@ -149,11 +166,16 @@ class DockerImageBuilder:
                     "MODEL_VERSION": model_version,
                     "MODEL_SHA256": sha,
                     "CODE_VERSION": code_version,
-                }, {LABEL_INPUTS: inputs})  # fmt: skip
+                }, {LABEL_INPUTS: inputs, LABEL_TELEMETRY: self.telemetry_label})  # fmt: skip
         finally:
             client.close()
         logger.info("built %s", tag)
         return tag
+
+    @property
+    def telemetry_label(self) -> str:
+        """The ``mlops.telemetry`` label of the images this builder makes."""
+        return "azure-monitor" if self.telemetry else "off"
 
     # ---------------------------------------------------------------- helpers
     def _inputs_digest(
@@ -161,6 +183,7 @@ class DockerImageBuilder:
     ) -> str:
         """A hash of everything that goes into the image, for reuse decisions."""
         digest = hashlib.sha256(wheels.lock_text.encode())
+        digest.update(self.telemetry_label.encode())  # the lock differs too; say it anyway
         digest.update(str(client.images.get(base).id).encode())
         scoring, training = _package_dir("scoring"), _package_dir("training")
         pairs = [(scoring.parent, path) for path in _files(scoring)]

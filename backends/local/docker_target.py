@@ -6,8 +6,9 @@ host network (the engine here has no bridge), listening on 127.0.0.1 at the port
 Containers are labelled with the stack (this state folder), environment, model and version,
 and never restarted by the engine: the deployer decides what runs. The API key reaches them
 as a file, bind-mounted read-only (``SCORING_API_KEY_FILE``): an environment variable would
-show in ``docker inspect``. So does the SAS URL of the ``collected`` container when
-replicas collect (``COLLECT_PATH``). Rolling replacement, state and keys are ``RollingTarget``'s.
+show in ``docker inspect``. So do the SAS URL of the ``collected`` container when
+replicas collect (``COLLECT_PATH``) and the Application Insights connection string when
+telemetry is on (``APPINSIGHTS_PATH``). Rolling replacement, state and keys are ``RollingTarget``'s.
 
 CPU weight: an engine on cgroup v1 with the ``cgroupfs`` driver puts every container in one
 ``docker`` cgroup, whose CPU weight (``cpu.shares`` 1024) is that of ONE host process, so at
@@ -39,6 +40,7 @@ from core.interfaces import BackendError, ReleaseSpec
 LABEL_PREFIX = "mlops."
 SECRET_PATH = "/run/secrets/scoring_api_key"  # where containers find the key
 COLLECT_PATH = "/run/secrets/collect_url"  # and the collected container's SAS URL
+APPINSIGHTS_PATH = "/run/secrets/appinsights_connection_string"  # and the telemetry's
 CONTAINER_UID = 10001  # the scoring image's user (scoring/Dockerfile)
 OWN_CGROUP = "/"  # cgroup_parent giving each container a top-level cgroup (cgroupfs, v1)
 
@@ -63,7 +65,8 @@ class DockerTarget(RollingTarget):
         health_timeout: Seconds a new release has to answer ``GET /`` with 200.
         drain_timeout: Seconds to wait for in-flight requests before stopping old replicas.
         scrape_dir: Where Prometheus' file_sd targets go (``RollingTarget``).
-        service_env: ``SCORING_*`` settings every replica gets (``RollingTarget``).
+        appinsights_connection_string: Replicas export telemetry there (``RollingTarget``);
+            a bind-mounted file. The image needs the exporter (``DockerImageBuilder``).
         stop_timeout: Seconds a container has to exit after SIGTERM before SIGKILL.
         collection: Replicas collect scored rows; their SAS URL is a bind-mounted file.
     """
@@ -80,7 +83,7 @@ class DockerTarget(RollingTarget):
         health_timeout: float = 120.0,
         drain_timeout: float = 30.0,
         scrape_dir: Path | None = None,
-        service_env: Mapping[str, str] | None = None,
+        appinsights_connection_string: str | None = None,
         stop_timeout: int = 10,
         collection: Collection | None = None,
     ) -> None:
@@ -92,7 +95,7 @@ class DockerTarget(RollingTarget):
             drain_timeout=drain_timeout,
             collection=collection,
             scrape_dir=scrape_dir,
-            service_env=service_env,
+            appinsights_connection_string=appinsights_connection_string,
         )
         self._factory = docker_client_factory
         self._client: Any = None
@@ -135,7 +138,6 @@ class DockerTarget(RollingTarget):
             f"{LABEL_PREFIX}port": str(port),
         }
         env = {
-            **self.service_env,
             "SCORING_HOST": HOST,  # host network: bind loopback only, never every interface
             "SCORING_PORT": str(port),
             "SCORING_API_KEY_FILE": SECRET_PATH,
@@ -147,6 +149,11 @@ class DockerTarget(RollingTarget):
             self._secret_copy(url_file, self.collection.issue_url())
             mounts.append(Mount(COLLECT_PATH, str(url_file), "bind", read_only=True))
             env.update(self.collection.env(environment, COLLECT_PATH))
+        if self.appinsights_connection_string is not None:  # the ingestion is on the host too
+            secret = self._key_path(environment).with_name("appinsights_connection_string")
+            self._secret_copy(secret, self.appinsights_connection_string)
+            mounts.append(Mount(APPINSIGHTS_PATH, str(secret), "bind", read_only=True))
+            env["SCORING_APPINSIGHTS_CONNECTION_STRING_FILE"] = APPINSIGHTS_PATH
         options = {
             "image": release.image,
             "detach": True,

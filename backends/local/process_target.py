@@ -4,7 +4,8 @@ Each replica is ``python -m scoring`` run straight from the registry's artifact 
 (``ReleaseSpec.model_uri``, a ``file://`` URI), configured through ``SCORING_*`` variables
 and bound to its own loopback port; HAProxy in front owns the stable URL. The API key is
 passed as the path of the environment's key file (``SCORING_API_KEY_FILE``), never as a
-value. Rolling replacement, state and keys are ``RollingTarget``'s.
+value; so are the collected container's SAS URL and the Application Insights connection
+string. Rolling replacement, state and keys are ``RollingTarget``'s.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class ProcessTarget(RollingTarget):
         drain_timeout: Seconds to wait for in-flight requests before stopping old replicas.
         collection: Replicas collect scored rows (``RollingTarget``).
         scrape_dir: Where Prometheus' file_sd targets go (``RollingTarget``).
-        service_env: ``SCORING_*`` settings every replica gets (``RollingTarget``).
+        appinsights_connection_string: Replicas export telemetry there (``RollingTarget``).
     """
 
     kind = "process"
@@ -73,7 +74,7 @@ class ProcessTarget(RollingTarget):
         drain_timeout: float = 30.0,
         collection: Collection | None = None,
         scrape_dir: Path | None = None,
-        service_env: Mapping[str, str] | None = None,
+        appinsights_connection_string: str | None = None,
     ) -> None:
         super().__init__(
             state_dir,
@@ -83,7 +84,7 @@ class ProcessTarget(RollingTarget):
             drain_timeout=drain_timeout,
             collection=collection,
             scrape_dir=scrape_dir,
-            service_env=service_env,
+            appinsights_connection_string=appinsights_connection_string,
         )
         self.service_argv = list(service_argv or [python, "-m", "scoring"])
 
@@ -93,7 +94,6 @@ class ProcessTarget(RollingTarget):
     def _start_replica(self, environment: str, release: ReleaseSpec, port: int, key: str) -> Any:
         log = self.state_dir / environment / "logs" / f"replica-{port}.log"
         env = {
-            **self.service_env,
             "SCORING_MODEL_DIR": str(model_dir(release)),
             **release.model_env(),
             # The path of the 0600 key file, not the key: /proc/<pid>/environ shows no secret.
@@ -105,6 +105,10 @@ class ProcessTarget(RollingTarget):
             url_file = self._files(environment).dir / "collect_url"
             write_text_atomic(url_file, self.collection.issue_url())
             env.update(self.collection.env(environment, str(url_file.resolve())))
+        if self.appinsights_connection_string is not None:  # a 0600 file too
+            secret = self._files(environment).dir / "appinsights_connection_string"
+            write_text_atomic(secret, self.appinsights_connection_string)
+            env["SCORING_APPINSIGHTS_CONNECTION_STRING_FILE"] = str(secret.resolve())
         return {**daemons.spawn(self.service_argv, env, log), "log": str(log)}
 
     def _replica_alive(self, handle: Any) -> bool:

@@ -64,7 +64,9 @@ class RollingTarget(ABC):
             and its ``SCORING_COLLECT_*`` settings; None: replicas collect nothing.
         scrape_dir: Where to write Prometheus' file_sd targets of each environment (its
             replicas and its HAProxy, ``backends.local.scrape_targets``); None: nowhere.
-        service_env: ``SCORING_*`` settings every replica gets (e.g. the telemetry's).
+        appinsights_connection_string: Every replica exports traces and logs there
+            (``scoring.telemetry``); a secret, so subclasses hand it over as a file
+            (``SCORING_APPINSIGHTS_CONNECTION_STRING_FILE``), never as a variable. None: off.
     """
 
     kind: ClassVar[str]
@@ -79,12 +81,12 @@ class RollingTarget(ABC):
         drain_timeout: float = 30.0,
         collection: Collection | None = None,
         scrape_dir: Path | None = None,
-        service_env: Mapping[str, str] | None = None,
+        appinsights_connection_string: str | None = None,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.collection = collection  # replicas collect scored rows when set
         self.scrape_dir = scrape_dir
-        self.service_env = dict(service_env or {})
+        self.appinsights_connection_string = appinsights_connection_string or None
         self.ports = dict(ports)
         self.haproxy = haproxy
         self.health_timeout = health_timeout

@@ -41,6 +41,10 @@ SERVICE_PACKAGES = (
     "pydantic-settings",
     "prometheus-client",
 )
+# What ``scoring.telemetry`` imports when a connection string is set: only in an image built
+# with telemetry on. Measured: 42 more packages (OpenTelemetry, azure-core, azure-identity,
+# cryptography...), +36.5 MB on a 452 MB image.
+TELEMETRY_PACKAGES = ("azure-monitor-opentelemetry",)
 # run.json keys that may hold the training-time versions (training/train.py writes "versions").
 VERSION_KEYS = ("versions", "library_versions", "libraries", "packages")
 ALIASES = {"sklearn": "scikit-learn"}
@@ -103,6 +107,12 @@ def read_run(artifact_dir: Path) -> dict[str, Any]:
     return run
 
 
+def service_packages(telemetry: bool = False) -> tuple[str, ...]:
+    """What the scoring image installs besides the model's libraries; the exporter only
+    with ``telemetry``."""
+    return SERVICE_PACKAGES + (TELEMETRY_PACKAGES if telemetry else ())
+
+
 def service_versions(packages: Iterable[str] = SERVICE_PACKAGES) -> dict[str, str]:
     """This environment's versions of the scoring service's libraries."""
     try:
@@ -111,12 +121,18 @@ def service_versions(packages: Iterable[str] = SERVICE_PACKAGES) -> dict[str, st
         raise WheelhouseError(f"{exc.name} is not installed in this environment") from None
 
 
-def requirements_for(run: Mapping[str, Any], service: Mapping[str, str] | None = None) -> list[str]:
+def requirements_for(
+    run: Mapping[str, Any], service: Mapping[str, str] | None = None, *, telemetry: bool = False
+) -> list[str]:
     """Pinned requirements (``name==version``, sorted) for a model's scoring image.
 
     The versions recorded in ``run.json`` win over the service's for a library in both.
+    ``telemetry`` adds the Application Insights exporter (when ``service`` is not given).
     """
-    pins = {canonical(k): v for k, v in (service or service_versions()).items()}
+    pins = {
+        canonical(k): v
+        for k, v in (service or service_versions(service_packages(telemetry))).items()
+    }
     pins.update(recorded_versions(run))
     return sorted(f"{name}=={version}" for name, version in pins.items())
 

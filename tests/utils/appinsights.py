@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -63,3 +64,33 @@ def ingestion_server() -> Iterator[Ingestion]:
 def of_type(envelopes: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     """The ``baseData`` of the envelopes of one kind (``RequestData``, ``MessageData``...)."""
     return [e["data"]["baseData"] for e in envelopes if e["data"]["baseType"] == kind]
+
+
+def request_telemetry(
+    envelopes: list[dict[str, Any]], request_id: str, name: str = "POST /score"
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The request spans named ``name`` and the log records that carry ``request_id``
+    (whole envelopes: their ``tags`` hold the trace's ``ai.operation.id``)."""
+    spans, logs = [], []
+    for envelope in envelopes:
+        kind, data = envelope["data"]["baseType"], envelope["data"]["baseData"]
+        properties = data.get("properties", {})
+        if kind == "RequestData" and data["name"] == name:
+            if properties.get("mlops.request_id") == request_id:
+                spans.append(envelope)
+        elif kind == "MessageData" and properties.get("request_id") == request_id:
+            logs.append(envelope)
+    return spans, logs
+
+
+def wait_for_request(
+    ingestion: Ingestion, request_id: str, timeout: float = 60.0
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``request_telemetry`` once both a span and a log record arrived (or ``timeout`` passed):
+    the exporter sends in batches, every few seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        spans, logs = request_telemetry(list(ingestion.envelopes), request_id)
+        if (spans and logs) or time.monotonic() > deadline:
+            return spans, logs
+        time.sleep(0.5)

@@ -293,3 +293,37 @@ def test_the_real_scoring_service_rolls_without_a_failed_request(
     finally:
         target.teardown("production")
     assert rollout.pids_mentioning(str(tmp_path)) == []
+
+
+def test_replicas_get_the_telemetry_connection_string_as_a_file_and_export(
+    tmp_path: Path, ports: dict[str, int]
+) -> None:
+    from tests.utils.appinsights import ingestion_server, wait_for_request
+
+    folder, sha = rollout.write_model_folder(tmp_path / "models" / "diabetes-ridge")
+    release = ReleaseSpec("diabetes-ridge", "1", sha, model_uri=folder.as_uri())
+    with ingestion_server() as ingestion:
+        secret = ingestion.connection_string
+        target = ProcessTarget(
+            tmp_path / "state", ports, health_timeout=60.0, appinsights_connection_string=secret
+        )
+        try:
+            endpoint = target.deploy("qa", release)
+            headers = {"Authorization": f"Bearer {endpoint.key}", "X-Request-Id": "proc-otel"}
+            response = httpx.post(
+                endpoint.url + "/score", json={"data": [rollout.ROW]}, headers=headers, timeout=10
+            )
+            assert response.status_code == 200, response.text
+            spans, logs = wait_for_request(ingestion, "proc-otel")
+            [replica] = _state(tmp_path, "qa")["current"]["replicas"]
+            environ = Path(f"/proc/{replica['handle']['pid']}/environ").read_bytes()
+        finally:
+            target.teardown("qa")
+    assert spans and logs, ingestion.envelopes
+    # The replica was handed the path of a 0600 file, not the connection string.
+    secret_file = (tmp_path / "state" / "qa" / "appinsights_connection_string").resolve()
+    assert secret.encode() not in environ
+    assert f"SCORING_APPINSIGHTS_CONNECTION_STRING_FILE={secret_file}".encode() in environ
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    for log in (tmp_path / "state" / "qa" / "logs").iterdir():
+        assert secret not in log.read_text(errors="replace")

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.utils.appinsights import Ingestion, ingestion_server, of_type
+from tests.utils.appinsights import Ingestion, ingestion_server, request_telemetry
 from tests.utils.scoring_process import scoring_service
 
 pytestmark = pytest.mark.integration
@@ -52,30 +52,14 @@ def test_a_request_span_and_its_log_reach_application_insights(
         assert response.headers["x-request-id"] == rid
     # SIGTERM: the service exits cleanly and the exporter flushes what it holds.
     assert service.proc.returncode == 0, service.output
-    requests = [
-        r for r in of_type(ingestion.envelopes, "RequestData") if r["name"] == "POST /score"
-    ]
-    assert len(requests) == 1, (ingestion.envelopes, service.output)
-    span = requests[0]
-    assert span["properties"]["mlops.request_id"] == rid
+    spans, logs = request_telemetry(ingestion.envelopes, rid)
+    assert len(spans) == 1, (ingestion.envelopes, service.output)
+    span = spans[0]["data"]["baseData"]
     assert span["responseCode"] == "200" and span["success"] is True
-    logs = [
-        m for m in of_type(ingestion.envelopes, "MessageData")
-        if m.get("properties", {}).get("request_id") == rid
-    ]  # fmt: skip
-    assert logs and logs[0]["message"] == "request", ingestion.envelopes
+    assert logs and logs[0]["data"]["baseData"]["message"] == "request", ingestion.envelopes
     # The log record belongs to the request's trace.
-    (request_envelope,) = [
-        e for e in ingestion.envelopes
-        if e["data"]["baseType"] == "RequestData" and e["data"]["baseData"]["name"] == "POST /score"
-    ]  # fmt: skip
-    log_envelope = next(
-        e for e in ingestion.envelopes
-        if e["data"]["baseType"] == "MessageData"
-        and e["data"]["baseData"].get("properties", {}).get("request_id") == rid
-    )  # fmt: skip
     operation = "ai.operation.id"
-    assert log_envelope["tags"][operation] == request_envelope["tags"][operation]
+    assert logs[0]["tags"][operation] == spans[0]["tags"][operation]
 
 
 def test_without_a_connection_string_nothing_is_sent(

@@ -5,6 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
 
 from backends import Backends, get_backends
 from backends.blob_datalake import BlobDataLake
@@ -55,3 +59,28 @@ def test_local_batch_scoring_runs_jobs_beside_training_jobs(tmp_path: Path) -> N
     assert isinstance(batch, SubprocessBatchScoring) and isinstance(batch, BatchScoring)
     assert batch.datalake is backends.datalake
     assert not (tmp_path / "state").exists()
+
+
+@pytest.mark.parametrize("release_target", ["docker", "process"])
+def test_a_connection_string_reaches_the_local_image_and_replicas(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, release_target: str
+) -> None:
+    from backends import get_release_backends
+    from backends.local.dockerd import DockerEngine
+
+    # No engine is contacted: the builder and the target connect on first use.
+    monkeypatch.setattr(DockerEngine, "ensure", lambda self: "unix:///nonexistent.sock")
+    secret = "InstrumentationKey=0000;IngestionEndpoint=http://127.0.0.1:1/"
+    for connection_string in (secret, None):
+        settings = Settings(
+            state_dir=tmp_path / "state",
+            release_target=release_target,  # type: ignore[arg-type]
+            appinsights_connection_string=SecretStr(connection_string)
+            if connection_string
+            else None,
+        )
+        release: Any = get_release_backends(settings)
+        assert release.kind == release_target
+        assert release.target.appinsights_connection_string == connection_string
+        if release_target == "docker":
+            assert release.builder.telemetry is (connection_string is not None)

@@ -96,6 +96,27 @@ def test_keys_can_come_from_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     assert "key-from-a-file" not in repr(settings)
 
 
+def test_the_telemetry_connection_string_can_come_from_a_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _model_env(monkeypatch, tmp_path)
+    monkeypatch.setenv("SCORING_API_KEY", "a-long-random-key-123456")
+    secret = "InstrumentationKey=0000;IngestionEndpoint=http://127.0.0.1:1/"
+    (tmp_path / "appinsights").write_text(secret + "\n")
+    monkeypatch.setenv("SCORING_APPINSIGHTS_CONNECTION_STRING_FILE", str(tmp_path / "appinsights"))
+
+    settings = ScoringSettings()  # type: ignore[call-arg]
+
+    assert settings.appinsights_connection_string is not None
+    assert settings.appinsights_connection_string.get_secret_value() == secret
+    assert "InstrumentationKey" not in repr(settings)
+    (tmp_path / "appinsights").write_text("")  # an empty file: telemetry off
+    assert ScoringSettings().appinsights_connection_string is None  # type: ignore[call-arg]
+    monkeypatch.setenv("SCORING_APPINSIGHTS_CONNECTION_STRING", secret)
+    with pytest.raises(ValidationError, match="not both"):
+        ScoringSettings()  # type: ignore[call-arg]
+
+
 def test_a_key_file_is_checked_like_a_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     _model_env(monkeypatch, tmp_path)
     (tmp_path / "api-key").write_text("changeme\n")

@@ -190,20 +190,13 @@ def test_the_subnet_is_required(transport: Any, credential: Any) -> None:
         AciTarget(client, "rg-release", "westeurope", keys=lambda e: KEY, subnet_id="vnet-mlops")
 
 
-def test_a_collecting_group_gets_its_sas_as_a_secret_file_not_a_variable(
-    aci: FakeAci, transport: Any, credential: Any
-) -> None:
-    from backends.collect_sas import Collection
-
-    sas = "https://lake.blob.core.windows.net/collected?sv=x&sig=S3CRET"
+def _deploy_qa(
+    transport: Any, credential: Any, **kwargs: Any
+) -> tuple[Any, dict[str, Any], dict[str, str]]:
+    """Deploy V1 to QA with a target given ``kwargs``: the PUT, its properties, its variables."""
     client = ContainerInstanceManagementClient(credential, SUB, transport=transport)
     target = AciTarget(
-        client,
-        "rg-release",
-        "westeurope",
-        keys=lambda environment: KEY,
-        subnet_id=SUBNET,
-        collection=Collection(lambda: sas, sample=0.5),
+        client, "rg-release", "westeurope", keys=lambda e: KEY, subnet_id=SUBNET, **kwargs
     )
     target.deploy("qa", V1)
     (put,) = transport.sent("PUT", GROUPS + r"/diabetes-scoring-qa\?api-version=")
@@ -211,8 +204,43 @@ def test_a_collecting_group_gets_its_sas_as_a_secret_file_not_a_variable(
     env = {
         v["name"]: v["value"] for v in props["containers"][0]["properties"]["environmentVariables"]
     }
+    return put, props, env
+
+
+def test_a_collecting_group_gets_its_sas_as_a_secret_file_not_a_variable(
+    aci: FakeAci, transport: Any, credential: Any
+) -> None:
+    from backends.collect_sas import Collection
+
+    sas = "https://lake.blob.core.windows.net/collected?sv=x&sig=S3CRET"
+    collection = Collection(lambda: sas, sample=0.5)
+    put, props, env = _deploy_qa(transport, credential, collection=collection)
     assert env["SCORING_COLLECT_URL_FILE"] == "/mnt/secrets/collect-url"
     assert (env["SCORING_COLLECT_ENV"], env["SCORING_COLLECT_SAMPLE"]) == ("qa", "0.5")
     (volume,) = props["volumes"]
     assert volume["secret"]["collect-url"] == base64.b64encode(sas.encode()).decode()
     assert b"S3CRET" not in put.body  # only base64 in the secret volume
+
+
+def test_telemetry_gets_its_connection_string_as_a_secret_file_not_a_variable(
+    aci: FakeAci, transport: Any, credential: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "InstrumentationKey=0000;IngestionEndpoint=https://ingest.example/;S3CRET"
+    with caplog.at_level(logging.DEBUG):
+        put, props, env = _deploy_qa(transport, credential, appinsights_connection_string=secret)
+    path = "/mnt/secrets/appinsights-connection-string"
+    assert env["SCORING_APPINSIGHTS_CONNECTION_STRING_FILE"] == path
+    assert "SCORING_APPINSIGHTS_CONNECTION_STRING" not in env
+    (volume,) = props["volumes"]
+    assert volume["secret"]["appinsights-connection-string"] == (
+        base64.b64encode(secret.encode()).decode()
+    )
+    assert b"S3CRET" not in put.body  # only base64 in the secret volume
+    assert "S3CRET" not in caplog.text
+
+
+def test_without_telemetry_the_group_gets_no_connection_string(
+    aci: FakeAci, transport: Any, credential: Any
+) -> None:
+    put, _, _ = _deploy_qa(transport, credential)
+    assert b"APPINSIGHTS" not in put.body and b"appinsights" not in put.body

@@ -6,7 +6,9 @@ examples (containerregistry, RegistriesGetBuildSourceUploadUrl / RegistriesSched
 from __future__ import annotations
 
 import io
+import json
 import tarfile
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,13 @@ import pytest
 
 from backends.azure.acr_task import API_VERSION, AcrTaskImageBuilder, management_client
 from backends.local.docker_image import DockerImageBuilder, ImageBuildError
-from backends.local.wheelhouse import LOCK_FILE, Wheelhouse
+from backends.local.wheelhouse import (
+    LOCK_FILE,
+    Wheelhouse,
+    environment_constraints,
+    requirements_for,
+    wheelhouse_key,
+)
 from core.interfaces import BackendError, ImageBuilder
 from tests.utils.azure_http import RG, SUB, FakeCredential, Recorded, RecordingTransport
 from training.artifacts import MODEL_FILE, sha256_file
@@ -212,3 +220,46 @@ def test_a_folder_without_a_model_fails_before_any_call(
     with pytest.raises(ImageBuildError, match="missing"):
         _builder(transport, tmp_path).build("m", "1", tmp_path, "abc")
     assert transport.requests == []
+
+
+def _seed_wheelhouse(cache: Path, run: dict[str, Any], *, telemetry: bool) -> None:
+    """Put in the cache the wheelhouse the real builder would download (empty wheels, no pip)."""
+    wanted = sorted(requirements_for(run, telemetry=telemetry))
+    folder = cache / "wheelhouse" / wheelhouse_key(wanted, environment_constraints(wanted))
+    folder.mkdir(parents=True)
+    for pin in wanted:
+        name, _, version = pin.partition("==")
+        (folder / f"{name.replace('-', '_')}-{version}-py3-none-any.whl").write_bytes(b"")
+    (folder / LOCK_FILE).write_text("".join(f"{pin}\n" for pin in wanted))
+
+
+@pytest.mark.parametrize("telemetry", [True, False])
+def test_the_context_names_the_exporter_only_when_telemetry_is_on(
+    transport: RecordingTransport, tmp_path: Path, model: Path, telemetry: bool
+) -> None:
+    run = {"versions": {"scikit-learn": metadata.version("scikit-learn")}}
+    (model / "run.json").write_text(json.dumps(run))
+    _seed_wheelhouse(tmp_path / "cache", run, telemetry=telemetry)
+    repository = "mlops/diabetes-ridge"
+    tag = "3-0123456789ab" + ("-otel" if telemetry else "")
+    pushed = [{"registry": SERVER, "repository": repository, "tag": tag, "digest": DIGEST}]
+    _route_registry(transport, _run("Succeeded", outputImages=pushed))
+    builder = AcrTaskImageBuilder(
+        DockerImageBuilder("", tmp_path / "cache", telemetry=telemetry),  # the real wheelhouse
+        management_client(FakeCredential(), SUB, transport=transport),
+        RG,
+        SERVER,
+        blob_transport=transport,
+        sleep=lambda seconds: None,
+    )
+
+    assert builder.build("diabetes-ridge", "3", model, "0123456789abcdef").endswith(DIGEST)
+
+    requirements = _uploaded_tar(transport).extractfile("requirements.txt")
+    assert requirements is not None
+    lines = requirements.read().decode().splitlines()
+    exporter = f"azure-monitor-opentelemetry=={metadata.version('azure-monitor-opentelemetry')}"
+    assert (exporter in lines) is telemetry
+    assert f"scikit-learn=={metadata.version('scikit-learn')}" in lines
+    [scheduled] = transport.sent("POST", "scheduleRun")
+    assert scheduled.json()["imageNames"] == [f"{repository}:{tag}"]  # never the plain tag

@@ -425,24 +425,44 @@ def test_one_setting_makes_production_a_managed_endpoint(
         AksOnlineTarget(aml.client, "", vault, kind="kubernetes")
 
 
+def _deploy_production(aml: Any, vault: MirroredKeys, **kwargs: Any) -> tuple[Any, dict[str, str]]:
+    """Deploy V1 to production with a target given ``kwargs``: the PUT and its variables."""
+    target = AksOnlineTarget(
+        aml.client, "aks-prod", vault, identity=ENDPOINT_IDENTITY, timeout=30, **kwargs
+    )
+    target.deploy("production", V1)
+    (put,) = aml.transport.sent("PUT", ENDPOINTS + rf"/{NAME}/deployments/{D1}\?")
+    return put, put.json()["properties"]["environmentVariables"]
+
+
 def test_a_collecting_deployment_gets_its_sas_as_a_key_vault_reference(
     fake: FakeAmlEndpoints, aml: Any, vault: MirroredKeys
 ) -> None:
     from backends.collect_sas import Collection
 
     sas = "https://lake.blob.core.windows.net/collected?sv=x&sig=S3CRET"
-    target = AksOnlineTarget(
-        aml.client,
-        "aks-prod",
-        vault,
-        identity=ENDPOINT_IDENTITY,
-        timeout=30,
-        collection=Collection(lambda: sas, sample=1.0),
-    )
-    target.deploy("production", V1)
-    (put,) = aml.transport.sent("PUT", ENDPOINTS + rf"/{NAME}/deployments/{D1}\?")
-    env = put.json()["properties"]["environmentVariables"]
+    put, env = _deploy_production(aml, vault, collection=Collection(lambda: sas, sample=1.0))
     assert env["SCORING_COLLECT_URL"] == f"${{{{keyvault:{VAULT}/secrets/{NAME}-collect-url/v1}}}}"
     assert (env["SCORING_COLLECT_ENV"], env["SCORING_COLLECT_SAMPLE"]) == ("production", "1.0")
     assert "SCORING_COLLECT_URL_FILE" not in env
     assert b"S3CRET" not in put.body and vault.values[f"{NAME}-collect-url"] == [sas]
+
+
+def test_telemetry_gets_its_connection_string_as_a_key_vault_reference(
+    fake: FakeAmlEndpoints, aml: Any, vault: MirroredKeys, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "InstrumentationKey=0000;IngestionEndpoint=https://ingest.example/;S3CRET"
+    with caplog.at_level(logging.DEBUG):
+        put, env = _deploy_production(aml, vault, appinsights_connection_string=secret)
+    reference = f"${{{{keyvault:{VAULT}/secrets/{NAME}-appinsights/v1}}}}"
+    assert env["SCORING_APPINSIGHTS_CONNECTION_STRING"] == reference
+    assert b"S3CRET" not in put.body and vault.values[f"{NAME}-appinsights"] == [secret]
+    assert "S3CRET" not in caplog.text
+
+
+def test_without_telemetry_a_deployment_gets_no_connection_string(
+    fake: FakeAmlEndpoints, aml: Any, vault: MirroredKeys
+) -> None:
+    _, env = _deploy_production(aml, vault)
+    assert "SCORING_APPINSIGHTS_CONNECTION_STRING" not in env
+    assert not any("appinsights" in name for name in vault.values)

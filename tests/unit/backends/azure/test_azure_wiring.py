@@ -264,3 +264,30 @@ def test_one_setting_chooses_where_the_image_is_built(
         assert builder.client._config.credential is credential
         assert builder.client._config.subscription_id == RELEASE.subscription_id
         assert builder.client.registries._api_version == API_VERSION
+
+
+@pytest.mark.parametrize("image_build", ["docker", "acr-task"])
+@pytest.mark.parametrize("connection_string", ["InstrumentationKey=0000;IngestionEndpoint=x", ""])
+def test_a_connection_string_puts_the_exporter_in_the_image_and_the_secret_in_the_targets(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, image_build: str, connection_string: str
+) -> None:
+    import azure.identity
+
+    from backends import get_release_backends
+
+    monkeypatch.setattr(azure.identity, "DefaultAzureCredential", lambda: object())
+    settings = Settings(
+        profile="azure",
+        azure=RELEASE.model_copy(update={"image_build": image_build}),
+        state_dir=tmp_path,
+        appinsights_connection_string=SecretStr(connection_string),
+    )
+
+    release: Any = get_release_backends(settings, start_engine=False)
+
+    builder = release.builder
+    images = builder.builder if image_build == "docker" else builder.context_builder
+    assert images.telemetry is bool(connection_string)
+    expected = connection_string or None
+    assert release.target.target("qa")._appinsights == expected
+    assert release.target.target("production")._appinsights == expected

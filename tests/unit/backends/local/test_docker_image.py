@@ -31,6 +31,15 @@ def test_image_tag(name: str, version: str, code: str, expected: str) -> None:
 def test_tag_is_never_longer_than_docker_allows() -> None:
     tag = image_tag("m", "9" * 200, "abc").split(":", 1)[1]
     assert len(tag) == 128
+    tag = image_tag("m", "9" * 200, "abc", telemetry=True).split(":", 1)[1]
+    assert len(tag) == 128 and tag.endswith("-otel")
+
+
+def test_a_telemetry_image_has_its_own_tag() -> None:
+    plain = image_tag("diabetes-ridge", "3", "0123456789ab+dirty")
+    assert image_tag("diabetes-ridge", "3", "0123456789ab+dirty", telemetry=True) == (
+        plain + "-otel"
+    )
 
 
 def test_context_holds_the_training_modules_scoring_imports(tmp_path: Path) -> None:

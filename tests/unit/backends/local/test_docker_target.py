@@ -11,7 +11,12 @@ from typing import Any
 
 import pytest
 
-from backends.local.docker_target import DockerTarget, replica_cgroup_parent
+from backends.local.docker_target import (
+    APPINSIGHTS_PATH,
+    SECRET_PATH,
+    DockerTarget,
+    replica_cgroup_parent,
+)
 from core.interfaces import BackendError, ReleaseSpec
 
 
@@ -71,3 +76,24 @@ def test_an_engine_that_does_not_answer_is_a_backend_error(tmp_path: Path) -> No
 
     with pytest.raises(BackendError, match="cgroup"):
         _options(tmp_path, Engine(DockerException("engine gone")))
+
+
+def test_the_telemetry_connection_string_is_a_mounted_file_not_a_variable(
+    tmp_path: Path,
+) -> None:
+    secret = "InstrumentationKey=0000;IngestionEndpoint=http://127.0.0.1:1/"
+    engine = Engine({"CgroupVersion": "2", "CgroupDriver": "systemd"})
+    target = DockerTarget(
+        lambda: engine, tmp_path, {"production": 8700}, appinsights_connection_string=secret
+    )
+    options = target.run_options("production", RELEASE, 40000, "key")
+    env = options["environment"]
+    assert env["SCORING_APPINSIGHTS_CONNECTION_STRING_FILE"] == APPINSIGHTS_PATH
+    assert secret not in str(env) and "SCORING_APPINSIGHTS_CONNECTION_STRING" not in env
+    [mount] = [m for m in options["mounts"] if m["Target"] == APPINSIGHTS_PATH]
+    assert mount["ReadOnly"] and Path(mount["Source"]).read_text() == secret
+    # Without a connection string nothing about telemetry reaches the replica.
+    plain = DockerTarget(lambda: engine, tmp_path / "plain", {"production": 8700})
+    options = plain.run_options("production", RELEASE, 40000, "key")
+    assert not any("APPINSIGHTS" in name for name in options["environment"])
+    assert [m["Target"] for m in options["mounts"]] == [SECRET_PATH]

@@ -17,6 +17,7 @@ from backends.local.wheelhouse import (
     read_run,
     recorded_versions,
     requirements_for,
+    service_packages,
     service_versions,
     wheelhouse_key,
 )
@@ -87,6 +88,18 @@ def test_service_versions_come_from_this_environment() -> None:
         "prometheus-client",  # /metrics (scoring/metrics.py)
     }
     assert all(versions.values())
+
+
+def test_telemetry_adds_the_exporter_at_this_environments_version() -> None:
+    from importlib import metadata
+
+    plain, telemetry = requirements_for(RUN), requirements_for(RUN, telemetry=True)
+    exporter = f"azure-monitor-opentelemetry=={metadata.version('azure-monitor-opentelemetry')}"
+    assert exporter in telemetry and not any(p.startswith("azure-") for p in plain)
+    assert set(telemetry) - set(plain) == {exporter}
+    assert service_packages() == service_packages(telemetry=False)
+    # Another list, another wheelhouse folder: the two images never share one.
+    assert wheelhouse_key(plain) != wheelhouse_key(telemetry)
 
 
 def test_service_versions_name_a_missing_package() -> None:
