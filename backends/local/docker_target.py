@@ -176,7 +176,7 @@ class DockerTarget(RollingTarget):
         return {"id": container.id}
 
     def _key_path(self, environment: str) -> Path:
-        return (self.state_dir / environment / "secrets" / "api_key").resolve()
+        return (self._files(environment).secrets / "api_key").resolve()
 
     def _key_copy(self, environment: str, key: str) -> Path:
         return self._secret_copy(self._key_path(environment), key)

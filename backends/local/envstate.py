@@ -8,6 +8,7 @@ import fcntl
 import http.client
 import os
 import secrets
+import shutil
 import socket
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
@@ -68,6 +69,12 @@ class EnvFiles:
         self.state = root / "state.json"
         self.key = root / "api_key"
         self.logs = root / "logs"
+        # The other secrets replicas read from files: the collected container's SAS URL and
+        # the App Insights connection string (process replicas), and the copies of all three
+        # a container's user may read (Docker replicas, bind-mounted from ``secrets/``).
+        self.collect_url = root / "collect_url"
+        self.appinsights = root / "appinsights_connection_string"
+        self.secrets = root / "secrets"
 
     @staticmethod
     def replica_url(port: int) -> str:
@@ -131,6 +138,8 @@ class EnvFiles:
             return ""
 
     def forget(self) -> None:
-        """Delete the state and key files (logs stay, for post-mortems)."""
-        for path in (self.state, self.key):
+        """Delete the state, the key and every other secret file (logs stay, for
+        post-mortems): a torn-down environment leaves no credential behind."""
+        for path in (self.state, self.key, self.collect_url, self.appinsights):
             path.unlink(missing_ok=True)
+        shutil.rmtree(self.secrets, ignore_errors=True)

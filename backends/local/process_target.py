@@ -102,11 +102,11 @@ class ProcessTarget(RollingTarget):
             "SCORING_PORT": str(port),
         }
         if self.collection is not None:  # the SAS as a 0600 file, like the key
-            url_file = self._files(environment).dir / "collect_url"
+            url_file = self._files(environment).collect_url
             write_text_atomic(url_file, self.collection.issue_url())
             env.update(self.collection.env(environment, str(url_file.resolve())))
         if self.appinsights_connection_string is not None:  # a 0600 file too
-            secret = self._files(environment).dir / "appinsights_connection_string"
+            secret = self._files(environment).appinsights
             write_text_atomic(secret, self.appinsights_connection_string)
             env["SCORING_APPINSIGHTS_CONNECTION_STRING_FILE"] = str(secret.resolve())
         return {**daemons.spawn(self.service_argv, env, log), "log": str(log)}

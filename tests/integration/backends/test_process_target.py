@@ -317,13 +317,15 @@ def test_replicas_get_the_telemetry_connection_string_as_a_file_and_export(
             spans, logs = wait_for_request(ingestion, "proc-otel")
             [replica] = _state(tmp_path, "qa")["current"]["replicas"]
             environ = Path(f"/proc/{replica['handle']['pid']}/environ").read_bytes()
+            secret_file = (tmp_path / "state" / "qa" / "appinsights_connection_string").resolve()
+            mode = stat.S_IMODE(secret_file.stat().st_mode)
         finally:
             target.teardown("qa")
     assert spans and logs, ingestion.envelopes
-    # The replica was handed the path of a 0600 file, not the connection string.
-    secret_file = (tmp_path / "state" / "qa" / "appinsights_connection_string").resolve()
+    # The replica was handed the path of a 0600 file, not the connection string; the
+    # teardown deletes the file with the key.
     assert secret.encode() not in environ
     assert f"SCORING_APPINSIGHTS_CONNECTION_STRING_FILE={secret_file}".encode() in environ
-    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    assert mode == 0o600 and not secret_file.exists()
     for log in (tmp_path / "state" / "qa" / "logs").iterdir():
         assert secret not in log.read_text(errors="replace")

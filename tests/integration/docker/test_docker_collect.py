@@ -71,6 +71,7 @@ def test_a_released_replica_writes_scored_rows_to_azurite(
         assert stats["rows_collected"] > 0 and stats["env"] == env
     finally:
         target.teardown(env)  # stops the container: SIGTERM, the window is written
+    assert not (tmp_path / "state" / env / "secrets").exists()  # the SAS and key copies too
     names, rows = collected_rows(azurite.connection_string, env)
     assert names, "the replica wrote nothing"
     got = {(r.request_id, r.row): r.prediction for r in rows}

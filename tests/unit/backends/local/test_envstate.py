@@ -32,3 +32,23 @@ def test_concurrent_creators_agree_on_one_key(tmp_path: Path) -> None:
     with ThreadPoolExecutor(8) as pool:
         keys = set(pool.map(make, range(32)))
     assert len(keys) == 1
+
+
+def test_forget_leaves_no_secret_behind_but_keeps_the_logs(tmp_path: Path) -> None:
+    files = EnvFiles(tmp_path / "production", "production", 8700)
+    files.ensure_key()
+    files.save({"current": None})
+    for secret in (files.collect_url, files.appinsights):
+        secret.write_text("secret")
+    files.secrets.mkdir()
+    for name in ("api_key", "collect_url", "appinsights_connection_string"):
+        (files.secrets / name).write_text("secret")
+    files.logs.mkdir()
+    (files.logs / "replica.log").write_text("kept")
+
+    files.forget()
+
+    assert sorted(p.relative_to(files.dir).as_posix() for p in files.dir.rglob("*")) == [
+        "logs",
+        "logs/replica.log",
+    ]
