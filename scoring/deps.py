@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from scoring.predict import Predictor, close, make_predictor
 from scoring.settings import ScoringSettings
 from training.artifacts import (
     GOLDEN_FILE,
@@ -29,6 +28,7 @@ from training.artifacts import (
     read_golden,
     sha256_file,
 )
+from training.predict import Predictor, close, make_predictor
 from training.schema import FEATURES, N_FEATURES
 
 # Keys of run.json holding library versions and feature names (training writes the first).

@@ -7,8 +7,9 @@ whatever the file's size. The output has one row per input row, in the input's o
 and renamed only when every chunk is in, so a file that fails half way leaves nothing that
 looks complete.
 
-Predictions are ``estimator.predict`` on float64 rows in ``FEATURES`` order: the online
-service's general path, and what its linear fast path must agree with (``scoring.predict``).
+Predictions come from ``training.predict.make_predictor``, the function the online service
+answers with, on float64 rows in ``FEATURES`` order: a row's prediction is the same bits in
+a batch file as in a ``/score`` reply, whatever the chunk or request holds besides it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from training.artifacts import MODEL_FILE, RUN_FILE, sha256_file
 from training.chunks import CHUNK_ROWS, iter_dataset
 from training.data import DataFormatError
+from training.predict import make_predictor
 from training.schema import DTYPE, FEATURES
 
 PREDICTIONS_FILE = "predictions.parquet"
@@ -108,13 +109,6 @@ def feature_rows(chunk: pd.DataFrame, name: str, first_row: int) -> np.ndarray:
     return np.column_stack(columns) if columns else np.empty((len(chunk), 0))
 
 
-def predict(estimator: Any, rows: np.ndarray) -> np.ndarray:
-    """``estimator.predict`` as float64 (a model fitted on a frame warns on arrays: silenced)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*feature names.*", category=UserWarning)
-        return np.asarray(estimator.predict(rows), dtype=np.float64)
-
-
 def score_file(
     source: Path, name: str, estimator: Any, dest: Path, chunk_rows: int = CHUNK_ROWS
 ) -> Scored:
@@ -131,10 +125,11 @@ def score_file(
         DataFormatError: Empty, unreadable, or a feature column missing or not numeric;
             ``dest`` is then not created (and a previous one is left as it was).
     """
+    predict, _ = make_predictor(estimator)
     rows = chunks = 0
     with _committing(dest) as tmp, _writer(tmp, csv_format=dest.suffix == ".csv") as write:
         for chunk in iter_dataset(source, name, chunk_rows):
-            predictions = predict(estimator, feature_rows(chunk, name, rows))
+            predictions = predict(feature_rows(chunk, name, rows))
             write(np.arange(rows, rows + len(chunk), dtype=np.int64), predictions)
             rows += len(chunk)
             chunks += 1

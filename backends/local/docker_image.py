@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 # The modules of ``training`` the scoring service imports (the import-linter contract
 # "scoring ships alone" keeps it to these); they go to app/training/ in the image.
-TRAINING_MODULES = ("__init__.py", "schema.py", "artifacts.py", "collected.py")
+TRAINING_MODULES = ("__init__.py", "schema.py", "artifacts.py", "collected.py", "predict.py")
 LABEL_SHA = "mlops.model.sha256"
 LABEL_INPUTS = "mlops.build.inputs"
 LABEL_TELEMETRY = "mlops.telemetry"  # "azure-monitor" when the exporter is installed, else "off"

@@ -132,6 +132,17 @@ module roles 'modules/roles.bicep' = {
   }
 }
 
+// The Azure ML datastore batch scoring writes its outputs through, over the lake's batch
+// container (identity-based: the compute and worker identities' lake roles cover it).
+module batchDatastore 'modules/batch-datastore.bicep' = {
+  name: 'batch-datastore'
+  params: {
+    workspaceName: workspace.outputs.workspaceName
+    lakeName: lake.outputs.name
+    containerName: lake.outputs.batchContainer
+  }
+}
+
 module compute 'modules/compute.bicep' = {
   name: 'compute'
   params: {
@@ -237,6 +248,8 @@ output MLOPS_AZURE__WORKER_IDENTITY string = identities.outputs.workerId
 output MLOPS_AZURE__WORKER_CLIENT_ID string = identities.outputs.workerClientId
 // Their container groups join the `flows` subnet: the release flow reaches QA's private IP.
 output MLOPS_AZURE__FLOW_SUBNET_ID string = qaNetwork.outputs.flowsSubnetId
+// Batch scoring's parallel job binds its output folder to this datastore.
+output MLOPS_AZURE__BATCH_DATASTORE string = batchDatastore.outputs.name
 
 // ---- for the host of the Prefect worker (not settings): it signs in as this identity
 output workerIdentityId string = identities.outputs.workerId

@@ -1,31 +1,29 @@
 """Batch-scoring test helpers: feature files of any size, and the online service's answers.
 
-``online_predictions`` runs the real scoring app (``scoring.app.create_app``) in this process
-and posts the rows to ``/score`` as a client would, so batch output is compared with what
-production answers, not with a second call of the same code.
+``online_predictions`` starts the real scoring service (``python -m scoring``, the process the
+local targets run) and posts the rows to ``/score`` over HTTP as clients do, in requests of
+mixed sizes (one row, a few, hundreds, thousands), so batch output is compared with what
+production answers, request sizes and all, not with a second call of the same code.
 """
 
 from __future__ import annotations
 
-import warnings
+import itertools
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import SecretStr
 
-from scoring.app import create_app
-from scoring.settings import ScoringSettings
 from tests.utils.scoring import API_KEY
+from tests.utils.scoring_process import scoring_service
+from training.predict import ACCUMULATE_ROWS
 from training.schema import FEATURES, TARGET
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    from starlette.testclient import TestClient
-
 ROWS_PER_REQUEST = 10_000
+HEADERS = {"Authorization": f"Bearer {API_KEY}"}
 
 
 def feature_frame(rows: int, seed: int = 0) -> pd.DataFrame:
@@ -58,25 +56,34 @@ def write_feature_parquet(path: Path, rows: int, seed: int = 0, row_group: int =
     return path
 
 
+def request_sizes(rows: int, alone: int = 500) -> list[int]:
+    """How ``online_predictions`` cuts ``rows`` into requests: ``alone`` single-row requests
+    first, then sizes either side of every boundary a predictor might have, in turn."""
+    cycle = itertools.cycle((1, 3, 7, ACCUMULATE_ROWS, ACCUMULATE_ROWS + 1, 999, ROWS_PER_REQUEST))
+    sizes = [1] * min(alone, rows)
+    while (left := rows - sum(sizes)) > 0:
+        sizes.append(min(next(cycle), left))
+    return sizes
+
+
 def online_predictions(
     model_dir: Path, model_sha256: str, features: np.ndarray, version: str = "1"
 ) -> np.ndarray:
-    """What the scoring service answers for ``features`` (rows in ``FEATURES`` order)."""
-    settings = ScoringSettings(
-        model_dir=model_dir,
-        model_name="diabetes-ridge",
-        model_version=version,
-        model_sha256=model_sha256,
-        api_key=SecretStr(API_KEY),
-        max_rows=ROWS_PER_REQUEST,
-        max_body_bytes=64 * 1024 * 1024,
-    )
+    """What the scoring service, running as a process, answers for ``features`` (rows in
+    ``FEATURES`` order), asked in requests of ``request_sizes``."""
     answers: list[np.ndarray] = []
-    headers = {"Authorization": f"Bearer {API_KEY}"}
-    with TestClient(create_app(settings), headers=headers) as client:
-        for start in range(0, len(features), ROWS_PER_REQUEST):
-            rows = features[start : start + ROWS_PER_REQUEST].tolist()
-            response = client.post("/score", json={"data": rows})
+    settings: dict[str, str | int] = {"model_version": version, "max_rows": ROWS_PER_REQUEST}
+    with (
+        scoring_service(model_dir, model_sha256, API_KEY, **settings, max_body_bytes=2**26) as svc,
+        httpx.Client(base_url=svc.url, timeout=60) as client,
+    ):
+        start = 0
+        for size in request_sizes(len(features)):
+            rows = features[start : start + size].tolist()
+            start += size
+            response = client.post("/score", json={"data": rows}, headers=HEADERS)
             assert response.status_code == 200, response.text
-            answers.append(np.asarray(response.json()["predictions"], dtype=np.float64))
+            answer = response.json()
+            assert answer["model"]["version"] == version
+            answers.append(np.asarray(answer["predictions"], dtype=np.float64))
     return np.concatenate(answers)

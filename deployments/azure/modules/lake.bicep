@@ -14,7 +14,9 @@ param softDeleteDays int = 14
 // files with their reason; dead-letter: Event Grid deliveries that failed for good;
 // collected: scoring inputs kept for drift analysis; flow-code: the flows' code, one folder per
 // commit, pushed by `mlops deploy` and pulled by each flow run on Azure Container Instances;
-// batch: files to batch score and their predictions (flows/batch_scoring.py).
+// batch: files to batch score and their predictions (flows/batch_scoring.py; the Azure ML
+// datastore of batch-datastore.bicep is registered over it).
+var batchContainer = 'batch'
 var containers = [
   'landing'
   'curated'
@@ -22,7 +24,7 @@ var containers = [
   'dead-letter'
   'collected'
   'flow-code'
-  'batch'
+  batchContainer
 ]
 
 resource lake 'Microsoft.Storage/storageAccounts@2023-05-01' = {
@@ -124,3 +126,4 @@ resource blobLogs 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
 output id string = lake.id
 output name string = lake.name
 output blobEndpoint string = lake.properties.primaryEndpoints.blob
+output batchContainer string = batchContainer

@@ -18,9 +18,9 @@ from starlette.testclient import TestClient
 
 from scoring.app import create_app
 from scoring.deps import ModelLoadError, load_model
-from scoring.predict import make_predictor
 from scoring.settings import ScoringSettings
 from training.artifacts import sha256_file
+from training.predict import make_predictor
 
 Settings = Callable[..., ScoringSettings]
 

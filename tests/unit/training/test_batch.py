@@ -17,11 +17,14 @@ from training.artifacts import MODEL_FILE, RUN_FILE, sha256_file
 from training.batch import (
     LINEAGE_FILE,
     ModelFileError,
+    feature_rows,
     load_batch_model,
     read_predictions,
     score_file,
 )
+from training.chunks import iter_dataset
 from training.data import DataFormatError
+from training.predict import make_predictor
 from training.schema import FEATURES, TARGET
 
 
@@ -45,8 +48,9 @@ def features(make_frame: FrameFactory) -> pd.DataFrame:
 
 
 def expected(model_dir: Path, frame: pd.DataFrame) -> np.ndarray:
-    estimator = joblib.load(model_dir / MODEL_FILE)
-    return np.asarray(estimator.predict(frame[list(FEATURES)]), dtype=np.float64)
+    """What the online service answers for these rows (the same predict function)."""
+    predict, _ = make_predictor(joblib.load(model_dir / MODEL_FILE))
+    return predict(frame[list(FEATURES)].to_numpy(dtype=np.float64))
 
 
 @pytest.mark.parametrize("chunk_rows", [1, 5, 22, 23, 24, 1000])
@@ -71,12 +75,40 @@ def test_every_chunking_gives_the_whole_file_in_input_order(
     result = read_predictions(tmp_path / out)
     assert scored.rows == 23 and scored.chunks == -(-23 // chunk_rows)
     assert result["row"].tolist() == list(range(23))
-    # The same numbers however the file was cut (to the last bits BLAS may sum differently).
-    np.testing.assert_allclose(
-        result["prediction"].to_numpy(), expected(model_dir, features), rtol=1e-13, atol=0
-    )
+    # The same bits however the file was cut, and in either output format.
+    assert result["prediction"].tolist() == expected(model_dir, features).tolist()
     assert scored.sha256 == sha256_file(tmp_path / out)
     assert [p.name for p in tmp_path.iterdir() if ".partial" in p.name] == []
+
+
+# Numbers as people write them: short, longer than a double holds, halfway between two
+# doubles (ties to even), just past halfway, subnormal.
+NUMBER_TEXTS = (
+    "0.1", "-0.30000000000000004", "0.12345678901234567890123456789", "1e-320", "-4.9e-324",
+    "536870912.000000059604644775390625", "1.00000000000000011102230246251565404236316680908203125",
+    "1.00000000000000011102230246251565404236316680908203126", "123456789.123456789123",
+    "-0.049999999999999996",
+)  # fmt: skip
+
+
+def test_a_csv_number_reads_as_the_double_the_same_text_in_a_score_request_does(
+    tmp_path: Path,
+) -> None:
+    """Batch reads CSV with pandas, the service reads JSON with orjson: the same text must
+    become the same double, or identical predictions are out of reach before predicting."""
+    from scoring.schemas import parse_rows
+
+    texts = [NUMBER_TEXTS[i:] + NUMBER_TEXTS[:i] for i in range(len(NUMBER_TEXTS))]
+    path = tmp_path / "numbers.csv"
+    path.write_text("\n".join([",".join(FEATURES), *(",".join(row) for row in texts)]) + "\n")
+    body = ('{"data": [' + ",".join(f"[{','.join(row)}]" for row in texts) + "]}").encode()
+
+    (chunk,) = iter_dataset(path, path.name)
+    from_csv = feature_rows(chunk, path.name, 0)
+    from_json = parse_rows(body, max_rows=100)
+
+    assert from_csv.tobytes() == from_json.tobytes()
+    assert from_csv[0].tolist() == [float(text) for text in NUMBER_TEXTS]
 
 
 def bad_files(tmp_path: Path, features: pd.DataFrame) -> dict[str, Path]:
