@@ -9,7 +9,7 @@ so on 2 cores it caps both); each run also stops at a time limit. Rounds alterna
 the servers and the best round counts. Prints req/s, latency percentiles and the server's
 CPU time per request for both, and the ratio ours/baseline.
 
-    .venv/bin/python bench/bench_scoring.py [--requests 4000] [--rounds 3] [--client httpx]
+    .venv/bin/python -m bench.bench_scoring [--requests 4000] [--rounds 3] [--client httpx]
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.systems import stop, wait_ready
 from training.artifacts import MODEL_FILE, sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,21 +52,6 @@ def build_model(folder: Path) -> str:
     result = train(to_training_frame(reference_dataset()), TrainingParams())
     paths = write_artifacts(result, folder)
     return sha256_file(paths[MODEL_FILE])
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    """Poll ``GET /`` until 200; fail if the process dies or the timeout passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server at {url} exited with {proc.returncode}")
-        try:
-            if httpx.get(url + "/", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"server at {url} not ready after {timeout} s")
 
 
 async def load_httpx(
@@ -216,8 +202,8 @@ def main() -> None:
         ]
         try:
             ours_url, base_url = f"http://127.0.0.1:{ours_port}", f"http://127.0.0.1:{base_port}"
-            wait_ready(ours_url, procs[0])
-            wait_ready(base_url, procs[1])
+            wait_ready(ours_url, [procs[0]], timeout=60)
+            wait_ready(base_url, [procs[1]], timeout=60)
             urls = {"baseline FastAPI+pydantic": base_url, "scoring (ASGI+orjson+numpy)": ours_url}
             pids = dict(zip(urls, (procs[1].pid, procs[0].pid), strict=True))
             check_same_answer(urls, key)
@@ -238,13 +224,7 @@ def main() -> None:
             print(f"best: baseline {baseline:.0f} req/s, ours {ours:.0f} req/s")
             print(f"ratio ours/baseline: {ours / baseline:.2f}x")
         finally:
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            stop(procs)
 
 
 if __name__ == "__main__":
