@@ -14,6 +14,9 @@ from core.interfaces import ImageBuilder
 from training.artifacts import MODEL_FILE
 
 
+SHA_A, SHA_B = "a1" * 32, "b2" * 32
+
+
 @pytest.mark.parametrize(
     ("name", "version", "code", "expected"),
     [
@@ -31,6 +34,18 @@ def test_image_tag(name: str, version: str, code: str, expected: str) -> None:
 def test_tag_is_never_longer_than_docker_allows() -> None:
     tag = image_tag("m", "9" * 200, "abc").split(":", 1)[1]
     assert len(tag) == 128
+    # A long version is cut, never the model's digest or the code version.
+    tag = image_tag("m", "9" * 200, "0123456789abcdef+dirty", SHA_A).split(":", 1)[1]
+    assert len(tag) == 128 and tag.endswith(f"-{SHA_A[:8]}-0123456789ab-dirty")
+
+
+def test_two_stacks_version_one_of_different_models_get_different_tags() -> None:
+    # Two stacks (registries under different roots) on one Docker engine: each has a
+    # version 1 of diabetes-ridge, trained on its own data. The tag names the model file.
+    a = image_tag("diabetes-ridge", "1", "0123456789abcdef", SHA_A)
+    b = image_tag("diabetes-ridge", "1", "0123456789abcdef", SHA_B)
+    assert a == f"mlops/diabetes-ridge:1-{SHA_A[:8]}-0123456789ab"
+    assert a != b
 
 
 def test_context_holds_the_training_modules_scoring_imports(tmp_path: Path) -> None:
