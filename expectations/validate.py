@@ -85,16 +85,7 @@ def validate_frame(
             frame, suite, file=file, docs_dir=docs_dir, keep_runs=keep_runs, session=session
         )
     except Exception as exc:  # GX internals on a pathological frame: report, never crash
-        logger.exception("validation of %s could not run", file)
-        failure = ExpectationFailure(SUITE_ERROR, None, None, None, None, f"{exc!r}")
-        return ValidationReport(
-            success=False,
-            suite=suite["name"],
-            file=file,
-            rows=len(frame),
-            failures=[*extra, failure],
-            error=f"validation could not run: {exc}",
-        )
+        return _could_not_run(exc, file, suite["name"], len(frame), extra)
     logger.debug("validated %s in %.2f s", file, time.perf_counter() - started)
     failures = [*extra, *sorted(map(_explain(frame), failures), key=_order(suite))]
     index = docs_dir.resolve() / "index.html"
@@ -192,16 +183,7 @@ def validate_file(
     except DataFormatError as exc:
         return _unreadable(exc, file, path.stat().st_size, suite["name"])
     except Exception as exc:  # GX internals on a pathological frame: report, never crash
-        logger.exception("validation of %s could not run", file)
-        failure = ExpectationFailure(SUITE_ERROR, None, None, None, None, f"{exc!r}")
-        return ValidationReport(
-            success=False,
-            suite=suite["name"],
-            file=file,
-            rows=verdict.rows,
-            failures=[*extra, failure],
-            error=f"validation could not run: {exc}",
-        )
+        return _could_not_run(exc, file, suite["name"], verdict.rows, extra)
     assert first is not None  # iter_dataset yields at least one chunk or raises
     result, explained = first
     failures = explained if verdict.chunks == 1 else verdict.result()
@@ -225,6 +207,22 @@ def validate_file(
     )
     logger.info("%s", report.summary())
     return report
+
+
+def _could_not_run(
+    exc: Exception, file: str, suite: str, rows: int, extra: list[ExpectationFailure]
+) -> ValidationReport:
+    """The failed report of a suite GX could not evaluate on the data (logged with its trace)."""
+    logger.exception("validation of %s could not run", file)
+    failure = ExpectationFailure(SUITE_ERROR, None, None, None, None, f"{exc!r}")
+    return ValidationReport(
+        success=False,
+        suite=suite,
+        file=file,
+        rows=rows,
+        failures=[*extra, failure],
+        error=f"validation could not run: {exc}",
+    )
 
 
 def _unreadable(exc: DataFormatError, file: str, size: int, suite: str) -> ValidationReport:
