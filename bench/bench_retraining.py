@@ -25,7 +25,6 @@ import argparse
 import contextlib
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import threading
@@ -59,12 +58,6 @@ class Measured:
     job_gb: float  # the training job's peak
     peak_at: float  # seconds into the run when the summed peak was seen
     outcome: str
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def parse_size(text: str) -> int:
@@ -302,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
 
     from backends.local.azurite import AzuriteService, find_azurite_binary
+    from backends.local.envstate import free_port
 
     if find_azurite_binary() is None:
         print("Azurite is not installed: run `make setup`", file=sys.stderr)

@@ -19,7 +19,6 @@ import asyncio
 import json
 import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,18 +28,12 @@ from pathlib import Path
 
 import httpx
 
-from bench.systems import stop, wait_ready
+from backends.local.envstate import free_port
+from bench.systems import scoring_env, stop, wait_ready
 from training.artifacts import MODEL_FILE, sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 ROW = [0.038, 0.051, 0.062, 0.022, -0.044, -0.035, -0.043, -0.003, 0.020, -0.018]
-
-
-def free_port() -> int:
-    """Return a free loopback TCP port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def build_model(folder: Path) -> str:
@@ -181,16 +174,9 @@ def main() -> None:
         folder = Path(tmp) / "model"
         sha = build_model(folder)
         ours_port, base_port = free_port(), free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SCORING_")}
-        env.update(
-            SCORING_MODEL_DIR=str(folder),
-            SCORING_MODEL_NAME="diabetes-ridge",
-            SCORING_MODEL_VERSION="bench",
-            SCORING_MODEL_SHA256=sha,
-            SCORING_API_KEY=key,
-            SCORING_HOST="127.0.0.1",
-            SCORING_PORT=str(ours_port),
-        )
+        key_file = Path(tmp) / "api-key"
+        key_file.write_text(key)
+        env = scoring_env(folder, sha, key_file, ours_port)
         baseline_script = Path(__file__).with_name("baseline_fastapi.py")
         baseline_cmd = [sys.executable, str(baseline_script), str(base_port)]
         baseline_cmd += [str(folder / MODEL_FILE), key]
