@@ -13,7 +13,6 @@ from backends.local.wheelhouse import LOCK_FILE, Wheelhouse
 from core.interfaces import ImageBuilder
 from training.artifacts import MODEL_FILE
 
-
 SHA_A, SHA_B = "a1" * 32, "b2" * 32
 
 
