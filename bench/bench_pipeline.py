@@ -21,7 +21,6 @@ import argparse
 import io
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ import httpx
 import numpy as np
 
 from backends.local.dockerd import DockerEngine
+from backends.local.envstate import free_port
 from core.breakdown import Breakdown
 from core.settings import Settings, load_settings
 
@@ -48,12 +48,6 @@ PORT_SETTINGS = (
 # retrained model beats the champion on the shared holdout and is released. Within the
 # suite's bounds: the mean of the target stays in [108.5, 195.7].
 SHIFT = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def mlops(env: dict[str, str], *args: str, timeout: float = 900) -> str:

@@ -25,7 +25,6 @@ import argparse
 import contextlib
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import threading
@@ -59,12 +58,6 @@ class Measured:
     job_gb: float  # the training job's peak
     peak_at: float  # seconds into the run when the summed peak was seen
     outcome: str
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def parse_size(text: str) -> int:
@@ -246,23 +239,22 @@ def burst(files: int, workdir: Path) -> tuple[float, float]:
     that already holds ``KEEP_RUNS`` runs: before, a GX context and an index rebuild per
     file; now, one context and one index rebuild for the burst (as the retraining run)."""
     from expectations import gx_runner
-    from expectations.validate import load_suite, validate_file
+    from expectations.validate import validate_file
 
     corpus = sorted((REPO / "tests" / "data" / "good").glob("*.csv"))
     docs = workdir / "burst-docs"
     for i in range(gx_runner.KEEP_RUNS):  # a site in use: the index lists KEEP_RUNS runs
         validate_file(corpus[i % len(corpus)], file=f"old-{i}.csv", docs_dir=docs)
     started = time.perf_counter()
-    for i in range(files):
-        gx_runner._runners.clear()  # what every file paid before: a context of its own
-        gx_runner.runner_for(load_suite(), docs)
+    for i in range(files):  # what every file paid before: a context of its own (no session)
         validate_file(corpus[i % len(corpus)], file=f"before-{i}.csv", docs_dir=docs)
     before = (time.perf_counter() - started) / files
     started = time.perf_counter()
+    session = gx_runner.ValidationSession()  # as the retraining run: one for the burst
     for i in range(files):
         path = corpus[i % len(corpus)]
-        validate_file(path, file=f"now-{i}.csv", docs_dir=docs, build_index=False)
-    gx_runner.build_stale_indexes(docs)
+        validate_file(path, file=f"now-{i}.csv", docs_dir=docs, build_index=False, session=session)
+    session.build_stale_indexes(docs)
     return before, (time.perf_counter() - started) / files
 
 
@@ -303,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
 
     from backends.local.azurite import AzuriteService, find_azurite_binary
+    from backends.local.envstate import free_port
 
     if find_azurite_binary() is None:
         print("Azurite is not installed: run `make setup`", file=sys.stderr)

@@ -9,7 +9,7 @@ so on 2 cores it caps both); each run also stops at a time limit. Rounds alterna
 the servers and the best round counts. Prints req/s, latency percentiles and the server's
 CPU time per request for both, and the ratio ours/baseline.
 
-    .venv/bin/python bench/bench_scoring.py [--requests 4000] [--rounds 3] [--client httpx]
+    .venv/bin/python -m bench.bench_scoring [--requests 4000] [--rounds 3] [--client httpx]
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import asyncio
 import json
 import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,17 +28,12 @@ from pathlib import Path
 
 import httpx
 
+from backends.local.envstate import free_port
+from bench.systems import scoring_env, stop, wait_ready
 from training.artifacts import MODEL_FILE, sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 ROW = [0.038, 0.051, 0.062, 0.022, -0.044, -0.035, -0.043, -0.003, 0.020, -0.018]
-
-
-def free_port() -> int:
-    """Return a free loopback TCP port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def build_model(folder: Path) -> str:
@@ -51,21 +45,6 @@ def build_model(folder: Path) -> str:
     result = train(to_training_frame(reference_dataset()), TrainingParams())
     paths = write_artifacts(result, folder)
     return sha256_file(paths[MODEL_FILE])
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    """Poll ``GET /`` until 200; fail if the process dies or the timeout passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server at {url} exited with {proc.returncode}")
-        try:
-            if httpx.get(url + "/", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"server at {url} not ready after {timeout} s")
 
 
 async def load_httpx(
@@ -195,16 +174,9 @@ def main() -> None:
         folder = Path(tmp) / "model"
         sha = build_model(folder)
         ours_port, base_port = free_port(), free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SCORING_")}
-        env.update(
-            SCORING_MODEL_DIR=str(folder),
-            SCORING_MODEL_NAME="diabetes-ridge",
-            SCORING_MODEL_VERSION="bench",
-            SCORING_MODEL_SHA256=sha,
-            SCORING_API_KEY=key,
-            SCORING_HOST="127.0.0.1",
-            SCORING_PORT=str(ours_port),
-        )
+        key_file = Path(tmp) / "api-key"
+        key_file.write_text(key)
+        env = scoring_env(folder, sha, key_file, ours_port)
         baseline_script = Path(__file__).with_name("baseline_fastapi.py")
         baseline_cmd = [sys.executable, str(baseline_script), str(base_port)]
         baseline_cmd += [str(folder / MODEL_FILE), key]
@@ -216,8 +188,8 @@ def main() -> None:
         ]
         try:
             ours_url, base_url = f"http://127.0.0.1:{ours_port}", f"http://127.0.0.1:{base_port}"
-            wait_ready(ours_url, procs[0])
-            wait_ready(base_url, procs[1])
+            wait_ready(ours_url, [procs[0]], timeout=60)
+            wait_ready(base_url, [procs[1]], timeout=60)
             urls = {"baseline FastAPI+pydantic": base_url, "scoring (ASGI+orjson+numpy)": ours_url}
             pids = dict(zip(urls, (procs[1].pid, procs[0].pid), strict=True))
             check_same_answer(urls, key)
@@ -238,13 +210,7 @@ def main() -> None:
             print(f"best: baseline {baseline:.0f} req/s, ours {ours:.0f} req/s")
             print(f"ratio ours/baseline: {ours / baseline:.2f}x")
         finally:
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            stop(procs)
 
 
 if __name__ == "__main__":

@@ -51,8 +51,9 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+from backends.local.envstate import free_port
 from bench import report, systems, wrk
-from bench.bench_scoring import build_model, cpu_seconds, free_port
+from bench.bench_scoring import build_model, cpu_seconds
 from bench.production import MODEL_NAME, build_image, docker_host
 from bench.run import load_line, write_inputs
 from training.artifacts import MODEL_FILE, sha256_file

@@ -42,8 +42,9 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from backends.local.envstate import free_port
 from bench import report, systems, wrk
-from bench.bench_scoring import build_model, cpu_seconds, free_port
+from bench.bench_scoring import build_model, cpu_seconds
 from bench.production import build_image, docker_host
 from bench.run import load_line, write_inputs
 

@@ -34,8 +34,9 @@ from typing import Any
 import httpx
 import orjson
 
+from backends.local.envstate import free_port
 from bench import report, systems, wrk
-from bench.bench_scoring import build_model, free_port
+from bench.bench_scoring import build_model
 
 EXTRA = ("bench_pipeline", "bench_retraining")  # written by others; run when present
 LABELS = {

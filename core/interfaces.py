@@ -187,10 +187,6 @@ class Compute(Protocol):
         """Poll until the job finishes or ``timeout`` seconds pass (then cancel, FAILED)."""
         ...
 
-    def download_outputs(self, job_id: str, dest: Path) -> Path:
-        """Copy the job's output folder under ``dest``; returns the folder holding model files."""
-        ...
-
     def fetch_record(self, job_id: str, dest: Path) -> Path:
         """Copy only the job's ``decision.json`` under ``dest``; returns its path."""
         ...

@@ -1,4 +1,5 @@
-"""How a run ends: the rules that turn what a retraining or release run saw into its result.
+"""How a run ends: the rules that turn what a retraining, release or batch-scoring run saw
+into its result.
 
 Pure functions over plain values, so every outcome is tested without Prefect or a backend;
 the flows only decide which steps to run and hand what they saw to these.
@@ -6,11 +7,18 @@ the flows only decide which steps to run and hand what they saw to these.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from core.interfaces import ModelVersion
-from core.results import TAKEN, FileResult, ReleaseReport, ReleaseStage, RetrainingSummary
+from core.results import (
+    TAKEN,
+    BatchScoringReport,
+    FileResult,
+    ReleaseReport,
+    ReleaseStage,
+    RetrainingSummary,
+)
 from training.gate_models import Decision
 
 if TYPE_CHECKING:  # annotations only: the release flow imports this module without pandas
@@ -268,4 +276,45 @@ def release_stopped(
         smoke_qa=smoke_qa,
         smoke_production=smoke_production,
         problems=tuple(problems),
+    )
+
+
+# --------------------------------------------------------------------------- batch scoring
+def batch_report(
+    model: str,
+    version: str,
+    input_uri: str,
+    output_uri: str,
+    seconds: float,
+    *,
+    job_id: str | None = None,
+    lineage: Mapping[str, Any] | None = None,
+    problem: object = None,
+) -> BatchScoringReport:
+    """The one ending of a batch-scoring run: ``scored`` when the job's lineage was
+    collected, else ``failed`` (the job wrote nothing complete; the input stays put).
+
+    Args:
+        lineage: The job's ``lineage.json`` (its ``input.rows`` and ``output.uri`` are read).
+        problem: Why the job failed (its exception), when there is no lineage.
+    """
+    common: dict[str, Any] = {
+        "model": model,
+        "version": version,
+        "input_uri": input_uri,
+        "output_uri": output_uri,
+        "seconds": round(seconds, 3),
+        "job_id": job_id,
+    }
+    if lineage is None:
+        message = f"batch scoring of {input_uri} failed: {problem}"
+        return BatchScoringReport(outcome="failed", message=message, **common)
+    rows = int(lineage["input"]["rows"])
+    return BatchScoringReport(
+        outcome="scored",
+        message=f"scored {rows} rows of {input_uri} with {model} v{version}",
+        rows=rows,
+        predictions_uri=lineage["output"]["uri"],
+        lineage=dict(lineage),
+        **common,
     )

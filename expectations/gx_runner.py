@@ -1,9 +1,11 @@
-"""Run a suite on DataFrames with one GX context per process and build Data Docs per file.
+"""Run a suite on DataFrames with one GX context per session and build Data Docs per file.
 
-A ``SuiteRunner`` holds an ephemeral context, the suite and a pandas batch definition; the
-process keeps one per suite and site (``runner_for``), so a burst of files, or a file
-validated in chunks, pays GX's set-up once (importing GX, ~5 s, is paid once per process
-anyway). Two stores are on disk, both under the Data Docs directory:
+A ``SuiteRunner`` holds an ephemeral context, the suite and a pandas batch definition; a
+``ValidationSession`` keeps one per suite and site (``runner_for``), so a burst of files,
+or a file validated in chunks, pays GX's set-up once (importing GX, ~5 s, is paid once per
+process anyway). The session belongs to whoever validates the burst (a retraining run, the
+build-validation corpus check, a test module) and lives as long as they hold it: nothing is
+kept in this module. Two stores are on disk, both under the Data Docs directory:
 
 - the Data Docs site itself (``index.html``, ``validations/<suite>/<run>/<time>/*.html``);
 - ``_results/``, the raw validation results as JSON. GX's index builder drops pages whose
@@ -17,6 +19,7 @@ Rebuilding the index reads every stored result (~12 ms each), so only the newest
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import re
@@ -42,9 +45,10 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 class SuiteRunner:
     """One GX context, suite and batch definition, reused for every chunk and every file.
 
-    Building them costs a context and a suite load; a process validating a burst of files
-    (or one file in chunks) pays that once (``runner_for``). ``validate`` only evaluates;
-    ``publish`` stores one result and renders its Data Docs page (the slow half of a run).
+    Building them costs a context and a suite load; a session validating a burst of files
+    (or one file in chunks) pays that once (``ValidationSession.runner_for``). ``validate``
+    only evaluates; ``publish`` stores one result and renders its Data Docs page (the slow
+    half of a run).
     Calls are serialised: GX contexts are not meant for concurrent use.
     """
 
@@ -56,7 +60,9 @@ class SuiteRunner:
         self.context = gx.get_context(
             mode="ephemeral", project_config=_context_config(self.docs_dir)
         )
-        self.suite = self.context.suites.add(ExpectationSuite(**suite))
+        # A copy: GX writes its version into the suite's ``meta``, which would change the
+        # caller's dict and so the session's key for it (a second runner for one suite).
+        self.suite = self.context.suites.add(ExpectationSuite(**copy.deepcopy(suite)))
         self.batch_definition = (
             self.context.data_sources.add_pandas("files")
             .add_dataframe_asset("frame")
@@ -146,30 +152,40 @@ class SuiteRunner:
             self.index_stale = False
 
 
-_runners: dict[tuple[str, str], SuiteRunner] = {}
-_runners_lock = threading.Lock()
+class ValidationSession:
+    """The ``SuiteRunner``s of one burst of validations, one per suite and Data Docs site.
 
+    Its owner hands it to every validation of the burst: each file after the first reuses
+    the GX context, the suite, the batch definition and the suite's Data Docs page, and the
+    site's index is rebuilt once at the end (``build_stale_indexes``). Thread-safe.
+    """
 
-def runner_for(suite: dict[str, Any], docs_dir: Path) -> SuiteRunner:
-    """The process's runner for this suite and Data Docs site (built on first use)."""
-    key = (json.dumps(suite, sort_keys=True, default=str), str(docs_dir.resolve()))
-    with _runners_lock:
-        if key not in _runners:
-            _runners[key] = SuiteRunner(suite, docs_dir)
-        return _runners[key]
+    def __init__(self) -> None:
+        self._runners: dict[tuple[str, str], SuiteRunner] = {}
+        self._lock = threading.Lock()
 
+    def runner_for(self, suite: dict[str, Any], docs_dir: Path) -> SuiteRunner:
+        """This session's runner for the suite and Data Docs site (built on first use)."""
+        key = (json.dumps(suite, sort_keys=True, default=str), str(docs_dir.resolve()))
+        with self._lock:
+            if key not in self._runners:
+                self._runners[key] = SuiteRunner(suite, docs_dir)
+            return self._runners[key]
 
-def build_stale_indexes(docs_dir: Path) -> int:
-    """Rebuild the index of ``docs_dir`` if this process published pages without it;
-    returns how many indexes were rebuilt (0 without importing GX when there is nothing)."""
-    wanted = str(docs_dir.resolve())
-    with _runners_lock:
-        stale = [r for (_, site), r in _runners.items() if site == wanted and r.index_stale]
-    for runner in stale[:1]:  # one site, one index, whichever runner rebuilds it
-        runner.build_index()
-    for runner in stale:
-        runner.index_stale = False
-    return len(stale[:1])
+    def build_stale_indexes(self, docs_dir: Path) -> int:
+        """Rebuild the index of ``docs_dir`` if this session published pages without it;
+        returns how many indexes were rebuilt (0 without importing GX when there is
+        nothing)."""
+        wanted = str(docs_dir.resolve())
+        with self._lock:
+            stale = [
+                r for (_, site), r in self._runners.items() if site == wanted and r.index_stale
+            ]
+        for runner in stale[:1]:  # one site, one index, whichever runner rebuilds it
+            runner.build_index()
+        for runner in stale:
+            runner.index_stale = False
+        return len(stale[:1])
 
 
 def failures_of(result: Any) -> list[ExpectationFailure]:
@@ -184,6 +200,7 @@ def run_suite(
     file: str,
     docs_dir: Path,
     keep_runs: int | None = KEEP_RUNS,
+    session: ValidationSession | None = None,
 ) -> tuple[list[ExpectationFailure], int, str | None]:
     """Validate ``frame`` against ``suite`` and render the run into ``docs_dir``.
 
@@ -193,12 +210,13 @@ def run_suite(
         file: The file name; a filesystem-safe form of it names the run in Data Docs.
         docs_dir: The Data Docs site directory (created if missing).
         keep_runs: How many runs (this one included) the site keeps; None keeps all.
+        session: The session whose runner to reuse; None: a runner for this call alone.
 
     Returns:
         The failures, the number of expectations evaluated, and the path of this run's
         Data Docs page (``None`` if it was not built).
     """
-    runner = runner_for(suite, docs_dir)
+    runner = (session or ValidationSession()).runner_for(suite, docs_dir)
     result = runner.validate(frame)
     page = runner.publish(result, file, keep_runs)
     return failures_of(result), len(result.results), page

@@ -23,7 +23,7 @@ import pandas as pd
 
 from expectations.build_suite import SUITE_PATH
 from expectations.chunked import ChunkedVerdict
-from expectations.gx_runner import KEEP_RUNS, failures_of, run_suite, runner_for
+from expectations.gx_runner import KEEP_RUNS, ValidationSession, failures_of, run_suite
 from expectations.report import ExpectationFailure, ValidationReport
 from training.chunks import CHUNK_ROWS, iter_dataset
 from training.data import DataFormatError, load_dataset
@@ -31,6 +31,7 @@ from training.data import DataFormatError, load_dataset
 __all__ = [
     "ExpectationFailure",
     "ValidationReport",
+    "ValidationSession",
     "load_suite",
     "validate_bytes",
     "validate_file",
@@ -58,6 +59,7 @@ def validate_frame(
     docs_dir: Path,
     suite_path: Path | None = None,
     keep_runs: int | None = KEEP_RUNS,
+    session: ValidationSession | None = None,
 ) -> ValidationReport:
     """Run the expectation suite on a DataFrame and build Data Docs for the run.
 
@@ -68,6 +70,8 @@ def validate_frame(
         suite_path: The suite JSON (default: ``expectations/suites/training_data.json``).
         keep_runs: Runs the Data Docs site keeps, newest first (None: all). The index
             rebuild reads every kept result, ~12 ms each, so this caps its cost.
+        session: The session whose GX runner to reuse (a burst of files); None: one
+            for this call alone (GX's set-up paid again).
 
     Returns:
         The report; ``success`` is False if any expectation failed or could not be
@@ -78,19 +82,10 @@ def validate_frame(
     started = time.perf_counter()
     try:
         failures, evaluated, page = run_suite(
-            frame, suite, file=file, docs_dir=docs_dir, keep_runs=keep_runs
+            frame, suite, file=file, docs_dir=docs_dir, keep_runs=keep_runs, session=session
         )
     except Exception as exc:  # GX internals on a pathological frame: report, never crash
-        logger.exception("validation of %s could not run", file)
-        failure = ExpectationFailure(SUITE_ERROR, None, None, None, None, f"{exc!r}")
-        return ValidationReport(
-            success=False,
-            suite=suite["name"],
-            file=file,
-            rows=len(frame),
-            failures=[*extra, failure],
-            error=f"validation could not run: {exc}",
-        )
+        return _could_not_run(exc, file, suite["name"], len(frame), extra)
     logger.debug("validated %s in %.2f s", file, time.perf_counter() - started)
     failures = [*extra, *sorted(map(_explain(frame), failures), key=_order(suite))]
     index = docs_dir.resolve() / "index.html"
@@ -114,6 +109,7 @@ def validate_bytes(
     docs_dir: Path,
     suite_path: Path | None = None,
     keep_runs: int | None = KEEP_RUNS,
+    session: ValidationSession | None = None,
 ) -> tuple[ValidationReport, pd.DataFrame | None]:
     """Parse a CSV or Parquet file's content, then validate it like ``validate_frame``.
 
@@ -123,6 +119,7 @@ def validate_bytes(
         docs_dir: The Data Docs site directory.
         suite_path: The suite JSON (default: the committed ``training_data`` suite).
         keep_runs: Runs the Data Docs site keeps (see ``validate_frame``).
+        session: The session whose GX runner to reuse (see ``validate_frame``).
 
     Returns:
         The report and the parsed frame. An unreadable file (empty, header only, binary,
@@ -134,7 +131,12 @@ def validate_bytes(
     except DataFormatError as exc:
         return _unreadable(exc, file, len(data), load_suite(suite_path)["name"]), None
     report = validate_frame(
-        frame, file=file, docs_dir=docs_dir, suite_path=suite_path, keep_runs=keep_runs
+        frame,
+        file=file,
+        docs_dir=docs_dir,
+        suite_path=suite_path,
+        keep_runs=keep_runs,
+        session=session,
     )
     return report, frame
 
@@ -148,6 +150,7 @@ def validate_file(
     keep_runs: int | None = KEEP_RUNS,
     chunk_rows: int = CHUNK_ROWS,
     build_index: bool = True,
+    session: ValidationSession | None = None,
 ) -> ValidationReport:
     """Validate a CSV or Parquet file chunk by chunk with the same suite (``chunked.py``).
 
@@ -155,15 +158,15 @@ def validate_file(
     chunk gets exactly ``validate_frame``'s verdict. Over several chunks, row-level failures
     are summed with their row counts and the mean, standard deviation and row count are
     judged on the whole file. One Data Docs page per file (GX's run of the first chunk,
-    with the file's verdicts); ``build_index=False`` leaves the site's index to
-    ``gx_runner.build_stale_indexes`` (once per burst of files).
+    with the file's verdicts); ``build_index=False`` leaves the site's index to the
+    ``session``'s ``build_stale_indexes`` (once per burst of files).
 
     Returns:
         The report, as ``validate_bytes`` gives it (an unreadable file: one
         ``file_is_readable_table`` failure, even when the problem is late in the file).
     """
     suite = load_suite(suite_path)
-    runner = runner_for(suite, docs_dir)
+    runner = (session or ValidationSession()).runner_for(suite, docs_dir)
     verdict = ChunkedVerdict(suite)
     first: tuple[Any, list[ExpectationFailure]] | None = None
     extra: list[ExpectationFailure] = []
@@ -180,16 +183,7 @@ def validate_file(
     except DataFormatError as exc:
         return _unreadable(exc, file, path.stat().st_size, suite["name"])
     except Exception as exc:  # GX internals on a pathological frame: report, never crash
-        logger.exception("validation of %s could not run", file)
-        failure = ExpectationFailure(SUITE_ERROR, None, None, None, None, f"{exc!r}")
-        return ValidationReport(
-            success=False,
-            suite=suite["name"],
-            file=file,
-            rows=verdict.rows,
-            failures=[*extra, failure],
-            error=f"validation could not run: {exc}",
-        )
+        return _could_not_run(exc, file, suite["name"], verdict.rows, extra)
     assert first is not None  # iter_dataset yields at least one chunk or raises
     result, explained = first
     failures = explained if verdict.chunks == 1 else verdict.result()
@@ -213,6 +207,22 @@ def validate_file(
     )
     logger.info("%s", report.summary())
     return report
+
+
+def _could_not_run(
+    exc: Exception, file: str, suite: str, rows: int, extra: list[ExpectationFailure]
+) -> ValidationReport:
+    """The failed report of a suite GX could not evaluate on the data (logged with its trace)."""
+    logger.exception("validation of %s could not run", file)
+    failure = ExpectationFailure(SUITE_ERROR, None, None, None, None, f"{exc!r}")
+    return ValidationReport(
+        success=False,
+        suite=suite,
+        file=file,
+        rows=rows,
+        failures=[*extra, failure],
+        error=f"validation could not run: {exc}",
+    )
 
 
 def _unreadable(exc: DataFormatError, file: str, size: int, suite: str) -> ValidationReport:

@@ -13,6 +13,7 @@ from prefect import flow
 from prefect.states import State
 
 from core.interfaces import BatchScoringSpec, ModelInput
+from core.outcomes import batch_report
 from core.results import BatchScoringReport
 from core.settings import get_settings
 from flows.outcome import completed, failed
@@ -63,35 +64,24 @@ def batch_scoring(
         output_format=output_format,
     )
     job = run_batch_job(res.batch, spec, settings.batch_timeout_seconds, return_state=True)
-    if not job.is_completed():
+    job_id, lineage, problem = None, None, None
+    if job.is_completed():
+        job_id = job.result()
+        lineage = collect_batch_outputs(res.batch, job_id)
+    else:
         # Bad input or model: the job wrote nothing to the lake and the input stays put.
         problem = job.result(raise_on_failure=False)
-        report = BatchScoringReport(
-            model=name,
-            version=version.version,
-            outcome="failed",
-            message=f"batch scoring of {source} failed: {problem}",
-            input_uri=source,
-            output_uri=spec.output_uri,
-            seconds=round(time.monotonic() - started, 3),
-        )
-        publish_batch_report(report)
-        return failed(report.message, report)
-    job_id = job.result()
-    lineage = collect_batch_outputs(res.batch, job_id)
-    rows = int(lineage["input"]["rows"])
-    report = BatchScoringReport(
-        model=name,
-        version=version.version,
-        outcome="scored",
-        message=f"scored {rows} rows of {source} with {name} v{version.version}",
-        input_uri=source,
-        output_uri=spec.output_uri,
+    report = batch_report(
+        name,
+        version.version,
+        source,
+        spec.output_uri,
+        time.monotonic() - started,
         job_id=job_id,
-        rows=rows,
-        seconds=round(time.monotonic() - started, 3),
-        predictions_uri=lineage["output"]["uri"],
         lineage=lineage,
+        problem=problem,
     )
     publish_batch_report(report)
-    return completed(report.message, report)
+    if report.outcome == "scored":
+        return completed(report.message, report)
+    return failed(report.message, report)

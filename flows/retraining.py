@@ -26,6 +26,7 @@ from core.outcomes import (
 from core.paths import scratch_dir
 from core.results import FileResult, RetrainingSummary
 from core.settings import Settings, get_settings
+from expectations.gx_runner import ValidationSession
 from flows.outcome import completed, failed
 from flows.release import release
 from flows.resources import default_backends
@@ -101,11 +102,12 @@ def retraining(
     # burst of arrivals needs one run, not one per file (bounded; (name, etag) never twice).
     files: list[FileResult] = []
     seen: set[tuple[str, str]] = set()
+    validation = ValidationSession()  # the run's files share one GX context
     batch = find_new_data(lake, data_uri, drain_landing)
     for _ in range(MAX_ROUNDS):
         for ref in batch:
             seen.add((ref.name, ref.etag))
-            result = _take(lake, ref, settings)
+            result = _take(lake, ref, settings, validation)
             if result is not None:
                 files.append(result)
         if data_uri is not None and not drain_landing:
@@ -115,7 +117,7 @@ def retraining(
             break
     prune_attempts(lake)
     if files:
-        publish_data_docs_index(settings.data_docs_path)
+        publish_data_docs_index(validation, settings.data_docs_path)
 
     # Training, judging and registering never overlap for one model (tasks/locks.py): a
     # second run waits, then finds the same data "up to date" or "already judged".
@@ -242,7 +244,9 @@ def _job_spec(
     )
 
 
-def _take(lake: Lake, ref: BlobRef, settings: Settings) -> FileResult | None:
+def _take(
+    lake: Lake, ref: BlobRef, settings: Settings, validation: ValidationSession
+) -> FileResult | None:
     """Curate one landing file, counting the attempt: a file that makes the run fail (not its
     validation) ``max_file_attempts`` times moves to the dead-letter container. None: another
     run took the file first, or it was uploaded again meanwhile (the next round takes that)."""
@@ -250,7 +254,7 @@ def _take(lake: Lake, ref: BlobRef, settings: Settings) -> FileResult | None:
     if attempts.count > settings.max_file_attempts:  # earlier runs died on it without a word
         return _dead_letter(lake, ref, attempts)
     try:
-        result = _curate(lake, ref, settings)
+        result = _curate(lake, ref, settings, validation)
     except Exception as exc:  # any failure on this file: the others are still taken
         # A lost race (another run took it, or it was uploaded again) is not the file's
         # fault: the attempt is taken back and the next round sees the new state.
@@ -279,7 +283,9 @@ def _dead_letter(lake: Lake, ref: BlobRef, attempts: dl.Attempts) -> FileResult:
     )
 
 
-def _curate(lake: Lake, ref: BlobRef, settings: Settings) -> FileResult:
+def _curate(
+    lake: Lake, ref: BlobRef, settings: Settings, validation: ValidationSession
+) -> FileResult:
     """Validate one landing file, then merge it into the curated set or quarantine it."""
     too_large = lake.too_large(ref)
     if too_large:  # quarantined unread: reading it could take the run down with it
@@ -293,7 +299,9 @@ def _curate(lake: Lake, ref: BlobRef, settings: Settings) -> FileResult:
         copy = download_file(lake, ref, Path(folder))
         ref = copy.ref
         # Labelled rows the monitoring flow wrote skip the distribution bounds (drift).
-        report = validate_data(copy.path, ref.name, settings.data_docs_path, suite_for(copy))
+        report = validate_data(
+            copy.path, ref.name, settings.data_docs_path, suite_for(copy), validation
+        )
         docs = settings.data_docs_link(report.data_docs)
         if report.success:
             merged = merge_into_curated(lake, copy)

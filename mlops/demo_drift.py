@@ -25,7 +25,7 @@ from core.events import RETRAIN_ON_DRIFT
 from core.interfaces import Endpoint, ModelVersion
 from core.lake import Lake, stamp
 from core.settings import Settings
-from mlops.demo_wait import DemoError, finished, runs, wait
+from mlops.demo_wait import DemoError, finished, runs, settled, wait
 from training.collected import LABEL_COLUMNS, LABELS_PREFIX
 from training.schema import FEATURES, TARGET
 
@@ -217,11 +217,12 @@ def run_drift_demo(
 
     # The labelled landing file also raised a blob event: the run of either trigger that
     # starts first takes it (deployment concurrency 1), the other finds it gone. Show both.
-    def all_final() -> list[Any]:
-        found = runs(client, "retraining", started)
-        return found if found == finished(found) else []
-
-    for other in wait("the other retraining runs since the traffic", all_final, 600, status):
+    for other in wait(
+        "the other retraining runs since the traffic",
+        lambda: settled(runs(client, "retraining", started)),
+        600,
+        status,
+    ):
         by = other.created_by.display_value if other.created_by else "by hand"
         outcome.retraining.append(f"{by}: {other.state.name}: {other.state.message}")
     console.print(

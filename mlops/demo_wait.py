@@ -1,5 +1,6 @@
-"""What the demo watches the Prefect server with: waiting with a deadline, and the runs of a
-flow that something other than its schedule started."""
+"""What the demo (and the end-to-end test of the whole loop) watches the Prefect server with:
+waiting with a deadline, and the runs of a flow that something other than its schedule
+started."""
 
 from __future__ import annotations
 
@@ -14,9 +15,14 @@ class DemoError(RuntimeError):
     """A step did not finish in time; the message says which and where to look."""
 
 
-def wait(what: str, check: Callable[[], T | None], timeout: float, status: Any) -> T:
-    """``check()``'s first truthy value; ``DemoError`` naming ``what`` after ``timeout`` s."""
-    status.update(f"[bold]{what}[/bold] …")
+def wait(what: str, check: Callable[[], T | None], timeout: float, status: Any = None) -> T:
+    """``check()``'s first truthy value; ``DemoError`` naming ``what`` after ``timeout`` s.
+
+    Args:
+        status: A rich status line to show ``what`` on; None: nothing shown.
+    """
+    if status is not None:
+        status.update(f"[bold]{what}[/bold] …")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
@@ -41,3 +47,8 @@ def runs(client: Any, flow: str, since: float) -> list[Any]:
 
 def finished(found: list[Any]) -> list[Any]:
     return [r for r in found if r.state and r.state.is_final()]
+
+
+def settled(found: list[Any]) -> list[Any]:
+    """``found`` when every run in it has ended; [] while one has not (or there is none)."""
+    return found if found == finished(found) else []

@@ -125,12 +125,14 @@ def unit_tests(
 def data_tests(corpus: str | None) -> State[CheckResult]:
     """The expectation suite against the labelled corpus: every good file must pass and every
     bad file must fail on the expectations (and columns) its label names."""
-    from expectations.validate import validate_bytes  # GX is slow to import: only here
+    # GX is slow to import: only here
+    from expectations.validate import ValidationSession, validate_bytes
 
     corpus_path = Path(corpus) if corpus else CORPUS
     labels: dict[str, dict[str, Any]] = json.loads(corpus_path.read_text())
     result = CheckResult(name="data-tests", passed=True, summary="")
     started = time.perf_counter()
+    session = ValidationSession()  # one GX context for the whole corpus
     with tempfile.TemporaryDirectory(prefix="build-validation-docs-") as docs:
         for name, label in sorted(labels.items()):
             path = corpus_path.parent / name
@@ -139,7 +141,7 @@ def data_tests(corpus: str | None) -> State[CheckResult]:
                 problem, outcome = f"missing file {path}", "missing"
             else:
                 report, _ = validate_bytes(
-                    path.read_bytes(), file=name, docs_dir=Path(docs), keep_runs=1
+                    path.read_bytes(), file=name, docs_dir=Path(docs), keep_runs=1, session=session
                 )
                 problem = judge(label, report.success, report.failed(), report.summary())
                 outcome = "passed" if report.success else "failed"

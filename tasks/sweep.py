@@ -22,7 +22,6 @@ from core.interfaces import (
     TrainingJobSpec,
 )
 from tasks.training import TrainedChallenger, TrainingJobFailed
-from training.decision import read_record
 from training.evaluate import LOWER_IS_BETTER
 from training.params import MetricName, TrainingParams
 from training.sweep import SweepConfig, best_trial
@@ -35,8 +34,7 @@ def _run_trial(compute: Compute, spec: TrainingJobSpec, timeout: float, dest: Pa
         status = compute.wait(job_id, timeout)
         if status.state is not JobState.COMPLETED:
             return f"job {job_id} {status.state.value}: {status.message[-300:]}"
-        record = read_record(compute.fetch_record(job_id, dest))
-        return TrainedChallenger(job_id, compute.output_uri(job_id), record)
+        return TrainedChallenger.of(compute, job_id, dest)
     except Exception as exc:  # one broken trial must not sink the others
         return f"{type(exc).__name__}: {exc}"
 
@@ -131,12 +129,11 @@ def _as_one_sweep_job(
             outcomes.append((None, f"job {job_id} {status.state.value}: {status.message}"))
             continue
         try:  # the trial's decision record only: JSON, never a model file
-            record = read_record(compute.fetch_record(job_id, dest))
+            trained = TrainedChallenger.of(compute, job_id, dest)
         except Exception as exc:
             outcomes.append((None, f"job {job_id}: no decision record: {exc}"))
             continue
-        trained = TrainedChallenger(job_id, compute.output_uri(job_id), record)
-        outcomes.append((dict(record.params["hyperparameters"]), trained))
+        outcomes.append((dict(trained.record.params["hyperparameters"]), trained))
     chosen = [o for _, o in outcomes if isinstance(o, TrainedChallenger) and o.job_id == run.best]
     if not chosen:
         raise TrainingJobFailed(

@@ -26,6 +26,13 @@ class TrainedChallenger:
     output_uri: str
     record: DecisionRecord
 
+    @classmethod
+    def of(cls, compute: Compute, job_id: str, dest: Path) -> TrainedChallenger:
+        """A completed job's challenger: its decision record (JSON only: no model file is
+        fetched or loaded) and where its model folder lies."""
+        record = read_record(compute.fetch_record(job_id, dest))
+        return cls(job_id, compute.output_uri(job_id), record)
+
 
 @task(name="train-on-compute", cache_policy=NONE)
 def train_on_compute(
@@ -40,8 +47,7 @@ def train_on_compute(
     status = compute.wait(job_id, timeout)
     if status.state is not JobState.COMPLETED:
         raise TrainingJobFailed(f"training job {job_id} {status.state.value}: {status.message}")
-    record = read_record(compute.fetch_record(job_id, dest))
-    return TrainedChallenger(job_id, compute.output_uri(job_id), record)
+    return TrainedChallenger.of(compute, job_id, dest)
 
 
 @task(name="judge-challenger", cache_policy=NONE)

@@ -11,8 +11,7 @@ from prefect.cache_policies import NONE
 from core.lake import LocalCopy
 from core.provenance import written_by_monitoring
 from expectations.build_suite import LABELLED_SUITE_PATH, SUITE_PATH
-from expectations.gx_runner import build_stale_indexes
-from expectations.validate import ValidationReport, validate_file
+from expectations.validate import ValidationReport, ValidationSession, validate_file
 
 
 def suite_for(copy: LocalCopy) -> Path:
@@ -24,13 +23,23 @@ def suite_for(copy: LocalCopy) -> Path:
 
 @task(name="validate-data", cache_policy=NONE)
 def validate_data(
-    path: Path, file: str, docs_dir: Path, suite_path: Path | None = None
+    path: Path,
+    file: str,
+    docs_dir: Path,
+    suite_path: Path | None = None,
+    session: ValidationSession | None = None,
 ) -> ValidationReport:
     """Validate a local copy of a file chunk by chunk with ``suite_path`` (default: the
-    training suite); publish the report, naming the suite, as an artifact, pass or fail."""
+    training suite) in the run's ``session`` (its files share one GX context); publish the
+    report, naming the suite, as an artifact, pass or fail."""
     # The Data Docs index is rebuilt once per run (publish_data_docs_index), not per file.
     report = validate_file(
-        path, file=file, docs_dir=docs_dir, suite_path=suite_path, build_index=False
+        path,
+        file=file,
+        docs_dir=docs_dir,
+        suite_path=suite_path,
+        build_index=False,
+        session=session,
     )
     verdict = "passed" if report.success else "FAILED"
     create_markdown_artifact(
@@ -43,7 +52,7 @@ def validate_data(
 
 
 @task(name="publish-data-docs-index", cache_policy=NONE)
-def publish_data_docs_index(docs_dir: Path) -> bool:
-    """List the pages of this run's validations in the Data Docs index (once per run: the
-    index reads every stored result); False when nothing was validated here."""
-    return build_stale_indexes(docs_dir) > 0
+def publish_data_docs_index(session: ValidationSession, docs_dir: Path) -> bool:
+    """List the pages of the run's validations (its ``session``) in the Data Docs index
+    (once per run: the index reads every stored result); False when there were none."""
+    return session.build_stale_indexes(docs_dir) > 0

@@ -228,7 +228,7 @@ class AcrImageBuilder:
         password: Registry password or token; never logged.
         tenant: Entra ID tenant sent with the token exchange (optional).
         repository: Repository for every image; default: the local one (``mlops/<model>``).
-            The tag (``<version>-<commit12>``) does not name the model: a shared
+            The tag (``<version>-<sha8>-<commit12>``) does not name the model: a shared
             repository suits one model only.
         aad_scope: Audience of the Entra ID token (``ARM_SCOPE`` unless the registry
             accepts only ACR-audience tokens).

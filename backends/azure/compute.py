@@ -43,7 +43,7 @@ from core.interfaces import (
     SweepSpec,
     TrainingJobSpec,
 )
-from training.artifacts import DECISION_FILE, MODEL_FILE
+from training.artifacts import DECISION_FILE
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
@@ -165,24 +165,6 @@ class AmlCompute:
             if remaining <= 0:
                 return self._time_out(job_id, timeout)
             self._sleep(min(self.settings.job_poll_seconds, remaining))
-
-    def download_outputs(self, job_id: str, dest: Path) -> Path:
-        """Download a completed job's ``model`` output under ``dest/<job_id>``; returns the
-        folder holding ``model.joblib``."""
-        current = self.status(job_id)
-        if current.state is not JobState.COMPLETED:
-            raise BackendError(f"job {job_id} is {current.state.value}, no outputs: {current.url}")
-        target = dest / job_id
-        shutil.rmtree(target, ignore_errors=True)
-        try:
-            self._client.jobs.download(job_id, download_path=str(target), output_name=OUTPUT_NAME)
-        except AzureError as exc:
-            raise BackendError(f"cannot download the outputs of job {job_id}: {exc}") from exc
-        # The SDK writes named outputs to <path>/named-outputs/<name>/.
-        found = sorted(target.rglob(MODEL_FILE), key=lambda p: len(p.parts))
-        if not found:
-            raise BackendError(f"job {job_id} completed but its output holds no {MODEL_FILE}")
-        return found[0].parent
 
     def fetch_record(self, job_id: str, dest: Path) -> Path:
         """Download only a completed job's ``decision`` output under ``dest/<job_id>``; returns

@@ -151,21 +151,6 @@ class SubprocessCompute:
             time.sleep(min(delay, remaining))
             delay = min(delay * 2, self.poll_interval)
 
-    def download_outputs(self, job_id: str, dest: Path) -> Path:
-        """Copy a completed job's ``outputs/`` to ``dest/<job_id>`` and return that folder."""
-        current = self.status(job_id)
-        if current.state is not JobState.COMPLETED:
-            raise BackendError(
-                f"job {job_id} is {current.state.value}, no outputs: {current.message}"
-            )
-        source = self._job_dir(job_id) / "outputs"
-        if not source.is_dir():
-            raise BackendError(f"job {job_id} completed but wrote no outputs folder ({source})")
-        target = dest / job_id
-        shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(source, target)
-        return target
-
     def fetch_record(self, job_id: str, dest: Path) -> Path:
         """Copy a completed job's ``decision.json`` (and nothing else) to ``dest/<job_id>``."""
         current = self.status(job_id)

@@ -57,21 +57,34 @@ class ImageBuildError(BackendError):
 
 
 def image_tag(
-    model_name: str, model_version: str, code_version: str, *, telemetry: bool = False
+    model_name: str,
+    model_version: str,
+    code_version: str,
+    model_sha256: str = "",
+    *,
+    telemetry: bool = False,
 ) -> str:
-    """``mlops/<model>:<version>-<code12>``, with ``-dirty`` for an uncommitted tree and
+    """``mlops/<model>:<version>-<sha8>-<code12>``, with ``-dirty`` for an uncommitted tree and
     ``-otel`` for an image with the telemetry exporter.
 
-    >>> image_tag("diabetes-ridge", "3", "0123456789abcdef+dirty")
-    'mlops/diabetes-ridge:3-0123456789ab-dirty'
+    ``<sha8>`` (the model file's digest, when given) makes the tag name the model itself:
+    stacks with registries of their own share one Docker engine (tests, worktrees), and
+    their version 1 is not the same model; without it, one stack's build re-tagged the
+    other's image and its next container ran the other model.
+
+    >>> image_tag("diabetes-ridge", "3", "0123456789abcdef+dirty", "f00dcafe" * 8)
+    'mlops/diabetes-ridge:3-f00dcafe-0123456789ab-dirty'
     >>> image_tag("diabetes-ridge", "3", "0123456789abcdef", telemetry=True)
     'mlops/diabetes-ridge:3-0123456789ab-otel'
     """
     repository = re.sub(r"[^a-z0-9._-]+", "-", model_name.lower()).strip("._-") or "model"
     commit, _, local = code_version.partition("+")
-    tag = f"{model_version}-{commit[:12]}" + ("-dirty" if local else "")
-    suffix = TELEMETRY_SUFFIX if telemetry else ""
-    tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", tag).lstrip(".-")[: 128 - len(suffix)] + suffix
+    suffix = (f"-{model_sha256[:8]}" if model_sha256 else "") + f"-{commit[:12]}"
+    suffix = re.sub(r"[^A-Za-z0-9_.-]+", "_", suffix + ("-dirty" if local else ""))
+    suffix += TELEMETRY_SUFFIX if telemetry else ""
+    version = re.sub(r"[^A-Za-z0-9_.-]+", "_", model_version)
+    # Docker allows 128 characters: a long version is cut, never what tells models apart.
+    tag = (version[: 128 - len(suffix)] + suffix).lstrip(".-")
     return f"mlops/{repository}:{tag}"
 
 
@@ -150,7 +163,7 @@ class DockerImageBuilder:
                 f"cannot build a scoring image for {artifact_dir}: {exc}"
             ) from exc
         sha = sha256_file(model_file)
-        tag = image_tag(model_name, model_version, code_version, telemetry=self.telemetry)
+        tag = image_tag(model_name, model_version, code_version, sha, telemetry=self.telemetry)
         client = self._factory()
         try:
             base = self.base_image or ensure_base_image(client, cache_dir=self.cache_dir)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import shutil
 import threading
 from itertools import count
 from pathlib import Path, PurePosixPath
@@ -71,13 +70,6 @@ class InProcessCompute:
 
     def wait(self, job_id: str, timeout: float) -> JobStatus:
         return self.status(job_id)
-
-    def download_outputs(self, job_id: str, dest: Path) -> Path:
-        if self.status(job_id).state is not JobState.COMPLETED:
-            raise BackendError(f"job {job_id} failed: {self.status(job_id).message}")
-        target = dest / job_id
-        shutil.copytree(self.root / job_id / "outputs", target, dirs_exist_ok=True)
-        return target
 
     def fetch_record(self, job_id: str, dest: Path) -> Path:
         if self.status(job_id).state is not JobState.COMPLETED:

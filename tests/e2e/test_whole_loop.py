@@ -12,15 +12,16 @@ import io
 import json
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
 
 import httpx
 import pandas as pd
 import pytest
 from azure.storage.blob import BlobServiceClient
+from prefect.client.orchestration import SyncPrefectClient
 
+from mlops.demo_wait import runs, settled, wait
 from mlops.notify import read_notifications
 from tests.utils.stack import MLOPS, LocalStack, running_stack
 from training.data import reference_dataset
@@ -28,7 +29,6 @@ from training.data import reference_dataset
 pytestmark = pytest.mark.e2e
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -50,32 +50,11 @@ def stack(
         yield stack
 
 
-def wait_for(what: str, check: Callable[[], T | None], timeout: float) -> T:
-    """Poll ``check`` until it returns something truthy; fail naming ``what`` after timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(2)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def flow_runs(stack: LocalStack, flow: str, since: float = 0) -> list[dict[str, Any]]:
-    """Runs of ``flow``: its deployment's, and subflows (a retraining run releases what it
-    registers as a subflow on the local profile)."""
-    body: dict[str, Any] = {"flows": {"name": {"any_": [flow]}}, "limit": 200}
-    response = httpx.post(
-        f"{stack.settings.prefect_api_url}/flow_runs/filter", json=body, timeout=30
-    )
-    response.raise_for_status()
-    # Runs the cron schedule put in the future are not part of what the test caused.
-    runs = [r for r in response.json() if not r["auto_scheduled"]]
-    return [r for r in runs if pd.Timestamp(r["created"]).timestamp() >= since]
-
-
-def finished(runs: list[dict[str, Any]]) -> bool:
-    return bool(runs) and all(r["state_type"] in ("COMPLETED", "FAILED", "CRASHED") for r in runs)
+@pytest.fixture(scope="module")
+def client(stack: LocalStack) -> Iterator[SyncPrefectClient]:
+    """A client of the stack's Prefect server, for the demo's wait helpers."""
+    with SyncPrefectClient(stack.settings.prefect_api_url) as client:
+        yield client
 
 
 def upload(stack: LocalStack, name: str, data: bytes) -> None:
@@ -120,7 +99,7 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def test_new_data_reaches_production_then_bad_data_is_quarantined_then_a_burst(
-    stack: LocalStack,
+    stack: LocalStack, client: SyncPrefectClient
 ) -> None:
     settings = stack.settings
     lake = BlobServiceClient.from_connection_string(settings.blob_connection)
@@ -128,27 +107,26 @@ def test_new_data_reaches_production_then_bad_data_is_quarantined_then_a_burst(
     # 1. New data arrives: watcher -> retraining -> registered -> release -> serving.
     upload(stack, "batch-a.csv", (DATA / "good" / "diabetes_batch_a.csv").read_bytes())
     run_watcher(stack)
-    retrain = wait_for(
+    retrain = wait(
         "a completed retraining run",
-        lambda: [r for r in flow_runs(stack, "retraining") if r["state_type"] == "COMPLETED"],
+        lambda: [r for r in runs(client, "retraining", 0) if r.state and r.state.is_completed()],
         timeout=600,  # it releases what it registers before it completes
     )
-    assert retrain[0]["parameters"]["drain_landing"] is True
-    version = wait_for("a version in production", lambda: served_version(stack), timeout=420)
+    assert retrain[0].parameters["drain_landing"] is True
+    version = wait("a version in production", lambda: served_version(stack), timeout=420)
     assert version == "1"
     # Production serves the new version before the release run ends: it still smoke tests
     # production, moves the alias and tears QA down. Wait for the run, then judge it.
-    wait_for("the release run to finish", lambda: finished(flow_runs(stack, "release")), 180)
-    releases = flow_runs(stack, "release")
-    assert all(r["state_type"] == "COMPLETED" for r in releases), releases
+    releases = wait("the release run to finish", lambda: settled(runs(client, "release", 0)), 180)
+    assert all(r.state.is_completed() for r in releases), releases
     status = stack.mlops("status").stdout
     assert "candidate, production" in status or "production, candidate" in status
 
     # 2. A bad file: quarantined with its reason, a notification recorded, nothing released.
-    time.sleep(max(0.0, 65 - (time.time() - pd.Timestamp(retrain[0]["created"]).timestamp())))
+    time.sleep(max(0.0, 65 - (time.time() - retrain[-1].created.timestamp())))
     upload(stack, "bad.csv", (DATA / "bad" / "out_of_range.csv").read_bytes())
     run_watcher(stack)
-    wait_for(
+    wait(
         "the bad file in quarantine",
         lambda: [
             b.name
@@ -157,7 +135,7 @@ def test_new_data_reaches_production_then_bad_data_is_quarantined_then_a_burst(
         ],
         timeout=240,
     )
-    notes = wait_for(
+    notes = wait(
         "a quarantine notification",
         lambda: [
             n
@@ -169,7 +147,7 @@ def test_new_data_reaches_production_then_bad_data_is_quarantined_then_a_burst(
     assert "bad.csv" in json.dumps(notes[0]["body"])
 
     # 3. A burst of 20 files in a few seconds: at most two runs, every file accounted for.
-    wait_for("retraining runs to settle", lambda: finished(flow_runs(stack, "retraining")), 240)
+    wait("retraining runs to settle", lambda: settled(runs(client, "retraining", 0)), 240)
     time.sleep(65)  # outside the trigger's window, as a real burst would usually be
     burst_start = time.time()
     reference = reference_dataset()
@@ -177,17 +155,17 @@ def test_new_data_reaches_production_then_bad_data_is_quarantined_then_a_burst(
     for i, name in enumerate(names):
         upload(stack, name, csv_bytes(reference.sample(60, random_state=i)))
     run_watcher(stack)
-    wait_for(
+    wait(
         "landing to empty",
         lambda: not list(lake.get_container_client(settings.landing_container).list_blobs()),
         timeout=300,
     )
-    wait_for(
+    burst = wait(
         "the burst's retraining to finish",
-        lambda: finished(flow_runs(stack, "retraining", since=burst_start)),
+        lambda: settled(runs(client, "retraining", burst_start)),
         timeout=300,
     )
-    assert 1 <= len(flow_runs(stack, "retraining", since=burst_start)) <= 2
+    assert 1 <= len(burst) <= 2
     # Every file is either archived as accepted/<stamp>-<sha8>-<name> or quarantined as
     # <stamp>-<tag>-<name>: none forgotten in landing, none lost.
     kept = [

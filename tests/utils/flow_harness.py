@@ -33,6 +33,7 @@ from backends.local.registry import LocalModelRegistry
 from core.interfaces import Endpoint
 from core.settings import Settings, get_settings
 from core.smoke import SmokeCheck, SmokeReport
+from expectations.gx_runner import ValidationSession
 from expectations.report import ValidationReport
 from training import data as tdata
 
@@ -50,7 +51,11 @@ def smoke_report(endpoint: Endpoint, version: str, checks: list[SmokeCheck]) -> 
 
 @task(name="validate-data", cache_policy=NONE)
 def fast_validation(
-    path: Path, file: str, docs_dir: Path, suite_path: Path | None = None
+    path: Path,
+    file: str,
+    docs_dir: Path,
+    suite_path: Path | None = None,
+    session: ValidationSession | None = None,
 ) -> ValidationReport:
     """Stands in for the Great Expectations run (seconds per file) where the lake is under
     test, not validation: files named ``bad-*`` fail, every other one passes."""

@@ -11,6 +11,7 @@ from backends import get_backends
 from core.interfaces import JobState, TrainingJobSpec
 from core.settings import Settings
 from training.artifacts import MODEL_FILE
+from training.decision import read_record
 
 pytestmark = pytest.mark.integration
 
@@ -32,13 +33,19 @@ def test_train_from_the_lake_and_register(lake_settings: Settings, tmp_path: Pat
     status = backends.compute.wait(job_id, timeout=120)
 
     assert status.state is JobState.COMPLETED, status.message
-    outputs = backends.compute.download_outputs(job_id, tmp_path / "outputs")
-    version = backends.registry.register(
-        lake_settings.model_name, outputs, MODEL_FILE, {"training_job": job_id}
+    # As the retraining flow does: the job's digest from its record, its model where it lies.
+    record = read_record(backends.compute.fetch_record(job_id, tmp_path / "record"))
+    version = backends.registry.register_output(
+        lake_settings.model_name,
+        backends.compute.output_uri(job_id),
+        MODEL_FILE,
+        record.challenger_sha256,
+        {"training_job": job_id},
     )
     backends.registry.set_alias(lake_settings.model_name, "candidate", version.version)
     candidate = backends.registry.get_alias(lake_settings.model_name, "candidate")
     assert candidate is not None and candidate.tags == {"training_job": job_id}
     fetched = backends.registry.download(candidate.name, candidate.version, tmp_path / "fetched")
+    outputs = lake_settings.jobs_path / job_id / "outputs"
     assert (fetched / MODEL_FILE).read_bytes() == (outputs / MODEL_FILE).read_bytes()
     assert (lake_settings.jobs_path / job_id / "inputs" / "diabetes.csv").read_bytes() == csv

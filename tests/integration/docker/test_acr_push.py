@@ -25,6 +25,7 @@ from docker.errors import ImageNotFound
 from backends.azure.acr import AcrImageBuilder, ImagePushError, RegistryAuthError
 from backends.local.docker_image import DockerImageBuilder, image_tag
 from tests.utils.oci_registry import FakeRegistry
+from training.artifacts import MODEL_FILE, sha256_file
 
 pytestmark = pytest.mark.docker
 
@@ -55,6 +56,12 @@ def local_builder(docker_host: str, cache_dir: Path) -> DockerImageBuilder:
 
 
 @pytest.fixture(scope="module")
+def local_tag(version: str, model_dir: Path) -> str:
+    """The local image the builder makes of ``model_dir`` as ``version``."""
+    return image_tag(MODEL, version, CODE_VERSION, sha256_file(model_dir / MODEL_FILE))
+
+
+@pytest.fixture(scope="module")
 def version() -> str:
     return f"acr{uuid.uuid4().hex[:8]}"  # a fresh image each session: the build really runs
 
@@ -66,14 +73,14 @@ def pushed(
     model_dir: Path,
     version: str,
     docker_client: docker.DockerClient,
+    local_tag: str,
 ) -> Iterator[str]:
     builder = AcrImageBuilder(local_builder, registry.host, username=USER, password=PASSWORD)
-    local = image_tag(MODEL, version, CODE_VERSION)
     try:
         yield builder.build(MODEL, version, model_dir, CODE_VERSION)
     finally:
-        tag = local.rpartition(":")[2]
-        for name in (f"{registry.host}/{REPOSITORY}:{tag}", local):
+        tag = local_tag.rpartition(":")[2]
+        for name in (f"{registry.host}/{REPOSITORY}:{tag}", local_tag):
             try:
                 docker_client.images.remove(name, force=True)
             except ImageNotFound:
@@ -81,10 +88,14 @@ def pushed(
 
 
 def test_push_delivers_the_manifest_and_every_blob(
-    pushed: str, registry: FakeRegistry, version: str, docker_client: docker.DockerClient
+    pushed: str,
+    registry: FakeRegistry,
+    version: str,
+    docker_client: docker.DockerClient,
+    local_tag: str,
 ) -> None:
-    local = docker_client.images.get(image_tag(MODEL, version, CODE_VERSION))
-    tag = image_tag(MODEL, version, CODE_VERSION).rpartition(":")[2]
+    local = docker_client.images.get(local_tag)
+    tag = local_tag.rpartition(":")[2]
 
     # The digest form, naming the registry and repository.
     assert pushed.startswith(f"{registry.host}/{REPOSITORY}@sha256:")
@@ -116,8 +127,9 @@ def test_second_build_and_push_reuses_the_image_and_the_upload(
     model_dir: Path,
     version: str,
     docker_client: docker.DockerClient,
+    local_tag: str,
 ) -> None:
-    image_id = docker_client.images.get(image_tag(MODEL, version, CODE_VERSION)).id
+    image_id = docker_client.images.get(local_tag).id
     uploads = len(registry.received("POST", r"/blobs/uploads/?$"))
     manifest_puts = len(registry.received("PUT", r"/manifests/"))
     builder = AcrImageBuilder(local_builder, registry.host, username=USER, password=PASSWORD)
@@ -126,7 +138,7 @@ def test_second_build_and_push_reuses_the_image_and_the_upload(
     assert builder.build(MODEL, version, model_dir, CODE_VERSION) == pushed
     assert time.monotonic() - started < 30
 
-    assert docker_client.images.get(image_tag(MODEL, version, CODE_VERSION)).id == image_id
+    assert docker_client.images.get(local_tag).id == image_id
     assert len(registry.received("POST", r"/blobs/uploads/?$")) == uploads  # nothing re-sent
     assert len(registry.received("PUT", r"/manifests/")) == manifest_puts  # push skipped
     assert registry.received("HEAD", r"/manifests/") or registry.received("GET", r"/manifests/")
@@ -139,6 +151,7 @@ def test_a_wrong_password_is_a_backend_error_without_the_password(
     model_dir: Path,
     version: str,
     caplog: pytest.LogCaptureFixture,
+    local_tag: str,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     wrong = f"wrong-{secrets.token_hex(12)}"
@@ -156,7 +169,7 @@ def test_a_wrong_password_is_a_backend_error_without_the_password(
 
     message = str(caught.value)
     logging.getLogger(__name__).info("refused as expected: %s", message)
-    tag = image_tag(MODEL, version, CODE_VERSION).rpartition(":")[2]
+    tag = local_tag.rpartition(":")[2]
     assert registry.host in message and f"{REPOSITORY}:{tag}" in message
     assert wrong not in message and PASSWORD not in message
     assert wrong not in caplog.text and PASSWORD not in caplog.text
@@ -170,10 +183,11 @@ def test_a_push_refused_in_the_stream_is_a_backend_error(
     model_dir: Path,
     version: str,
     docker_client: docker.DockerClient,
+    local_tag: str,
 ) -> None:
     # The credentials pass the lookup and the layers go up, but the tag is locked: the
     # engine's push answers 200 and reports the registry's 403 inside its stream.
-    tag = image_tag(MODEL, version, CODE_VERSION).rpartition(":")[2]
+    tag = local_tag.rpartition(":")[2]
     registry.lock_tag("locked/scoring", tag)
     builder = AcrImageBuilder(
         local_builder, registry.host, username=USER, password=PASSWORD, repository="locked/scoring"
@@ -201,6 +215,7 @@ def test_an_entra_id_identity_pushes_with_an_acr_refresh_token(
     version: str,
     docker_client: docker.DockerClient,
     caplog: pytest.LogCaptureFixture,
+    local_tag: str,
 ) -> None:
     # As in Azure: Entra ID token -> /oauth2/exchange -> refresh token -> the engine logs in
     # as the null GUID with it -> /oauth2/token -> Bearer access tokens for the push.
@@ -212,7 +227,7 @@ def test_an_entra_id_identity_pushes_with_an_acr_refresh_token(
         scheme="http",
         repository="entra/scoring",
     )
-    tag = image_tag(MODEL, version, CODE_VERSION).rpartition(":")[2]
+    tag = local_tag.rpartition(":")[2]
     try:
         reference = builder.build(MODEL, version, model_dir, CODE_VERSION)
     finally:

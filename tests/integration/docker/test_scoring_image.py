@@ -15,11 +15,14 @@ import joblib
 import numpy as np
 import pytest
 from docker.errors import ImageNotFound
+from sklearn.datasets import load_diabetes
 
 from backends.local.base_image import DEFAULT_BASE, ensure_base_image
-from backends.local.docker_image import DockerImageBuilder, ImageBuildError
+from backends.local.docker_image import DockerImageBuilder, ImageBuildError, image_tag
 from tests.utils.net import free_port
-from training.artifacts import sha256_file
+from training.artifacts import MODEL_FILE, sha256_file
+from training.params import TrainingParams
+from training.train import train, write_artifacts
 
 pytestmark = pytest.mark.docker
 
@@ -60,8 +63,9 @@ def test_image_is_labelled_and_runs_as_non_root(
     image: str, model_dir: Path, docker_client: docker.DockerClient
 ) -> None:
     found = docker_client.images.get(image)
-    assert image.startswith("mlops/diabetes-ridge:t") and image.endswith("-0123456789ab")
-    assert found.labels["mlops.model.sha256"] == sha256_file(model_dir / "model.joblib")
+    sha = sha256_file(model_dir / "model.joblib")
+    assert image.startswith("mlops/diabetes-ridge:t") and image.endswith(f"-{sha[:8]}-0123456789ab")
+    assert found.labels["mlops.model.sha256"] == sha
     assert found.labels["mlops.model.name"] == "diabetes-ridge"
     assert found.labels["mlops.code.version"] == CODE_VERSION
     assert found.attrs["Config"]["User"] == "10001:10001"
@@ -74,11 +78,36 @@ def test_rebuild_is_reused(
     builder: DockerImageBuilder, image: str, model_dir: Path, docker_client: docker.DockerClient
 ) -> None:
     before = docker_client.images.get(image).id
-    version = image.split(":")[1].rsplit("-", 1)[0]
+    version = image.split(":")[1].split("-", 1)[0]
     started = time.monotonic()
     assert builder.build("diabetes-ridge", version, model_dir, CODE_VERSION) == image
     assert time.monotonic() - started < 10
     assert docker_client.images.get(image).id == before
+
+
+def test_two_stacks_on_one_engine_never_share_an_image(
+    image: str, docker_host: str, cache_dir: Path, model_dir: Path, tmp_path: Path,
+    docker_client: docker.DockerClient,
+) -> None:  # fmt: skip
+    # Another stack (its own root and registry) on the same engine: its version of the same
+    # name and number is another model. Before, its build re-tagged the first stack's image.
+    version = image.split(":")[1].split("-", 1)[0]
+    frame = load_diabetes(as_frame=True).frame.sample(frac=0.8, random_state=1)
+    other = tmp_path / "other-stack" / "registry" / "diabetes-ridge" / version
+    write_artifacts(train(frame, TrainingParams()), other)
+    assert sha256_file(other / MODEL_FILE) != sha256_file(model_dir / MODEL_FILE)
+    second = DockerImageBuilder(docker_host, cache_dir)
+
+    tag = second.build("diabetes-ridge", version, other, CODE_VERSION)
+    try:
+        assert tag != image
+        labels = {t: docker_client.images.get(t).labels["mlops.model.sha256"] for t in (tag, image)}
+        assert labels == {
+            tag: sha256_file(other / MODEL_FILE),
+            image: sha256_file(model_dir / MODEL_FILE),  # still the first stack's model
+        }
+    finally:
+        docker_client.images.remove(tag, force=True)
 
 
 def test_model_loads_offline_with_the_training_versions(
@@ -113,7 +142,9 @@ def test_sklearn_version_mismatch_fails_the_build(
     with pytest.raises(ImageBuildError, match=r"scikit-learn==0\.0\.7 \(recorded in run\.json"):
         builder.build("diabetes-ridge", "mismatch", bad, CODE_VERSION)
     with pytest.raises(ImageNotFound):
-        docker_client.images.get("mlops/diabetes-ridge:mismatch-0123456789ab")
+        docker_client.images.get(
+            image_tag("diabetes-ridge", "mismatch", CODE_VERSION, sha256_file(bad / MODEL_FILE))
+        )
 
 
 def test_run_json_without_versions_fails_the_build(

@@ -39,7 +39,7 @@ def test_is_a_compute(tmp_path: Path, memory_lake: InMemoryDataLake) -> None:
     assert isinstance(make_compute(tmp_path, memory_lake, None), Compute)
 
 
-def test_job_completes_and_outputs_download(
+def test_job_completes_and_leaves_its_outputs_at_output_uri(
     tmp_path: Path, memory_lake: InMemoryDataLake, data_ref: BlobRef, stub_trainer: Path
 ) -> None:
     compute = make_compute(tmp_path, memory_lake, stub_trainer)
@@ -58,8 +58,8 @@ def test_job_completes_and_outputs_download(
     assert recorded["exit_code"] == 0 and recorded["started_at"] and recorded["ended_at"]
     command = json.loads((job_dir / "spec.json").read_text())["command"]
     assert json.loads(command[command.index("--params") + 1]) == {"mode": "ok", "alpha": 0.5}
-    out = compute.download_outputs(job_id, tmp_path / "dest")
-    assert out == tmp_path / "dest" / job_id
+    out = job_dir / "outputs"
+    assert compute.output_uri(job_id) == out.as_uri()
     assert (out / "model.joblib").read_bytes() == data[:64]
     assert json.loads((out / "metrics.json").read_text())["params"]["alpha"] == 0.5
     assert "stub training on diabetes.csv" in compute.logs(job_id)
@@ -74,7 +74,8 @@ def test_real_training_job(
     status = compute.wait(job_id, timeout=120)
 
     assert status.state is JobState.COMPLETED, status.message
-    out = compute.download_outputs(job_id, tmp_path / "dest")
+    out = tmp_path / "jobs" / job_id / "outputs"
+    assert compute.output_uri(job_id) == out.as_uri()
     for name in ("model.joblib", "metrics.json", "run.json", "golden.json"):
         assert (out / name).is_file(), name
 
@@ -101,7 +102,7 @@ def test_failed_job_reports_the_log_tail(
     assert "exited with code 2" in status.message
     assert "line before the error" in status.message and "boom: bad input" in status.message
     with pytest.raises(BackendError, match="failed"):
-        compute.download_outputs(job_id, tmp_path / "dest")
+        compute.fetch_record(job_id, tmp_path / "dest")
 
 
 def test_timeout_kills_the_job_and_marks_it_failed(
@@ -211,7 +212,9 @@ def test_unknown_jobs_are_not_found(tmp_path: Path, memory_lake: InMemoryDataLak
     with pytest.raises(NotFoundError):
         compute.wait("nope", timeout=1)
     with pytest.raises(NotFoundError):
-        compute.download_outputs("nope", tmp_path / "dest")
+        compute.fetch_record("nope", tmp_path / "dest")
+    with pytest.raises(NotFoundError):
+        compute.output_uri("nope")
 
 
 def test_submit_with_missing_data_leaves_no_job(

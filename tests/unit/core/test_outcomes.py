@@ -205,3 +205,34 @@ def test_files_the_run_failed_on_fail_it_and_are_named() -> None:
     )
     with_good = outcomes.retraining_without_training("m", [MERGED, crashed], CURATED, V)
     assert with_good is not None and with_good.outcome == "up to date" and with_good.failed
+
+
+# --------------------------------------------------------------------------- batch scoring
+def test_a_batch_job_with_lineage_scored_its_rows() -> None:
+    lineage = {"input": {"rows": 5000}, "output": {"uri": "lake/x.predictions/predictions.csv"}}
+    report = outcomes.batch_report(
+        "m", "2", "lake/x.csv", "lake/x.predictions/", 1.23456, job_id="j1", lineage=lineage
+    )
+    assert (report.outcome, report.rows, report.job_id, report.seconds) == (
+        "scored",
+        5000,
+        "j1",
+        1.235,
+    )
+    assert report.predictions_uri == "lake/x.predictions/predictions.csv"
+    assert report.lineage == lineage
+    assert report.message == "scored 5000 rows of lake/x.csv with m v2"
+
+
+def test_a_batch_job_without_lineage_failed_and_says_why() -> None:
+    problem = RuntimeError("batch job j1 failed: no column s1")
+    report = outcomes.batch_report(
+        "m", "2", "lake/x.csv", "lake/x.predictions/", 0.5, problem=problem
+    )
+    assert (report.outcome, report.rows, report.lineage, report.predictions_uri) == (
+        "failed",
+        None,
+        None,
+        None,
+    )
+    assert report.message == "batch scoring of lake/x.csv failed: batch job j1 failed: no column s1"

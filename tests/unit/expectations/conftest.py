@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from expectations.build_suite import reference_frame
-from expectations.validate import ValidationReport, validate_bytes
+from expectations.validate import ValidationReport, ValidationSession, validate_bytes
 
 CORPUS_DIR = Path(__file__).resolve().parents[2] / "data"
 Validated = tuple[ValidationReport, pd.DataFrame | None]
@@ -30,14 +30,21 @@ def docs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def validated(docs_dir: Path) -> Callable[[str], Validated]:
+def gx_session() -> ValidationSession:
+    """One GX context per suite for the tests that share ``docs_dir``, as a retraining run
+    shares one across its files."""
+    return ValidationSession()
+
+
+@pytest.fixture(scope="session")
+def validated(docs_dir: Path, gx_session: ValidationSession) -> Callable[[str], Validated]:
     """Validate a corpus file (path under tests/data) once per session; cached."""
     cache: dict[str, Validated] = {}
 
     def get(name: str) -> Validated:
         if name not in cache:
             data = (CORPUS_DIR / name).read_bytes()
-            cache[name] = validate_bytes(data, file=name, docs_dir=docs_dir)
+            cache[name] = validate_bytes(data, file=name, docs_dir=docs_dir, session=gx_session)
         return cache[name]
 
     return get

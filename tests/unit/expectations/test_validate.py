@@ -11,11 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from expectations.gx_runner import prune_results, run_name
+from expectations.gx_runner import SuiteRunner, prune_results, run_name
 from expectations.validate import (
+    SUITE_ERROR,
     ExpectationFailure,
     ValidationReport,
+    ValidationSession,
     validate_bytes,
+    validate_file,
     validate_frame,
 )
 from training.data import load_dataset
@@ -226,3 +229,31 @@ def test_wrong_columns_lead_the_summary(validated: Reports) -> None:
         "6 of 57 expectations of training_data failed: (table): expect_table_columns_to_match_set, "
     ), summary
     assert "\n" not in summary
+
+
+class _BrokenSession(ValidationSession):
+    """A session whose GX runner fails on every frame, as GX's internals can."""
+
+    class Runner:
+        def validate(self, frame: pd.DataFrame) -> Any:
+            raise RuntimeError("metric exploded")
+
+    def runner_for(self, suite: dict[str, Any], docs_dir: Path) -> SuiteRunner:
+        return self.Runner()  # type: ignore[return-value]
+
+
+def test_a_suite_gx_cannot_evaluate_fails_the_report_instead_of_the_run(
+    reference: pd.DataFrame, tmp_path: Path
+) -> None:
+    frame = reference.head(60)
+    path = tmp_path / "f.csv"
+    frame.to_csv(path, index=False)
+    session = _BrokenSession()
+    for report, rows in (
+        (validate_frame(frame, file="f.csv", docs_dir=tmp_path, session=session), 60),
+        # In chunks: the rows judged before the failure.
+        (validate_file(path, file="f.csv", docs_dir=tmp_path, session=session), 0),
+    ):
+        assert (report.success, report.rows) == (False, rows)
+        assert [f.expectation for f in report.failures] == [SUITE_ERROR]
+        assert report.error == "validation could not run: metric exploded"

@@ -41,7 +41,12 @@ import pytest
 
 import flows.release as release_module
 import flows.retraining as retraining_module
-from expectations.validate import ExpectationFailure, ValidationReport, load_suite
+from expectations.validate import (
+    ExpectationFailure,
+    ValidationReport,
+    ValidationSession,
+    load_suite,
+)
 from tests.utils.flow_harness import (  # noqa: F401 (fixtures)
     backends,
     fast_retries,
@@ -79,7 +84,11 @@ def _in_process_lock(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def suite_stand_in(
-    path: Path, file: str, docs_dir: Path, suite_path: Path | None = None
+    path: Path,
+    file: str,
+    docs_dir: Path,
+    suite_path: Path | None = None,
+    session: ValidationSession | None = None,
 ) -> ValidationReport:
     """The suite's (default: training suite's) column-set, row-count and value-range
     expectations, checked with pandas.

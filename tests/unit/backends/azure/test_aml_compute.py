@@ -246,36 +246,6 @@ def test_wait_keeps_a_job_that_completed_while_being_canceled(
     assert compute.wait("job-4", timeout=0).state is JobState.COMPLETED
 
 
-def test_download_outputs_returns_the_model_folder(
-    aml: Any, compute: AmlCompute, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    aml.transport.route("GET", r"/jobs/job-5\?", aml.job_json("job-5", "Completed"))
-    outputs = {"named-outputs/model/model.joblib": "m", "named-outputs/model/metrics.json": "{}"}
-    calls = fake_download(monkeypatch, aml, outputs)
-
-    folder = compute.download_outputs("job-5", tmp_path)
-
-    assert folder == tmp_path / "job-5" / "named-outputs" / "model"
-    assert sorted(p.name for p in folder.iterdir()) == ["metrics.json", "model.joblib"]
-    assert calls == [
-        {"name": "job-5", "download_path": str(tmp_path / "job-5"), "output_name": "model"}
-    ]
-
-
-def test_download_outputs_needs_a_completed_job_with_a_model(
-    aml: Any, compute: AmlCompute, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    aml.transport.route("GET", r"/jobs/job-6\?", aml.job_json("job-6", "Failed"))
-    aml.transport.route("GET", r"/jobs/job-7\?", aml.job_json("job-7", "Completed"))
-    calls = fake_download(monkeypatch, aml, {"named-outputs/model/metrics.json": "{}"})
-
-    with pytest.raises(BackendError, match="failed"):
-        compute.download_outputs("job-6", tmp_path)
-    assert calls == []
-    with pytest.raises(BackendError, match="no model.joblib"):
-        compute.download_outputs("job-7", tmp_path)
-
-
 def test_logs_reads_the_user_logs(
     aml: Any, compute: AmlCompute, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,6 +13,8 @@ from backends.local.wheelhouse import LOCK_FILE, Wheelhouse
 from core.interfaces import ImageBuilder
 from training.artifacts import MODEL_FILE
 
+SHA_A, SHA_B = "a1" * 32, "b2" * 32
+
 
 @pytest.mark.parametrize(
     ("name", "version", "code", "expected"),
@@ -40,6 +42,22 @@ def test_a_telemetry_image_has_its_own_tag() -> None:
     assert image_tag("diabetes-ridge", "3", "0123456789ab+dirty", telemetry=True) == (
         plain + "-otel"
     )
+
+
+def test_a_long_version_is_cut_never_what_tells_images_apart() -> None:
+    tag = image_tag("m", "9" * 200, "0123456789abcdef+dirty", SHA_A).split(":", 1)[1]
+    assert len(tag) == 128 and tag.endswith(f"-{SHA_A[:8]}-0123456789ab-dirty")
+    tag = image_tag("m", "9" * 200, "0123456789abcdef", SHA_A, telemetry=True).split(":", 1)[1]
+    assert len(tag) == 128 and tag.endswith(f"-{SHA_A[:8]}-0123456789ab-otel")
+
+
+def test_two_stacks_version_one_of_different_models_get_different_tags() -> None:
+    # Two stacks (registries under different roots) on one Docker engine: each has a
+    # version 1 of diabetes-ridge, trained on its own data. The tag names the model file.
+    a = image_tag("diabetes-ridge", "1", "0123456789abcdef", SHA_A)
+    b = image_tag("diabetes-ridge", "1", "0123456789abcdef", SHA_B)
+    assert a == f"mlops/diabetes-ridge:1-{SHA_A[:8]}-0123456789ab"
+    assert a != b
 
 
 def test_context_holds_the_training_modules_scoring_imports(tmp_path: Path) -> None:
