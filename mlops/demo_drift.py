@@ -34,7 +34,8 @@ TRAFFIC = 300  # requests of one row each: more than MLOPS_DRIFT_MIN_ROWS (200) 
 LABELLED = 200  # of them get a ground truth later
 SHIFTED = ("bmi", "s5")  # the two strongest features of the diabetes model
 SHIFT_SIGMAS = 1.0  # added to each, in standard deviations of the training data
-SERVED = f'sum(scoring_requests_total{{environment="{ENVIRONMENT}",route="/score",status="200"}})'
+SCORED = f'scoring_requests_total{{environment="{ENVIRONMENT}",route="/score",status="200"}}'
+SERVED = f"sum({SCORED})"  # by the replicas serving now
 
 
 @dataclass(frozen=True)
