@@ -14,7 +14,6 @@ runs it, with the storage's own CPU on the same 2 cores as the service and the l
 from __future__ import annotations
 
 import contextlib
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -23,6 +22,7 @@ from pathlib import Path
 from backends.blob_datalake import BlobDataLake
 from backends.collect_sas import Collection, container_sas_url
 from backends.local.azurite import AzuriteService
+from backends.local.envstate import free_port
 from core.settings import Settings
 
 CONTAINER = "collected"
@@ -56,18 +56,12 @@ class Sink:
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def discard_sink(work: Path) -> Iterator[Sink]:
     """Start ``bench/blob_sink.py`` on a free port; stop it at the end."""
     from bench.systems import System, running, spawn_python
 
-    port = _free_port()
+    port = free_port()
     argv = ["-m", "uvicorn", "bench.blob_sink:app", "--factory", "--host", "127.0.0.1",
             "--port", str(port), "--no-access-log", "--log-level", "warning"]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -87,7 +81,7 @@ def sink(kind: str, work: Path) -> Iterator[Sink]:
 @contextlib.contextmanager
 def azurite_sink(work: Path) -> Iterator[Sink]:
     """Start an in-memory Azurite on a free port; stop it at the end."""
-    port = _free_port()
+    port = free_port()
     service = AzuriteService(port, None, work / "azurite.log", host="127.0.0.1")
     service.start(timeout=60)
     try:
